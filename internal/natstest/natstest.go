@@ -1,0 +1,107 @@
+// Package natstest starts real, embedded NATS servers with JetStream for tests, on random
+// ports and temporary storage, the way net/http/httptest starts HTTP servers.
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Server is a running embedded nats-server with JetStream.
+type Server struct {
+	*server.Server
+	// StoreDir is the JetStream storage directory (kept across Restart).
+	StoreDir string
+	opts     server.Options
+	t        testing.TB
+}
+
+// NewServer starts an embedded nats-server with JetStream on 127.0.0.1 and a random port,
+// with file storage in a temporary directory. It is shut down when the test ends.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	return NewServerWithOptions(t, server.Options{})
+}
+
+// NewServerWithOptions starts a server from opts, filling in Host, Port (-1 = random),
+// JetStream, StoreDir, NoLog and NoSigs when they are unset.
+func NewServerWithOptions(t testing.TB, opts server.Options) *Server {
+	t.Helper()
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = -1
+	}
+	opts.JetStream = true
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	opts.NoLog = true
+	opts.NoSigs = true
+	s := &Server{StoreDir: opts.StoreDir, opts: opts, t: t}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	opts := s.opts
+	ns, err := server.NewServer(&opts)
+	if err != nil {
+		s.t.Fatalf("natstest: new server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(20 * time.Second) {
+		ns.Shutdown()
+		s.t.Fatal("natstest: nats-server not ready within 20s")
+	}
+	s.Server = ns
+	// Keep the port across restarts so clients reconnect to the same URL.
+	if a, ok := ns.Addr().(*net.TCPAddr); ok {
+		s.opts.Port = a.Port
+	}
+}
+
+// Stop shuts the server down and waits until it has stopped. Stopping twice is harmless.
+func (s *Server) Stop() {
+	if s.Server == nil {
+		return
+	}
+	s.Server.Shutdown()
+	s.Server.WaitForShutdown()
+}
+
+// Restart stops the server and starts it again on the same port with the same storage.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string { return s.ClientURL() }
+
+// Connect opens a client connection that retries reconnecting forever; it is closed when the
+// test ends.
+func (s *Server) Connect(opts ...nats.Option) *nats.Conn {
+	s.t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		s.t.Fatalf("natstest: connect: %v", err)
+	}
+	s.t.Cleanup(nc.Close)
+	return nc
+}
+
+// Start starts a server and returns a connection to it: the one-line form for most tests.
+func Start(t testing.TB) *nats.Conn {
+	t.Helper()
+	return NewServer(t).Connect()
+}
