@@ -43,6 +43,11 @@ func (c Class) String() string {
 // ErrUnavailable is returned (wrapped) when the circuit breaker refuses a call. It is Retryable.
 var ErrUnavailable = errors.New("alipay: gateway unavailable (circuit breaker open)")
 
+// ErrCredentials is returned (wrapped) for key and certificate problems: an unreadable key, an
+// Alipay public key that is really the app's own, a response signed under an unexpected
+// alipay_cert_sn. It is of class NeedsAttention.
+var ErrCredentials = errors.New("alipay: key or certificate problem")
+
 // ErrSignature is returned (wrapped) when a response signature is missing where required or
 // does not verify. It is of class Security.
 var ErrSignature = errors.New("alipay: response signature verification failed")
@@ -98,6 +103,9 @@ func ClassOf(err error) Class {
 	}
 	if errors.Is(err, ErrSignature) {
 		return Security
+	}
+	if errors.Is(err, ErrCredentials) {
+		return NeedsAttention
 	}
 	var c classed
 	if errors.As(err, &c) {

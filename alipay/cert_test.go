@@ -1,0 +1,93 @@
+package alipay_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay"
+)
+
+func selfSigned(t testing.TB, k *rsa.PrivateKey) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42),
+		Subject:      pkix.Name{CommonName: "Eligo test", Organization: []string{"Eligo"}, Country: []string{"CN"}},
+		NotBefore:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:     time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestCertSNVectors(t *testing.T) {
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"appCertPublicKey_2021001161683774.crt", "866efef280dec9137a87d047ac446315"},
+		{"alipayCertPublicKey_RSA2.crt", "7513daaaa48aa3ba2e4018d84402479c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := alipay.LoadCertificate(readVector(t, tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := alipay.CertSN(c); got != tt.want {
+				t.Errorf("CertSN = %s, want %s", got, tt.want)
+			}
+		})
+	}
+	c, err := alipay.LoadCertificate(readVector(t, "appCertPublicKey_2021001161683774.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.SerialNumber.String(), "42701552708448241360226107228231049510"; got != want {
+		t.Errorf("serial = %s, want %s", got, want)
+	}
+	if got, want := c.Issuer.String(), "CN=Ant Financial Certification Authority Class 1 R1,OU=Certification Authority,O=Ant Financial,C=CN"; got != want {
+		t.Errorf("issuer = %s, want %s", got, want)
+	}
+}
+
+func TestRootCertSNVector(t *testing.T) {
+	got, err := alipay.RootCertSN(readVector(t, "alipayRootCert.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "687b59193f3f462dd5336e5abf83c5d8_02941eef3187dddf3d3b83462e1dfcf6"; got != want {
+		t.Errorf("RootCertSN = %s, want %s", got, want)
+	}
+}
+
+func TestRootCertSNRejectsBundleWithoutRSA(t *testing.T) {
+	if _, err := alipay.RootCertSN([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")); !errors.Is(err, alipay.ErrKeyFormat) {
+		t.Errorf("err = %v, want ErrKeyFormat", err)
+	}
+}
+
+func TestLoadCertificate(t *testing.T) {
+	p := selfSigned(t, appKey())
+	for name, data := range map[string][]byte{"PEM": p, "bare": bare(t, p)} {
+		c, err := alipay.LoadCertificate(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.SerialNumber.Int64() != 42 {
+			t.Errorf("%s: serial %v", name, c.SerialNumber)
+		}
+	}
+	if _, err := alipay.LoadCertificate(alipay.EncodePrivateKeyPEM(appKey())); !errors.Is(err, alipay.ErrKeyFormat) {
+		t.Errorf("private key loaded as certificate: %v", err)
+	}
+}
