@@ -1,0 +1,281 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// Defaults of the settings in CONTRACT §2.
+const (
+	defaultNATSURL        = "nats://127.0.0.1:4222"
+	defaultAlipayGateway  = "https://openapi.alipay.com/gateway.do"
+	defaultAlipayTimeout  = 10 * time.Second
+	defaultWorkerHTTPAddr = ":8080"
+	defaultResultsStream  = "ELIGO_RESULTS"
+)
+
+// natsSettings says how to reach NATS.
+type natsSettings struct {
+	URL     string
+	Creds   string
+	TLSCA   string
+	TLSCert string
+	TLSKey  string
+	Prefix  string
+}
+
+func bindNATS(s *settings, c *natsSettings) {
+	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated")
+	s.str(&c.Creds, "nats-creds", "ELIGO_NATS_CREDS", "", "NATS credentials file (JWT + NKey seed)")
+	s.str(&c.TLSCA, "nats-tls-ca", "ELIGO_NATS_TLS_CA", "", "CA certificate file to verify the NATS server")
+	s.str(&c.TLSCert, "nats-tls-cert", "ELIGO_NATS_TLS_CERT", "", "client certificate file for NATS mutual TLS")
+	s.str(&c.TLSKey, "nats-tls-key", "ELIGO_NATS_TLS_KEY", "", "client key file for NATS mutual TLS")
+	s.str(&c.Prefix, "subject-prefix", "ELIGO_SUBJECT_PREFIX", messages.DefaultPrefix, "first token(s) of every Eligo subject")
+}
+
+func (c natsSettings) validate(s *settings) []error {
+	var errs []error
+	if strings.TrimSpace(c.URL) == "" {
+		errs = append(errs, s.required("nats", "the NATS URL"))
+	} else {
+		for _, u := range strings.Split(c.URL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || pu.Host == "" {
+				errs = append(errs, s.invalid("nats", "%q is not a URL like nats://host:4222", strings.TrimSpace(u)))
+			}
+		}
+	}
+	for _, f := range []struct{ name, path string }{
+		{"nats-creds", c.Creds}, {"nats-tls-ca", c.TLSCA}, {"nats-tls-cert", c.TLSCert}, {"nats-tls-key", c.TLSKey},
+	} {
+		if f.path != "" {
+			if err := s.fileReadable(f.name, f.path); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("NATS mutual TLS needs both a certificate and a key: set ELIGO_NATS_TLS_CERT and ELIGO_NATS_TLS_KEY (or --nats-tls-cert and --nats-tls-key)"))
+	}
+	if err := validPrefix(c.Prefix); err != nil {
+		errs = append(errs, s.invalid("subject-prefix", "%v", err))
+	}
+	return errs
+}
+
+// validPrefix accepts one or more dot-separated subject tokens without wildcards or spaces.
+func validPrefix(p string) error {
+	if p == "" {
+		return errors.New("must not be empty")
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return fmt.Errorf("%q is not a valid subject prefix (dot-separated tokens, no wildcards or spaces)", p)
+		}
+	}
+	return nil
+}
+
+func (c natsSettings) subjects() messages.Subjects { return messages.Subjects{Prefix: c.Prefix} }
+
+// alipaySettings says how to reach and authenticate to the Alipay gateway. The key and
+// certificate settings are file paths; their content is read by the alipay package and never
+// printed.
+type alipaySettings struct {
+	Gateway        string
+	AppID          string
+	PrivateKeyFile string
+	PublicKeyFile  string
+	AppCertFile    string
+	CertFile       string
+	RootCertFile   string
+	SignType       string
+	Timeout        time.Duration
+}
+
+func bindAlipay(s *settings, c *alipaySettings) {
+	s.str(&c.Gateway, "alipay-gateway", "ELIGO_ALIPAY_GATEWAY", defaultAlipayGateway, "Alipay OpenAPI gateway URL")
+	s.str(&c.AppID, "alipay-app-id", "ELIGO_ALIPAY_APP_ID", "", "Alipay application id")
+	s.str(&c.PrivateKeyFile, "alipay-private-key-file", "ELIGO_ALIPAY_PRIVATE_KEY_FILE", "", "file with the application's RSA private key (PEM or base64 PKCS#1/PKCS#8)")
+	s.str(&c.PublicKeyFile, "alipay-public-key-file", "ELIGO_ALIPAY_PUBLIC_KEY_FILE", "", "file with Alipay's public key (public-key mode)")
+	s.str(&c.AppCertFile, "alipay-app-cert-file", "ELIGO_ALIPAY_APP_CERT_FILE", "", "application public key certificate (certificate mode)")
+	s.str(&c.CertFile, "alipay-cert-file", "ELIGO_ALIPAY_CERT_FILE", "", "Alipay public key certificate (certificate mode)")
+	s.str(&c.RootCertFile, "alipay-root-cert-file", "ELIGO_ALIPAY_ROOT_CERT_FILE", "", "Alipay root certificate (certificate mode)")
+	s.str(&c.SignType, "alipay-sign-type", "ELIGO_ALIPAY_SIGN_TYPE", "RSA2", "signature type: RSA2 or RSA")
+	s.duration(&c.Timeout, "alipay-timeout", "ELIGO_ALIPAY_TIMEOUT", defaultAlipayTimeout, "timeout of one gateway call")
+}
+
+func (c alipaySettings) validate(s *settings) []error {
+	var errs []error
+	if c.Gateway == "" {
+		errs = append(errs, s.required("alipay-gateway", "the Alipay gateway URL"))
+	} else if u, err := url.Parse(c.Gateway); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, s.invalid("alipay-gateway", "%q is not an http(s) URL", c.Gateway))
+	}
+	if c.AppID == "" {
+		errs = append(errs, s.required("alipay-app-id", "the Alipay application id"))
+	}
+	if c.PrivateKeyFile == "" {
+		errs = append(errs, s.required("alipay-private-key-file", "the application private key file"))
+	} else if err := s.fileReadable("alipay-private-key-file", c.PrivateKeyFile); err != nil {
+		errs = append(errs, err)
+	}
+	certMode := c.AppCertFile != "" || c.CertFile != "" || c.RootCertFile != ""
+	switch {
+	case c.PublicKeyFile != "" && certMode:
+		errs = append(errs, errors.New("choose one Alipay verification mode: either ELIGO_ALIPAY_PUBLIC_KEY_FILE (public-key mode) or ELIGO_ALIPAY_APP_CERT_FILE, ELIGO_ALIPAY_CERT_FILE and ELIGO_ALIPAY_ROOT_CERT_FILE (certificate mode), not both"))
+	case c.PublicKeyFile != "":
+		if err := s.fileReadable("alipay-public-key-file", c.PublicKeyFile); err != nil {
+			errs = append(errs, err)
+		}
+	case certMode:
+		for _, f := range []struct{ name, path, what string }{
+			{"alipay-app-cert-file", c.AppCertFile, "the application certificate"},
+			{"alipay-cert-file", c.CertFile, "the Alipay public key certificate"},
+			{"alipay-root-cert-file", c.RootCertFile, "the Alipay root certificate"},
+		} {
+			if f.path == "" {
+				errs = append(errs, fmt.Errorf("certificate mode: %w", s.required(f.name, f.what)))
+			} else if err := s.fileReadable(f.name, f.path); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	default:
+		errs = append(errs, errors.New("Alipay's public key is required to verify responses: set ELIGO_ALIPAY_PUBLIC_KEY_FILE (or --alipay-public-key-file), or use certificate mode with ELIGO_ALIPAY_APP_CERT_FILE, ELIGO_ALIPAY_CERT_FILE and ELIGO_ALIPAY_ROOT_CERT_FILE"))
+	}
+	switch c.SignType {
+	case "RSA2", "RSA":
+	default:
+		errs = append(errs, s.invalid("alipay-sign-type", "%q is not RSA2 or RSA", c.SignType))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, s.invalid("alipay-timeout", "must be positive, got %s", c.Timeout))
+	}
+	return errs
+}
+
+// workerSettings tune the worker: cache, breaker, concurrency, HTTP and shutdown.
+type workerSettings struct {
+	RedisURL         string
+	HTTPAddr         string
+	Concurrency      int
+	CacheTTL         time.Duration
+	CacheMaxEntries  int
+	BreakerFailures  int
+	BreakerTimeout   time.Duration
+	HandleTimeout    time.Duration
+	ShutdownTimeout  time.Duration
+	StrictUnits      bool
+	Replicas         int
+	MaxDeliver       int
+	ResultsRetention time.Duration
+}
+
+func bindRedis(s *settings, p *string) {
+	s.str(p, "redis", "ELIGO_REDIS_URL", "", "Redis URL (redis://, rediss://, redis-sentinel://, or comma-separated cluster addresses); empty: in-process cache")
+}
+
+func bindWorker(s *settings, c *workerSettings, httpDefault string) {
+	bindRedis(s, &c.RedisURL)
+	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
+	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", 16, "messages handled at once per worker")
+	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", 5*time.Minute, "how long an analyze answer is cached")
+	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache")
+	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
+	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", 30*time.Second, "how long the breaker stays open before a trial call")
+	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", 20*time.Second, "time budget of one message (must be shorter than the consumer's AckWait)")
+	s.duration(&c.ShutdownTimeout, "shutdown-timeout", "ELIGO_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to drain in-flight messages at shutdown")
+	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
+	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
+	s.integer(&c.MaxDeliver, "max-deliver", "ELIGO_MAX_DELIVER", 0, "deliveries of a message before it is dead-lettered; 0 keeps the worker's default")
+	s.duration(&c.ResultsRetention, "results-retention", "ELIGO_RESULTS_RETENTION", 0, "how long result events are kept for replay; 0 keeps the worker's default")
+}
+
+func (c workerSettings) validate(s *settings) []error {
+	var errs []error
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, s.invalid("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr))
+		}
+	}
+	positive := []struct {
+		name string
+		ok   bool
+		v    any
+	}{
+		{"concurrency", c.Concurrency > 0, c.Concurrency},
+		{"cache-ttl", c.CacheTTL > 0, c.CacheTTL},
+		{"cache-max-entries", c.CacheMaxEntries > 0, c.CacheMaxEntries},
+		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
+		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
+		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
+		{"shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout},
+		{"stream-replicas", c.Replicas > 0 && c.Replicas <= 5, c.Replicas},
+		{"max-deliver", c.MaxDeliver >= 0, c.MaxDeliver},
+		{"results-retention", c.ResultsRetention >= 0, c.ResultsRetention},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			errs = append(errs, s.invalid(p.name, "must be positive, got %v", p.v))
+		}
+	}
+	return errs
+}
+
+// logSettings choose the log level and format.
+type logSettings struct {
+	Level  string
+	Format string
+}
+
+func bindLog(s *settings, c *logSettings) {
+	s.str(&c.Level, "log-level", "ELIGO_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	s.str(&c.Format, "log-format", "ELIGO_LOG_FORMAT", "text", "log format: text or json")
+}
+
+func (c logSettings) validate(s *settings) []error {
+	var errs []error
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
+		errs = append(errs, s.invalid("log-level", "%q is not debug, info, warn or error", c.Level))
+	}
+	if c.Format != "text" && c.Format != "json" {
+		errs = append(errs, s.invalid("log-format", "%q is not text or json", c.Format))
+	}
+	return errs
+}
+
+// configError lists every problem found in the configuration at start, each saying what to fix.
+type configError struct{ errs []error }
+
+func (e *configError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, err := range e.errs {
+		b.WriteString("\n  - ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the individual problems.
+func (e *configError) Unwrap() []error { return e.errs }
+
+// checkConfig returns a *configError when any of the problem lists is non-empty.
+func checkConfig(lists ...[]error) error {
+	var all []error
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return &configError{errs: all}
+}

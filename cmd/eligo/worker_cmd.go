@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// workerConfig is the complete configuration of eligo worker.
+type workerConfig struct {
+	NATS   natsSettings
+	Alipay alipaySettings
+	Worker workerSettings
+	Log    logSettings
+}
+
+const workerSynopsis = "eligo worker [flags]"
+
+const workerDescription = `
+Run the production worker: consume analyze checks and crowd-group commands from NATS
+JetStream, call the Alipay gateway, cache analyze answers (Redis when ELIGO_REDIS_URL is set,
+else in-process) and publish result events. Streams and consumers are created or updated at
+start. Scale by running more replicas. Serves /metrics, /healthz and /readyz on
+ELIGO_HTTP_ADDR. SIGINT/SIGTERM stop intake, finish in-flight messages and exit.`
+
+// workerFlags binds the worker's settings to a fresh flag set.
+func workerFlags(getenv func(string) string) (*settings, *workerConfig) {
+	s := newSettings("worker", getenv)
+	cfg := &workerConfig{}
+	bindNATS(s, &cfg.NATS)
+	bindAlipay(s, &cfg.Alipay)
+	bindWorker(s, &cfg.Worker, defaultWorkerHTTPAddr)
+	bindLog(s, &cfg.Log)
+	return s, cfg
+}
+
+// parseWorkerConfig parses and validates the worker's configuration.
+func parseWorkerConfig(s *settings, cfg *workerConfig, args []string) error {
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		return usageError{errors.New("worker takes no arguments, only flags")}
+	}
+	return checkConfig(cfg.NATS.validate(s), cfg.Alipay.validate(s), cfg.Worker.validate(s), cfg.Log.validate(s))
+}
+
+func runWorker(ctx context.Context, c *cli, args []string) error {
+	s, cfg := workerFlags(c.getenv)
+	if err := parseWorkerConfig(s, cfg, args); err != nil {
+		if errors.Is(err, errHelp) {
+			s.printUsage(c.stdout, workerSynopsis, workerDescription)
+			return nil
+		}
+		return err
+	}
+	return errors.New("worker: todo")
+}
