@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,8 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	// tlsConfig is set for a NewTLSServer server.
+	tlsConfig *tls.Config
 }
 
 // NewServer starts a private redis-server on a unix socket, or falls back to EnvURL.
@@ -149,6 +152,9 @@ func (s *Server) Options() *redis.Options {
 	o, err := redis.ParseURL(s.URL)
 	if err != nil {
 		s.t.Fatalf("redistest: parse %s: %v", s.URL, err)
+	}
+	if s.tlsConfig != nil {
+		o.TLSConfig = s.tlsConfig.Clone()
 	}
 	return o
 }
