@@ -1,0 +1,26 @@
+// Package cache keeps verified rule-analyze answers (messages.AnalyzeResult) so that Eligo
+// calls Alipay's alipay.promorulecenter.rule.analyze as rarely as it may.
+//
+// Two implementations share one contract, checked by the suite in package cachetest:
+// Redis (go-redis UniversalClient: standalone, Sentinel or Cluster; see ParseURL for the
+// URL forms) and Memory (in-process, for `eligo dev` and runs without Redis).
+//
+// How the worker uses a cache for one check with key k:
+//
+//	r, err := c.Get(ctx, k, maxAge)         // skipped when max_age_s == 0
+//	// ErrMiss or ErrUnavailable: carry on as a miss; in-process singleflight on k.String()
+//	held, release, _ := c.Lease(ctx, k)     // cross-replica: about one Alipay call per key
+//	if !held {
+//		if r, err := c.WaitFor(ctx, k, maxAge, wait); err == nil { … use r … }
+//	}
+//	res, err := gateway.Analyze(…)          // only a verified success is stored
+//	_ = c.Set(ctx, k, res)                  // errors are logged, never fail the message
+//	release(ctx)
+//
+// Answers live for Config.TTL when triggered and Config.NegativeTTL when not. InvalidateRule
+// drops all answers of a rule in O(1) (it serves eligo.cmd.cache.invalidate and
+// `eligo cache invalidate --rule R`). A cache never fails a message: Redis errors and
+// timeouts (Config.OpTimeout) come back wrapping ErrUnavailable, and after
+// Config.FailureThreshold consecutive failures Redis is skipped for Config.Cooldown, then
+// probed, so recovery is automatic.
+package cache

@@ -1,0 +1,101 @@
+package cache
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Operation and result label values of eligo_cache_requests_total.
+const (
+	opGet        = "get"
+	opSet        = "set"
+	opInvalidate = "invalidate"
+	opLease      = "lease"
+	opWait       = "wait"
+
+	resultHit    = "hit"
+	resultMiss   = "miss"
+	resultError  = "error"
+	resultBypass = "bypass"
+	resultOK     = "ok"
+	resultStale  = "stale"
+	resultHeld   = "held"
+	resultBusy   = "busy"
+	resultReject = "rejected"
+)
+
+// metrics holds the cache series; with no Registerer every method is a no-op.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	circuit  prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, backend string) *metrics {
+	if reg == nil {
+		return &metrics{}
+	}
+	labels := prometheus.Labels{"backend": backend}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "eligo_cache_requests_total",
+			Help:        "Cache operations by operation and result (hit, miss, error, bypass, ...).",
+			ConstLabels: labels,
+		}, []string{"op", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "eligo_cache_request_duration_seconds",
+			Help:        "Latency of cache operations that reached the backing store.",
+			ConstLabels: labels,
+			Buckets:     []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"op"}),
+		circuit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "eligo_cache_circuit_open",
+			Help:        "1 while the cache skips its backing store after consecutive failures.",
+			ConstLabels: labels,
+		}),
+	}
+	m.requests = register(reg, m.requests)
+	m.duration = register(reg, m.duration)
+	m.circuit = register(reg, m.circuit)
+	return m
+}
+
+// register registers c, or returns the collector already registered under the same
+// description, so that several caches can share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// A conflicting collector of another shape: keep ours unregistered rather than fail.
+	}
+	return c
+}
+
+func (m *metrics) count(op, result string) {
+	if m.requests != nil {
+		m.requests.WithLabelValues(op, result).Inc()
+	}
+}
+
+func (m *metrics) observe(op string, start time.Time) {
+	if m.duration != nil {
+		m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (m *metrics) setCircuit(open bool) {
+	if m.circuit == nil {
+		return
+	}
+	if open {
+		m.circuit.Set(1)
+	} else {
+		m.circuit.Set(0)
+	}
+}

@@ -1,0 +1,340 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// keyVersion is part of every Redis key; bump it with codecVersion when the layout changes.
+const keyVersion = "a1"
+
+// genSep separates the generation token from the encoded answer in a stored value.
+const genSep = 0
+
+// setScript stores an answer stamped with its rule's generation, in one atomic step.
+// KEYS: generation, value. ARGV: encoded answer, TTL ms, CheckedAt Unix ms, token for a
+// new generation, generation TTL ms. A generation token is "<invalidated at, Unix ms>.<random>";
+// an answer checked before its rule's last invalidation is not stored (returns 0).
+var setScript = redis.NewScript(`
+local g = redis.call('GET', KEYS[1])
+if not g then
+  g = ARGV[4]
+  redis.call('SET', KEYS[1], g, 'PX', ARGV[5])
+else
+  local inv = tonumber(string.match(g, '^%d+'))
+  if inv and tonumber(ARGV[3]) < inv then return 0 end
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+redis.call('SET', KEYS[2], g .. '\0' .. ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// releaseScript deletes a lease only if it still holds this holder's token.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Redis is the analyze-result cache on Redis (standalone, Sentinel or Cluster).
+//
+// Layout, for namespace N, rule R, app A, user U and biz B (each escaped as in Key.String):
+//
+//	{N:a1:R}:g          the rule's generation token (string, TTL = max(TTL, NegativeTTL))
+//	{N:a1:R}:v:A:U:B    generation token, NUL, compact binary answer (TTL by Triggered)
+//	{N:a1:R}:l:A:U:B    lease token (TTL = LeaseTTL)
+//
+// The hash tag {N:a1:R} puts a rule's keys in one Cluster slot, so a hit is a single MGET
+// of the generation and the value, and Set is one Lua script. The price is that one rule's
+// entries live on one shard. InvalidateRule replaces the generation token (O(1)); entries
+// stamped with another token, or whose generation key is gone, read as misses and expire
+// on their own.
+//
+// Every operation is bounded by Config.OpTimeout and wrapped in a circuit (see
+// Config.FailureThreshold). A Redis is safe for concurrent use.
+type Redis struct {
+	client  redis.UniversalClient
+	cfg     Config
+	ns      string
+	metrics *metrics
+	circuit *circuit
+}
+
+// NewRedis returns a cache on client c. c must have ContextTimeoutEnabled set so that
+// OpTimeout is honoured (ParseURL sets it; a warning is logged otherwise). Close does not
+// close c: its owner does.
+func NewRedis(c redis.UniversalClient, cfg Config) *Redis {
+	cfg = cfg.withDefaults()
+	cfg.Logger = cfg.Logger.With("component", "cache", "backend", "redis")
+	m := newMetrics(cfg.Registerer, "redis")
+	if !contextTimeoutEnabled(c) {
+		cfg.Logger.Warn("redis client has ContextTimeoutEnabled=false; cache operations may exceed OpTimeout")
+	}
+	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m)}
+}
+
+func contextTimeoutEnabled(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+func (c *Redis) tag(rule string) string {
+	return "{" + c.ns + ":" + keyVersion + ":" + escape(rule) + "}"
+}
+
+func (c *Redis) genKey(rule string) string { return c.tag(rule) + ":g" }
+
+func (c *Redis) entryKey(kind string, k Key) string {
+	var b strings.Builder
+	b.WriteString(c.tag(k.RuleUUID))
+	b.WriteString(kind)
+	writeEscaped(&b, k.AppID)
+	b.WriteByte(':')
+	writeEscaped(&b, k.UserID)
+	b.WriteByte(':')
+	writeEscaped(&b, k.BizID)
+	return b.String()
+}
+
+func (c *Redis) valueKey(k Key) string { return c.entryKey(":v:", k) }
+func (c *Redis) leaseKey(k Key) string { return c.entryKey(":l:", k) }
+
+// Get returns the answer cached for k if it is no older than maxAge (measured from its
+// CheckedAt; maxAge <= 0 means any age within the TTL). The answer carries the identity
+// fields of k, Source messages.SourceCache and an empty RequestID. It returns ErrMiss when
+// there is no usable answer, and an error wrapping ErrUnavailable when Redis is down, slow
+// or bypassed; the caller treats both as a miss. A hit is one round trip.
+func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error) {
+	if !c.circuit.allow() {
+		c.metrics.count(opGet, resultBypass)
+		return messages.AnalyzeResult{}, fmt.Errorf("cache get: circuit open: %w", ErrUnavailable)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	start := time.Now()
+	vals, err := c.client.MGet(opCtx, c.genKey(k.RuleUUID), c.valueKey(k)).Result()
+	c.metrics.observe(opGet, start)
+	if err != nil {
+		return messages.AnalyzeResult{}, c.fail(ctx, opGet, err)
+	}
+	c.circuit.success()
+	r, ok := c.decode(k, vals[0], vals[1])
+	if !ok || !fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
+		c.metrics.count(opGet, resultMiss)
+		return messages.AnalyzeResult{}, ErrMiss
+	}
+	c.metrics.count(opGet, resultHit)
+	return r, nil
+}
+
+// decode checks that a stored value belongs to the current generation and decodes it.
+func (c *Redis) decode(k Key, gen, val any) (messages.AnalyzeResult, bool) {
+	g, ok1 := gen.(string)
+	v, ok2 := val.(string)
+	if !ok1 || !ok2 || len(v) <= len(g) || v[len(g)] != genSep || v[:len(g)] != g {
+		return messages.AnalyzeResult{}, false
+	}
+	r, err := decodeAnswer([]byte(v[len(g)+1:]))
+	if err != nil {
+		c.cfg.Logger.Warn("dropping undecodable cache entry", "key", k, "err", err)
+		return messages.AnalyzeResult{}, false
+	}
+	return asCached(k, r), true
+}
+
+// fail records a failed Redis operation and returns its error wrapped with ErrUnavailable.
+// A cancellation by the caller's own context does not count against the circuit.
+func (c *Redis) fail(ctx context.Context, op string, err error) error {
+	if ctx.Err() == nil {
+		c.circuit.failure(err)
+	}
+	c.metrics.count(op, resultError)
+	return fmt.Errorf("cache %s: %w: %w", op, ErrUnavailable, err)
+}
+
+// Set stores r under k for TTL (r.Triggered) or NegativeTTL (otherwise). It refuses, with
+// an error wrapping ErrNotCacheable, an answer that is not a successful one for k. An
+// answer checked before the last InvalidateRule of its rule is silently not stored. Redis
+// errors are returned wrapping ErrUnavailable; the caller logs them and carries on.
+func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error {
+	if err := checkCacheable(k, r); err != nil {
+		c.metrics.count(opSet, resultReject)
+		return fmt.Errorf("cache set: %w", err)
+	}
+	if !c.circuit.allow() {
+		c.metrics.count(opSet, resultBypass)
+		return fmt.Errorf("cache set: circuit open: %w", ErrUnavailable)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	start := time.Now()
+	stored, err := setScript.Run(opCtx, c.client,
+		[]string{c.genKey(k.RuleUUID), c.valueKey(k)},
+		appendAnswer(nil, r),
+		c.cfg.ttlFor(r).Milliseconds(),
+		r.CheckedAt.UnixMilli(),
+		newGeneration(time.Time{}),
+		c.cfg.maxTTL().Milliseconds(),
+	).Int()
+	c.metrics.observe(opSet, start)
+	if err != nil {
+		return c.fail(ctx, opSet, err)
+	}
+	c.circuit.success()
+	if stored == 0 {
+		c.metrics.count(opSet, resultStale)
+		return nil
+	}
+	c.metrics.count(opSet, resultOK)
+	return nil
+}
+
+// newGeneration returns a fresh generation token recording the invalidation time (zero for
+// a rule never invalidated).
+func newGeneration(invalidatedAt time.Time) string {
+	var ms int64
+	if !invalidatedAt.IsZero() {
+		ms = invalidatedAt.UnixMilli()
+	}
+	return strconv.FormatInt(ms, 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// InvalidateRule drops every cached answer of ruleUUID, for all apps, users and biz ids, in
+// O(1): it replaces the rule's generation token. It always tries Redis, even while the
+// circuit is open, because a lost invalidation would serve stale answers; on an error
+// (wrapping ErrUnavailable) the caller should retry.
+func (c *Redis) InvalidateRule(ctx context.Context, ruleUUID string) error {
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	start := time.Now()
+	err := c.client.Set(opCtx, c.genKey(ruleUUID), newGeneration(c.cfg.Now()), c.cfg.maxTTL()).Err()
+	c.metrics.observe(opInvalidate, start)
+	if err != nil {
+		return c.fail(ctx, opInvalidate, err)
+	}
+	c.circuit.success()
+	c.metrics.count(opInvalidate, resultOK)
+	return nil
+}
+
+// Lease tries to take the short cross-replica lease "I am calling Alipay for k" for
+// LeaseTTL. held=false means another holder has it: wait for its answer with WaitFor, then
+// call anyway. release gives the lease back (only if still ours) and is safe to call more
+// than once. On a Redis error, held is true, release is a no-op and err wraps
+// ErrUnavailable: the caller proceeds as if it held the lease.
+func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(context.Context), err error) {
+	if !c.circuit.allow() {
+		c.metrics.count(opLease, resultBypass)
+		return true, func(context.Context) {}, fmt.Errorf("cache lease: circuit open: %w", ErrUnavailable)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	key := c.leaseKey(k)
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	start := time.Now()
+	ok, err := c.client.SetNX(opCtx, key, token, c.cfg.LeaseTTL).Result()
+	c.metrics.observe(opLease, start)
+	if err != nil {
+		return true, func(context.Context) {}, c.fail(ctx, opLease, err)
+	}
+	c.circuit.success()
+	if !ok {
+		c.metrics.count(opLease, resultBusy)
+		return false, func(context.Context) {}, nil
+	}
+	c.metrics.count(opLease, resultHeld)
+	return true, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+		defer cancel()
+		// Best effort: if this fails the lease simply expires after LeaseTTL.
+		_ = releaseScript.Run(ctx, c.client, []string{key}, token).Err()
+	}, nil
+}
+
+// Poll intervals of WaitFor: it starts at waitPollMin and doubles up to waitPollMax.
+const (
+	waitPollMin = 2 * time.Millisecond
+	waitPollMax = 50 * time.Millisecond
+)
+
+// WaitFor polls until an answer for k no older than maxAge appears, and returns it. It
+// returns ErrMiss when timeout passes, or as soon as nobody holds k's lease and there is
+// still no answer (the holder gave up without storing one). Redis errors are returned
+// wrapping ErrUnavailable.
+func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeout time.Duration) (messages.AnalyzeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	keys := []string{c.genKey(k.RuleUUID), c.valueKey(k), c.leaseKey(k)}
+	interval := waitPollMin
+	for {
+		if !c.circuit.allow() {
+			c.metrics.count(opWait, resultBypass)
+			return messages.AnalyzeResult{}, fmt.Errorf("cache wait: circuit open: %w", ErrUnavailable)
+		}
+		opCtx, opCancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+		vals, err := c.client.MGet(opCtx, keys...).Result()
+		opCancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			c.metrics.count(opWait, resultMiss)
+			return messages.AnalyzeResult{}, ErrMiss
+		case err != nil:
+			return messages.AnalyzeResult{}, c.fail(ctx, opWait, err)
+		}
+		c.circuit.success()
+		if r, ok := c.decode(k, vals[0], vals[1]); ok && fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
+			c.metrics.count(opWait, resultHit)
+			return r, nil
+		}
+		if vals[2] == nil {
+			c.metrics.count(opWait, resultMiss)
+			return messages.AnalyzeResult{}, ErrMiss
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.metrics.count(opWait, resultMiss)
+			return messages.AnalyzeResult{}, ErrMiss
+		case <-t.C:
+		}
+		interval = min(2*interval, waitPollMax)
+	}
+}
+
+// TTL returns how long the answer cached for k has left to live, or ErrMiss if there is no
+// valid answer. It is meant for administration and tests.
+func (c *Redis) TTL(ctx context.Context, k Key) (time.Duration, error) {
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	var vals *redis.SliceCmd
+	var ttl *redis.DurationCmd
+	_, err := c.client.Pipelined(opCtx, func(p redis.Pipeliner) error {
+		vals = p.MGet(opCtx, c.genKey(k.RuleUUID), c.valueKey(k))
+		ttl = p.PTTL(opCtx, c.valueKey(k))
+		return nil
+	})
+	if err != nil {
+		return 0, c.fail(ctx, "ttl", err)
+	}
+	v := vals.Val()
+	if _, ok := c.decode(k, v[0], v[1]); !ok || ttl.Val() <= 0 {
+		return 0, ErrMiss
+	}
+	return ttl.Val(), nil
+}
+
+// Close releases nothing the caller owns: the Redis client stays open.
+func (c *Redis) Close() error { return nil }
