@@ -41,41 +41,60 @@ type AnalyzeCheck struct {
 
 // AnalyzeResult is the answer to an AnalyzeCheck.
 type AnalyzeResult struct {
-	RequestID         string    `json:"request_id"`
-	UserID            string    `json:"user_id"`
-	RuleUUID          string    `json:"rule_uuid"`
-	BizID             string    `json:"biz_id,omitempty"`
-	Outcome           string    `json:"outcome"`
-	Triggered         bool      `json:"triggered"`
-	ResultCode        string    `json:"result_code"`
-	FailConditionName string    `json:"fail_condition_name"`
-	FailConditionMsg  string    `json:"fail_condition_msg"`
-	Source            string    `json:"source"`
-	CheckedAt         time.Time `json:"checked_at"`
+	// RequestID, UserID, RuleUUID and BizID are copied from the check.
+	RequestID string `json:"request_id"`
+	UserID    string `json:"user_id"`
+	RuleUUID  string `json:"rule_uuid"`
+	BizID     string `json:"biz_id,omitempty"`
+	// Outcome is OutcomeOK (a rejected check gets a Rejection instead).
+	Outcome string `json:"outcome"`
+	// Triggered is Alipay's answer: the user passes the rule.
+	Triggered bool `json:"triggered"`
+	// ResultCode, FailConditionName and FailConditionMsg are Alipay's result_code and, when
+	// the rule did not pass, the failing condition.
+	ResultCode        string `json:"result_code"`
+	FailConditionName string `json:"fail_condition_name"`
+	FailConditionMsg  string `json:"fail_condition_msg"`
+	// Source says where the answer came from: SourceAlipay or SourceCache.
+	Source string `json:"source"`
+	// CheckedAt is when Alipay answered (for a cached answer, when it was first obtained).
+	CheckedAt time.Time `json:"checked_at"`
 }
 
 // Condition is one ConditionItemPattern of koubei.catering.crowdgroup.condition.set.
 // Every field is a string on the wire, as in the Alipay doc.
 type Condition struct {
+	// LogicalOperator is one of the LogicalOperator values.
 	LogicalOperator string `json:"logical_operator"`
-	Period          string `json:"period,omitempty"`
-	OperationValue  string `json:"operation_value"`
-	OperatorRule    string `json:"operator_rule"`
-	RuleUnit        string `json:"rule_unit"`
+	// Period is one of the Period values; required for the rules whose NeedsPeriod is true.
+	Period string `json:"period,omitempty"`
+	// OperationValue is a decimal number > 0, as a string ("100").
+	OperationValue string `json:"operation_value"`
+	// OperatorRule is one of the nine OperatorRule values.
+	OperatorRule string `json:"operator_rule"`
+	// RuleUnit is one of the RuleUnit values, normally OperatorRule.Unit().
+	RuleUnit string `json:"rule_unit"`
 }
 
 // CrowdGroupCommand creates, updates, deletes or retrieves a restaurant's crowd group
 // (Alipay method koubei.catering.crowdgroup.condition.set).
 type CrowdGroupCommand struct {
 	// CommandID is chosen by the client; it is also the Nats-Msg-Id of the command and of its result.
-	CommandID          string      `json:"command_id"`
-	Operation          string      `json:"operation"`
-	ShopID             string      `json:"shop_id"`
-	CrowdGroupID       string      `json:"crowd_group_id"`
+	CommandID string `json:"command_id"`
+	// Operation is one of the Operation values.
+	Operation string `json:"operation"`
+	// ShopID is the restaurant's shop id; it becomes the result's subject token.
+	ShopID string `json:"shop_id"`
+	// CrowdGroupID is the ISV's id of the crowd group.
+	CrowdGroupID string `json:"crowd_group_id"`
+	// ConditionModelList is required for CREATE and UPDATE (at most MaxConditions).
 	ConditionModelList []Condition `json:"condition_model_list,omitempty"`
-	Describe           string      `json:"describe,omitempty"`
-	OperatorID         string      `json:"operator_id"`
-	OperatorType       string      `json:"operator_type,omitempty"`
+	// Describe describes the group; required for CREATE and UPDATE.
+	Describe string `json:"describe,omitempty"`
+	// OperatorID is the id of the person creating the rule.
+	OperatorID string `json:"operator_id"`
+	// OperatorType is one of the OperatorType values; the decoder sets OperatorMER when absent.
+	OperatorType string `json:"operator_type,omitempty"`
 	// AppAuthToken is the optional ISV authorization token. It is a secret: it is never
 	// copied into results, rejections or logs.
 	AppAuthToken string `json:"app_auth_token,omitempty"`
@@ -83,14 +102,19 @@ type CrowdGroupCommand struct {
 
 // CrowdGroupResult is the answer to a CrowdGroupCommand.
 type CrowdGroupResult struct {
-	CommandID          string      `json:"command_id"`
-	Operation          string      `json:"operation"`
-	ShopID             string      `json:"shop_id"`
-	CrowdGroupID       string      `json:"crowd_group_id"`
-	Outcome            string      `json:"outcome"`
-	Status             string      `json:"status"`
+	// CommandID, Operation, ShopID and CrowdGroupID are copied from the command.
+	CommandID    string `json:"command_id"`
+	Operation    string `json:"operation"`
+	ShopID       string `json:"shop_id"`
+	CrowdGroupID string `json:"crowd_group_id"`
+	// Outcome is OutcomeOK (a rejected command gets a Rejection instead).
+	Outcome string `json:"outcome"`
+	// Status is Alipay's status: "success" or "fail".
+	Status string `json:"status"`
+	// ConditionModelList is the condition list Alipay returned.
 	ConditionModelList []Condition `json:"condition_model_list,omitempty"`
-	CompletedAt        time.Time   `json:"completed_at"`
+	// CompletedAt is when Alipay answered.
+	CompletedAt time.Time `json:"completed_at"`
 }
 
 // FieldError is one problem with one field of a message.
@@ -105,9 +129,15 @@ type FieldError struct {
 }
 
 // Rejection is published when a message is invalid or Alipay refused it permanently.
+// It is published on Subjects.Rejected(kind) and, when the input asked for it, sent to its
+// Eligo-Reply-To inbox in place of the result.
 type Rejection struct {
-	Kind    Kind         `json:"kind"`
-	ID      string       `json:"id"`
-	Outcome string       `json:"outcome"`
-	Errors  []FieldError `json:"errors"`
+	// Kind is the kind of the rejected message.
+	Kind Kind `json:"kind"`
+	// ID is the rejected message's request_id / command_id, or "" when it could not be read.
+	ID string `json:"id"`
+	// Outcome is always OutcomeRejected; it tells a rejection from a result.
+	Outcome string `json:"outcome"`
+	// Errors lists every problem found.
+	Errors []FieldError `json:"errors"`
 }
