@@ -1,0 +1,210 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// Default names and values used when a Config field is left zero.
+const (
+	DefaultChecksStream      = "ELIGO_CHECKS"
+	DefaultCommandsStream    = "ELIGO_COMMANDS"
+	DefaultResultsStream     = "ELIGO_RESULTS"
+	DefaultDLQStream         = "ELIGO_DLQ"
+	DefaultAnalyzeConsumer   = "eligo-analyze"
+	DefaultCrowdConsumer     = "eligo-crowdgroup"
+	DefaultMarkerBucket      = "ELIGO_CROWDGROUP_APPLIED"
+	DefaultConcurrency       = 32
+	DefaultHandleTimeout     = 10 * time.Second
+	DefaultAckWait           = 30 * time.Second
+	DefaultMaxAttempts       = 20
+	DefaultBackoffBase       = 500 * time.Millisecond
+	DefaultBackoffCap        = 2 * time.Minute
+	DefaultBreakerPause      = 30 * time.Second
+	DefaultAttentionDelay    = 5 * time.Minute
+	DefaultCacheMaxAge       = 5 * time.Minute
+	DefaultLeaseWait         = 3 * time.Second
+	DefaultDrainTimeout      = 20 * time.Second
+	DefaultDuplicates        = 2 * time.Minute
+	DefaultResultsMaxAge     = 7 * 24 * time.Hour
+	DefaultDLQMaxAge         = 30 * 24 * time.Hour
+	DefaultMarkerTTL         = 30 * 24 * time.Hour
+	DefaultStatsInterval     = 15 * time.Second
+	DefaultMaxAckPending     = 1000
+	defaultSettleTimeout     = 5 * time.Second
+	defaultPullExpiry        = 5 * time.Second
+	defaultMinServerMajor    = 2
+	defaultPauseServerMinor  = 11
+	defaultMinServerMinorAll = 10
+)
+
+// Config configures a Worker. Every field is optional; the zero value of a field means the
+// default documented on it.
+type Config struct {
+	// Prefix is the first subject token(s) of every Eligo subject. Default "eligo".
+	Prefix string
+	// ChecksStream holds analyze checks (work-queue retention). Default "ELIGO_CHECKS".
+	ChecksStream string
+	// CommandsStream holds crowd-group commands (work-queue retention). Default "ELIGO_COMMANDS".
+	CommandsStream string
+	// ResultsStream holds result and rejection events (limits retention, so a subscriber
+	// that was down can replay them). Default "ELIGO_RESULTS".
+	ResultsStream string
+	// DLQStream holds dead letters (limits retention). Default "ELIGO_DLQ".
+	DLQStream string
+	// AnalyzeConsumer is the durable pull consumer shared by all replicas for analyze
+	// checks. Default "eligo-analyze".
+	AnalyzeConsumer string
+	// CrowdConsumer is the durable pull consumer shared by all replicas for crowd-group
+	// commands (MaxAckPending 1: strict publish order). Default "eligo-crowdgroup".
+	CrowdConsumer string
+	// MarkerBucket is the JetStream key-value bucket holding per-command applied markers.
+	// Default "ELIGO_CROWDGROUP_APPLIED".
+	MarkerBucket string
+	// Replicas is the replication factor of the streams and the marker bucket. Default 1.
+	Replicas int
+	// Storage of the streams. Default jetstream.FileStorage.
+	Storage jetstream.StorageType
+	// Concurrency bounds the analyze checks handled at once by this replica. Default 32.
+	Concurrency int
+	// PullBatch is how many analyze checks one replica buffers ahead. Default Concurrency/4,
+	// at least 1 (small, so buffered messages do not sit out their AckWait).
+	PullBatch int
+	// MaxAckPending of the analyze consumer, across all replicas. Default 1000.
+	MaxAckPending int
+	// HandleTimeout bounds the handling of one message (cache, gateway, publish). It must
+	// be shorter than AckWait. Default 10s.
+	HandleTimeout time.Duration
+	// AckWait of the consumers. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver of the consumers. Default -1 (unlimited): attempts are counted by the
+	// worker instead (see MaxAttempts), so that exhausted retries are dead-lettered with a
+	// reason instead of silently staying in the stream.
+	MaxDeliver int
+	// MaxAttempts is the delivery count after which a message that still fails with a
+	// retryable error is dead-lettered, but only while the gateway is healthy (no breaker
+	// opening seen within the last two BreakerPause periods), so an outage never
+	// dead-letters anything. Default 20.
+	MaxAttempts int
+	// BackoffBase and BackoffCap shape the retry delay: min(cap, base·2^(n-1)) with ±50%
+	// jitter, n the delivery count. Defaults 500ms and 2m.
+	BackoffBase time.Duration
+	BackoffCap  time.Duration
+	// BreakerPause is how long intake stops when the gateway's circuit breaker is open. Set
+	// it to the breaker's open timeout. Default 30s.
+	BreakerPause time.Duration
+	// AttentionDelay is the redelivery delay for failures an operator must fix (bad
+	// credentials, missing permissions). Default 5m.
+	AttentionDelay time.Duration
+	// CacheMaxAge is the oldest cached answer served when a check has no max_age_s.
+	// Default 5m.
+	CacheMaxAge time.Duration
+	// LeaseWait is how long a replica waits for another replica that holds the cache lease
+	// of the same key before calling Alipay itself. Default 3s.
+	LeaseWait time.Duration
+	// DrainTimeout bounds graceful shutdown: in-flight work that has not finished by then is
+	// handed back (Nak) at once. Default 20s.
+	DrainTimeout time.Duration
+	// Duplicates is the de-duplication window of the streams. Default 2m.
+	Duplicates time.Duration
+	// ResultsMaxAge is how long result events are retained. Default 7 days.
+	ResultsMaxAge time.Duration
+	// DLQMaxAge is how long dead letters are retained. Default 30 days.
+	DLQMaxAge time.Duration
+	// MarkerTTL is how long crowd-group applied markers are kept. Default 30 days.
+	MarkerTTL time.Duration
+	// StatsInterval is how often consumer backlog is polled for metrics. Default 15s.
+	StatsInterval time.Duration
+	// AppID namespaces cache keys (the Alipay app id). Default "".
+	AppID string
+	// StrictUnits rejects crowd-group conditions whose rule_unit differs from the rule's
+	// documented unit. Default false (warn only).
+	StrictUnits bool
+	// DisablePause forces the fallback for servers without consumer pause (< 2.11): stop
+	// fetching locally instead of pausing the shared consumer. Default false (detected).
+	DisablePause bool
+	// Logger receives JSON-friendly structured logs. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the worker's Prometheus collectors. Default: a private registry.
+	Registerer prometheus.Registerer
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defD := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Prefix, messages.DefaultPrefix)
+	def(&c.ChecksStream, DefaultChecksStream)
+	def(&c.CommandsStream, DefaultCommandsStream)
+	def(&c.ResultsStream, DefaultResultsStream)
+	def(&c.DLQStream, DefaultDLQStream)
+	def(&c.AnalyzeConsumer, DefaultAnalyzeConsumer)
+	def(&c.CrowdConsumer, DefaultCrowdConsumer)
+	def(&c.MarkerBucket, DefaultMarkerBucket)
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PullBatch <= 0 {
+		c.PullBatch = max(1, c.Concurrency/4)
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = -1
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	defD(&c.HandleTimeout, DefaultHandleTimeout)
+	defD(&c.AckWait, DefaultAckWait)
+	defD(&c.BackoffBase, DefaultBackoffBase)
+	defD(&c.BackoffCap, DefaultBackoffCap)
+	defD(&c.BreakerPause, DefaultBreakerPause)
+	defD(&c.AttentionDelay, DefaultAttentionDelay)
+	defD(&c.CacheMaxAge, DefaultCacheMaxAge)
+	defD(&c.LeaseWait, DefaultLeaseWait)
+	defD(&c.DrainTimeout, DefaultDrainTimeout)
+	defD(&c.Duplicates, DefaultDuplicates)
+	defD(&c.ResultsMaxAge, DefaultResultsMaxAge)
+	defD(&c.DLQMaxAge, DefaultDLQMaxAge)
+	defD(&c.MarkerTTL, DefaultMarkerTTL)
+	defD(&c.StatsInterval, DefaultStatsInterval)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HandleTimeout >= c.AckWait {
+		return c, fmt.Errorf("worker config: HandleTimeout %s must be shorter than AckWait %s", c.HandleTimeout, c.AckWait)
+	}
+	if c.BackoffCap < c.BackoffBase {
+		return c, errors.New("worker config: BackoffCap must not be shorter than BackoffBase")
+	}
+	return c, nil
+}
+
+func (c Config) subjects() messages.Subjects { return messages.Subjects{Prefix: c.Prefix} }

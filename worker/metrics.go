@@ -1,0 +1,145 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// Outcomes counted by eligo_worker_messages_total.
+const (
+	outcomeOK          = "ok"
+	outcomeRejected    = "rejected"
+	outcomeExhausted   = "exhausted"
+	outcomeRetry       = "retry"
+	outcomeDeferred    = "deferred" // breaker open: handed back until the pause ends
+	outcomeAttention   = "needs_attention"
+	outcomeHandedBack  = "handed_back" // shutdown
+	outcomeSettleError = "settle_error"
+)
+
+type metrics struct {
+	messages      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	gatewayCalls  *prometheus.CounterVec
+	cache         *prometheus.CounterVec
+	coalesced     prometheus.Counter
+	intakePaused  prometheus.Gauge
+	intakeLimit   prometheus.Gauge
+	backlog       *prometheus.GaugeVec
+	ackPending    *prometheus.GaugeVec
+	deadLetters   *prometheus.CounterVec
+	invalidations prometheus.Counter
+
+	// pre-resolved children for the hot path (no label lookups per message).
+	analyzeOK       prometheus.Counter
+	analyzeDuration prometheus.Observer
+	cacheHit        prometheus.Counter
+	cacheMiss       prometheus.Counter
+	cacheSkip       prometheus.Counter
+	cacheError      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eligo_worker_messages_total",
+			Help: "Messages settled by the worker, by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eligo_worker_handle_duration_seconds",
+			Help:    "Time from receiving a message to settling it, by kind.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"kind"}),
+		gatewayCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eligo_worker_alipay_calls_total",
+			Help: "Alipay gateway calls made by the worker, by method and error class (ok on success).",
+		}, []string{"method", "class"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eligo_worker_cache_requests_total",
+			Help: "Analyze cache lookups by result (hit, miss, skip when max_age_s is 0, error).",
+		}, []string{"result"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eligo_worker_coalesced_total",
+			Help: "Analyze checks answered by an identical in-flight call instead of their own.",
+		}),
+		intakePaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eligo_worker_intake_paused",
+			Help: "1 while intake is stopped because the Alipay circuit breaker is open.",
+		}),
+		intakeLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eligo_worker_intake_limit",
+			Help: "Current analyze concurrency limit (ramps up after an outage).",
+		}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eligo_worker_backlog",
+			Help: "Messages not yet delivered, per consumer (polled from consumer info).",
+		}, []string{"consumer"}),
+		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eligo_worker_ack_pending",
+			Help: "Messages delivered but not yet acknowledged, per consumer (polled).",
+		}, []string{"consumer"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eligo_worker_dead_letters_total",
+			Help: "Messages copied to the dead-letter stream, by kind and reason code.",
+		}, []string{"kind", "reason"}),
+		invalidations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eligo_worker_cache_invalidations_total",
+			Help: "Cache invalidation commands applied.",
+		}),
+	}
+	var err error
+	reg1 := func(c prometheus.Collector) prometheus.Collector {
+		if err != nil {
+			return c
+		}
+		var got prometheus.Collector
+		got, err = register(reg, c)
+		return got
+	}
+	m.messages = reg1(m.messages).(*prometheus.CounterVec)
+	m.duration = reg1(m.duration).(*prometheus.HistogramVec)
+	m.gatewayCalls = reg1(m.gatewayCalls).(*prometheus.CounterVec)
+	m.cache = reg1(m.cache).(*prometheus.CounterVec)
+	m.coalesced = reg1(m.coalesced).(prometheus.Counter)
+	m.intakePaused = reg1(m.intakePaused).(prometheus.Gauge)
+	m.intakeLimit = reg1(m.intakeLimit).(prometheus.Gauge)
+	m.backlog = reg1(m.backlog).(*prometheus.GaugeVec)
+	m.ackPending = reg1(m.ackPending).(*prometheus.GaugeVec)
+	m.deadLetters = reg1(m.deadLetters).(*prometheus.CounterVec)
+	m.invalidations = reg1(m.invalidations).(prometheus.Counter)
+	if err != nil {
+		return nil, fmt.Errorf("register worker metrics: %w", err)
+	}
+	m.analyzeOK = m.messages.WithLabelValues(string(messages.KindAnalyze), outcomeOK)
+	m.analyzeDuration = m.duration.WithLabelValues(string(messages.KindAnalyze))
+	m.cacheHit = m.cache.WithLabelValues("hit")
+	m.cacheMiss = m.cache.WithLabelValues("miss")
+	m.cacheSkip = m.cache.WithLabelValues("skip")
+	m.cacheError = m.cache.WithLabelValues("error")
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under the same
+// description (several Workers in one process share one registry).
+func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			return are.ExistingCollector, nil
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) outcome(kind messages.Kind, outcome string) {
+	if kind == messages.KindAnalyze && outcome == outcomeOK {
+		m.analyzeOK.Inc()
+		return
+	}
+	m.messages.WithLabelValues(string(kind), outcome).Inc()
+}

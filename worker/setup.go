@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// streamConfigs returns the four streams Eligo uses:
+//
+//   - checks and commands: work-queue retention (a message is removed once acked or
+//     terminated; a dead letter is copied out before it is terminated);
+//   - results: limits retention with MaxAge, so a subscriber that was down can replay;
+//   - dead letters: limits retention, so they can be listed, shown and replayed.
+func streamConfigs(cfg Config) []jetstream.StreamConfig {
+	s := cfg.subjects()
+	return []jetstream.StreamConfig{
+		{
+			Name:        cfg.ChecksStream,
+			Description: "Eligo analyze checks",
+			Subjects:    []string{s.AnalyzeCheck()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.Duplicates,
+		},
+		{
+			Name:        cfg.CommandsStream,
+			Description: "Eligo crowd-group commands",
+			Subjects:    []string{s.CrowdGroupCommand()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.Duplicates,
+		},
+		{
+			Name:        cfg.ResultsStream,
+			Description: "Eligo result and rejection events",
+			Subjects:    []string{cfg.Prefix + ".result.>", s.AllRejected()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.Duplicates,
+			MaxAge:      cfg.ResultsMaxAge,
+			AllowDirect: true,
+		},
+		{
+			Name:        cfg.DLQStream,
+			Description: "Eligo dead letters (original payload, reason in headers)",
+			Subjects:    []string{s.AllDeadLetters()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.Duplicates,
+			MaxAge:      cfg.DLQMaxAge,
+			AllowDirect: true,
+		},
+	}
+}
+
+// analyzeConsumerConfig: one durable pull consumer shared by every replica; concurrency is
+// bounded per replica by Config.Concurrency and across replicas by MaxAckPending.
+func analyzeConsumerConfig(cfg Config) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cfg.AnalyzeConsumer,
+		Description:   "Eligo analyze checks, shared by all worker replicas",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		FilterSubject: cfg.subjects().AnalyzeCheck(),
+	}
+}
+
+// crowdConsumerConfig: MaxAckPending 1 gives strict publish order across all replicas:
+// the server hands out the next command only after the previous one was acked or
+// terminated (a NakWithDelay keeps it pending, so nothing overtakes it).
+func crowdConsumerConfig(cfg Config) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cfg.CrowdConsumer,
+		Description:   "Eligo crowd-group commands, strict publish order",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: 1,
+		FilterSubject: cfg.subjects().CrowdGroupCommand(),
+	}
+}
+
+// kindOfSubject maps an input subject to its kind.
+func kindOfSubject(s messages.Subjects, subject string) messages.Kind {
+	if subject == s.CrowdGroupCommand() {
+		return messages.KindCrowdGroup
+	}
+	return messages.KindAnalyze
+}
