@@ -38,20 +38,20 @@ const (
 // Op is one applied CREATE, UPDATE or DELETE of a crowd group, as recorded in its history.
 type Op struct {
 	// Seq orders every applied operation of the server, from 1; it is reset by Reset.
-	Seq int64
+	Seq int64 `json:"seq"`
 	// Operation is CREATE, UPDATE or DELETE.
-	Operation string
+	Operation string `json:"operation"`
 	// ShopID and CrowdGroupID identify the group.
-	ShopID       string
-	CrowdGroupID string
+	ShopID       string `json:"shop_id"`
+	CrowdGroupID string `json:"crowd_group_id"`
 	// Describe and ConditionModelList are as sent (empty for DELETE).
-	Describe           string
-	ConditionModelList []alipay.Condition
+	Describe           string             `json:"describe,omitempty"`
+	ConditionModelList []alipay.Condition `json:"condition_model_list,omitempty"`
 	// OperatorID and OperatorType are as sent (OperatorType defaults to MER).
-	OperatorID   string
-	OperatorType string
+	OperatorID   string `json:"operator_id"`
+	OperatorType string `json:"operator_type"`
 	// At is the sandbox clock when the operation was applied.
-	At time.Time
+	At time.Time `json:"at"`
 }
 
 // crowdRequest is the biz_content of koubei.catering.crowdgroup.condition.set. Every field is a

@@ -1,0 +1,633 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eligo-dev/eligo/alipay"
+)
+
+// Paths the server answers.
+const (
+	// GatewayPath is the v1 gateway endpoint, as in https://openapi.alipay.com/gateway.do.
+	GatewayPath = "/gateway.do"
+	// StatsPath answers GET with Stats as JSON.
+	StatsPath = "/_sandbox/stats"
+	// FaultsPath answers GET with the current Faults, replaces them on POST or PUT (JSON body)
+	// and clears them on DELETE.
+	FaultsPath = "/_sandbox/faults"
+	// ResetPath clears crowd groups, histories, stats and faults on POST.
+	ResetPath = "/_sandbox/reset"
+	// HistoryPath answers GET ?shop_id=…&crowd_group_id=… with the group's history ([]Op) as JSON.
+	HistoryPath = "/_sandbox/history"
+)
+
+// DefaultMaxClockSkew is how far a request timestamp may be from the sandbox clock by default.
+const DefaultMaxClockSkew = 10 * time.Minute
+
+// ErrConfig is returned (wrapped) by New for an unusable Config.
+var ErrConfig = errors.New("sandbox: invalid config")
+
+// Config configures a Server.
+type Config struct {
+	// AppID is the only app_id the gateway accepts. Required.
+	AppID string
+	// AppPublicKey verifies request signatures (public-key mode). Exactly one of AppPublicKey
+	// and AppCert must be set.
+	AppPublicKey *rsa.PublicKey
+	// AppCert switches the sandbox to certificate mode: requests must carry
+	// app_cert_sn = alipay.CertSN(AppCert) and alipay_root_cert_sn = RootCertSN, and are verified
+	// with AppCert's public key.
+	AppCert *x509.Certificate
+	// RootCertSN is the alipay_root_cert_sn requests must carry in certificate mode
+	// (alipay.RootCertSN of the root bundle given to clients). Required in certificate mode.
+	RootCertSN string
+	// PrivateKey is the sandbox's own signing key, the stand-in for Alipay's: clients verify
+	// responses with its public key (or with Cert). Required.
+	PrivateKey *rsa.PrivateKey
+	// Cert is the sandbox's public-key certificate for certificate mode; its SN is sent as
+	// alipay_cert_sn with every signed answer. Required in certificate mode, and its key must
+	// be PrivateKey's.
+	Cert *x509.Certificate
+	// AppAuthTokens, when not empty, are the app_auth_token values accepted; a call carrying
+	// another one is answered 20001 aop.invalid-app-auth-token. Empty: any token is accepted.
+	// A call without a token is always accepted (the app acts for itself).
+	AppAuthTokens []string
+	// Fixture holds the rules and consumption data rule.analyze is evaluated against.
+	// Default: no rules (every analyze call answers RULE_NOT_EXIST).
+	Fixture Fixture
+	// Now is the sandbox clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives one debug record per gateway call (method, outcome, trace id; never user
+	// ids, keys or tokens). Default: discard.
+	Logger *slog.Logger
+	// MaxClockSkew is how far a request timestamp may be from Now. Default
+	// DefaultMaxClockSkew; negative disables the check.
+	MaxClockSkew time.Duration
+	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server is the sandbox gateway. It is an http.Handler serving GatewayPath and the admin paths;
+// it is safe for concurrent use.
+type Server struct {
+	appID      string
+	appPub     *rsa.PublicKey
+	appCertSN  string
+	rootCertSN string
+	key        *rsa.PrivateKey
+	certSN     string
+	tokens     map[string]bool
+	fixture    *compiled
+	groups     *store
+	faults     atomic.Pointer[Faults]
+	stats      counters
+	now        func() time.Time
+	log        *slog.Logger
+	skew       time.Duration
+	maxBody    int64
+	tracePre   string
+	traceSeq   atomic.Uint64
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.AppID == "" {
+		return nil, fmt.Errorf("%w: AppID is required", ErrConfig)
+	}
+	if cfg.PrivateKey == nil {
+		return nil, fmt.Errorf("%w: PrivateKey is required", ErrConfig)
+	}
+	if (cfg.AppPublicKey == nil) == (cfg.AppCert == nil) {
+		return nil, fmt.Errorf("%w: set exactly one of AppPublicKey (public-key mode) and AppCert (certificate mode)", ErrConfig)
+	}
+	fx, err := compileFixture(cfg.Fixture)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	s := &Server{
+		appID:   cfg.AppID,
+		appPub:  cfg.AppPublicKey,
+		key:     cfg.PrivateKey,
+		fixture: fx,
+		groups:  newStore(),
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		skew:    cfg.MaxClockSkew,
+		maxBody: cfg.MaxBodyBytes,
+	}
+	if cfg.AppCert != nil {
+		pub, ok := cfg.AppCert.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%w: AppCert does not hold an RSA key", ErrConfig)
+		}
+		if cfg.Cert == nil || cfg.RootCertSN == "" {
+			return nil, fmt.Errorf("%w: certificate mode needs Cert and RootCertSN", ErrConfig)
+		}
+		if cp, ok := cfg.Cert.PublicKey.(*rsa.PublicKey); !ok || !cp.Equal(&cfg.PrivateKey.PublicKey) {
+			return nil, fmt.Errorf("%w: Cert does not certify PrivateKey", ErrConfig)
+		}
+		s.appPub = pub
+		s.appCertSN = alipay.CertSN(cfg.AppCert)
+		s.rootCertSN = cfg.RootCertSN
+		s.certSN = alipay.CertSN(cfg.Cert)
+	} else if cfg.Cert != nil {
+		return nil, fmt.Errorf("%w: Cert is only used in certificate mode (with AppCert)", ErrConfig)
+	}
+	if len(cfg.AppAuthTokens) > 0 {
+		s.tokens = make(map[string]bool, len(cfg.AppAuthTokens))
+		for _, t := range cfg.AppAuthTokens {
+			s.tokens[t] = true
+		}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.skew == 0 {
+		s.skew = DefaultMaxClockSkew
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	var pre [6]byte
+	_, _ = rand.Read(pre[:])
+	s.tracePre = hex.EncodeToString(pre[:])
+	return s, nil
+}
+
+// SetFaults replaces the injected faults. The zero Faults injects nothing.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if !f.active() {
+		s.faults.Store(nil)
+		return nil
+	}
+	f.ErrorRates = cloneMap(f.ErrorRates)
+	s.faults.Store(&f)
+	return nil
+}
+
+// Faults returns the injected faults.
+func (s *Server) Faults() Faults {
+	f := s.faults.Load()
+	if f == nil {
+		return Faults{}
+	}
+	c := *f
+	c.ErrorRates = cloneMap(f.ErrorRates)
+	return c
+}
+
+// Stats returns the call counters.
+func (s *Server) Stats() Stats { return s.stats.snapshot() }
+
+// Reset clears crowd groups, histories, stats and faults. The fixture stays.
+func (s *Server) Reset() {
+	s.groups.reset()
+	s.stats.reset()
+	s.faults.Store(nil)
+}
+
+// History returns the CREATE, UPDATE and DELETE operations applied to crowd group groupID of
+// shop shopID, oldest first. It survives the group's deletion (a later CREATE appends to it).
+func (s *Server) History(shopID, groupID string) []Op { return s.groups.historyOf(shopID, groupID) }
+
+// ServeHTTP serves the gateway and the admin endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case GatewayPath:
+		s.serveGateway(w, r)
+	case StatsPath, FaultsPath, ResetPath, HistoryPath:
+		s.serveAdmin(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// answer is a gateway answer before it is signed and written.
+type answer struct {
+	name     string // response key: <method>_response or error_response
+	node     []byte
+	code     string
+	subCode  string
+	signed   bool
+	signType alipay.SignType
+}
+
+func (a answer) outcome() string {
+	if a.subCode == "" {
+		return a.code
+	}
+	return a.code + "/" + a.subCode
+}
+
+// Gateway codes and their messages.
+const (
+	codeSuccess       = "10000"
+	codeUnknownError  = "20000"
+	codeTokenInvalid  = "20001"
+	codeMissingArg    = "40001"
+	codeInvalidArg    = "40002"
+	codeBusinessError = "40004"
+	codeCallLimited   = "40005"
+)
+
+var codeMsg = map[string]string{
+	codeSuccess:       "Success",
+	codeUnknownError:  "Service Currently Unavailable",
+	codeTokenInvalid:  "Insufficient Token Permissions",
+	codeMissingArg:    "Missing Required Arguments",
+	codeInvalidArg:    "Invalid Arguments",
+	codeBusinessError: "Business Failed",
+	codeCallLimited:   "Call Limited",
+}
+
+func errorNode(code, subCode, subMsg string) []byte {
+	n := newNode(code, codeMsg[code])
+	n.str("sub_code", subCode)
+	n.str("sub_msg", subMsg)
+	return n.bytes()
+}
+
+// failure builds an error answer under name.
+func failure(name string, signed bool, t alipay.SignType, code, subCode, subMsg string) answer {
+	return answer{name: name, node: errorNode(code, subCode, subMsg), code: code, subCode: subCode, signed: signed, signType: t}
+}
+
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, perr := readBody(r, s.maxBody)
+	var p map[string]string
+	if perr == nil {
+		p, perr = parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
+	}
+	method := p["method"]
+	f := s.faults.Load()
+	if f != nil {
+		if done := s.transportFault(w, r, f, method); done {
+			return
+		}
+	}
+	a := s.handle(p, perr, f)
+	traceID := s.write(w, a, f)
+	s.stats.call(method, a.outcome())
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "gateway call",
+			slog.String("method", statMethod(method)), slog.String("outcome", a.outcome()),
+			slog.String("trace_id", traceID), slog.Duration("elapsed", time.Since(start)))
+	}
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, errBadBody
+	}
+	if int64(len(body)) > limit {
+		return nil, errBodyTooLarge
+	}
+	return body, nil
+}
+
+// handle runs the protocol checks and the method; p is nil when parsing failed with perr.
+func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
+	method := p["method"]
+	name := alipay.ErrorResponseKey
+	if method == alipay.MethodRuleAnalyze || method == alipay.MethodCrowdGroupCondSet {
+		name = alipay.ResponseKey(method)
+	}
+	if perr != nil {
+		return failure(name, false, alipay.SignRSA2, codeInvalidArg, "isv.invalid-parameter", "请求参数有误: "+perr.Error())
+	}
+	switch method {
+	case "":
+		return failure(name, false, alipay.SignRSA2, codeMissingArg, "isv.missing-method", "缺少方法名参数")
+	case alipay.MethodRuleAnalyze, alipay.MethodCrowdGroupCondSet:
+	default:
+		return failure(name, false, alipay.SignRSA2, codeInvalidArg, "isv.invalid-method", "不存在的方法名")
+	}
+	switch p["app_id"] {
+	case "":
+		return failure(name, false, alipay.SignRSA2, codeMissingArg, "isv.missing-app-id", "缺少AppID参数")
+	case s.appID:
+	default:
+		return failure(name, false, alipay.SignRSA2, codeInvalidArg, "isv.invalid-app-id", "无效的AppID参数")
+	}
+	// From here on the app is known, so answers are signed.
+	t := alipay.SignType(p["sign_type"])
+	fail := func(code, subCode, subMsg string) answer {
+		st := t
+		if !st.Valid() {
+			st = alipay.SignRSA2
+		}
+		return failure(name, true, st, code, subCode, subMsg)
+	}
+	switch {
+	case t == "":
+		return fail(codeMissingArg, "isv.missing-signature-type", "缺少签名类型参数")
+	case !t.Valid():
+		return fail(codeInvalidArg, "isv.invalid-signature-type", "无效的签名类型参数, 支持RSA2和RSA")
+	case p["sign"] == "":
+		return fail(codeMissingArg, "isv.missing-signature", "缺少签名参数")
+	}
+	if a, bad := s.checkTimestamp(p["timestamp"], fail); bad {
+		return a
+	}
+	if cs := p["charset"]; !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return fail(codeInvalidArg, "isv.invalid-charset", "字符集错误, sandbox supports charset=utf-8 only")
+	}
+	for _, v := range p {
+		if !utf8.ValidString(v) {
+			return fail(codeInvalidArg, "isv.invalid-charset", "字符集错误, parameters are not valid UTF-8")
+		}
+	}
+	switch v := p["version"]; {
+	case v == "":
+		return fail(codeMissingArg, "isv.missing-version", "缺少版本参数")
+	case v != "1.0":
+		return fail(codeInvalidArg, "isv.invalid-parameter", "版本参数有误, version must be 1.0")
+	}
+	if fm, ok := p["format"]; ok && !strings.EqualFold(fm, "json") {
+		return fail(codeInvalidArg, "isv.invalid-format", "无效的数据格式, format must be JSON")
+	}
+	if _, ok := p["encrypt_type"]; ok {
+		return fail(codeInvalidArg, "isv.invalid-encrypt-type", "无效的加密类型, content encryption is not enabled for this app")
+	}
+	if s.appCertSN != "" {
+		if p["app_cert_sn"] != s.appCertSN {
+			return fail(codeInvalidArg, "isv.app-cert-not-exist", "应用公钥证书不存在, app_cert_sn is missing or unknown")
+		}
+		if p["alipay_root_cert_sn"] != s.rootCertSN {
+			return fail(codeInvalidArg, "isv.invalid-alipay-root-cert-sn", "支付宝根证书SN无效")
+		}
+	}
+	if err := s.verify(p, t); err != nil {
+		return fail(codeInvalidArg, "isv.invalid-signature", "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配")
+	}
+	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
+		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
+	}
+	if f != nil {
+		if hit(f.ThrottleRate) {
+			s.stats.fault("throttled")
+			return fail(codeCallLimited, "isv.app-call-limited", "应用调用频率超限")
+		}
+		if hit(f.errorRate(method)) {
+			s.stats.fault("unknown_error")
+			return fail(codeUnknownError, "isp.unknow-error", "系统繁忙")
+		}
+	}
+	var (
+		nodeText []byte
+		fe       *fieldErr
+	)
+	if method == alipay.MethodRuleAnalyze {
+		nodeText, fe = s.analyze(p)
+	} else {
+		nodeText, fe = s.crowdGroup(p["biz_content"])
+	}
+	if fe != nil {
+		return fail(codeBusinessError, fe.subCode, fe.msg)
+	}
+	return answer{name: name, node: nodeText, code: codeSuccess, signed: true, signType: t}
+}
+
+func (s *Server) checkTimestamp(ts string, fail func(code, subCode, subMsg string) answer) (answer, bool) {
+	if ts == "" {
+		return fail(codeMissingArg, "isv.missing-timestamp", "缺少时间戳参数"), true
+	}
+	at, err := alipay.ParseTimestamp(ts)
+	if err != nil {
+		return fail(codeInvalidArg, "isv.invalid-timestamp", "非法的时间戳参数, format is yyyy-MM-dd HH:mm:ss (GMT+8)"), true
+	}
+	if s.skew > 0 {
+		d := s.now().Sub(at)
+		if d < 0 {
+			d = -d
+		}
+		if d > s.skew {
+			return fail(codeInvalidArg, "isv.invalid-timestamp", "非法的时间戳参数, timestamp is too far from the gateway clock (GMT+8)"), true
+		}
+	}
+	return answer{}, false
+}
+
+// verify checks the request signature over every parameter but sign, empty values dropped.
+func (s *Server) verify(p map[string]string, t alipay.SignType) error {
+	v := make(url.Values, len(p))
+	for k, x := range p {
+		v[k] = []string{x}
+	}
+	content := alipay.StringToSign(v)
+	return alipay.Verify(s.appPub, t, []byte(content), p["sign"])
+}
+
+// analyze answers alipay.promorulecenter.rule.analyze.
+func (s *Server) analyze(p map[string]string) ([]byte, *fieldErr) {
+	userID, ruleUUID := p["user_id"], p["rule_uuid"]
+	switch {
+	case userID == "":
+		return nil, &fieldErr{subParamEmpty, "user_id", "user_id is empty"}
+	case ruleUUID == "":
+		return nil, &fieldErr{subParamEmpty, "rule_uuid", "rule_uuid is empty"}
+	}
+	rule, ok := s.fixture.rules[ruleUUID]
+	if !ok {
+		return nil, &fieldErr{SubRuleNotExist, "rule_uuid", "规则不存在, rule " + ruleUUID + " does not exist"}
+	}
+	v := evaluate(rule, s.fixture.users[userID], s.groups.conditions, s.now())
+	n := newNode(codeSuccess, codeMsg[codeSuccess])
+	n.str("result_code", "000")
+	n.str("success", "true")
+	n.str("triggered", strconv.FormatBool(v.triggered))
+	n.optStr("fail_condition_name", v.failName)
+	n.optStr("fail_condition_msg", v.failMsg)
+	return n.bytes(), nil
+}
+
+// crowdGroup answers koubei.catering.crowdgroup.condition.set.
+func (s *Server) crowdGroup(bizContent string) ([]byte, *fieldErr) {
+	req, conds, fe := parseCrowdRequest(bizContent)
+	if fe != nil {
+		return nil, fe
+	}
+	list, fe := s.groups.apply(req, conds, s.now())
+	if fe != nil {
+		return nil, fe
+	}
+	n := newNode(codeSuccess, codeMsg[codeSuccess])
+	n.str("crowd_group_id", req.CrowdGroupID)
+	n.conditions("condition_model_list", list)
+	n.str("status", "success")
+	return n.bytes(), nil
+}
+
+// write signs a (once) and writes it, applying the bad-signature and unsigned faults. It
+// returns the trace id it sent.
+func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
+	var sig, certSN string
+	if a.signed {
+		var err error
+		sig, err = alipay.Sign(s.key, a.signType, a.node)
+		if err != nil {
+			s.log.Error("sign response", slog.Any("error", err))
+			http.Error(w, "sandbox cannot sign", http.StatusInternalServerError)
+			return ""
+		}
+		certSN = s.certSN
+		if f != nil {
+			switch {
+			case hit(f.UnsignedRate):
+				s.stats.fault("unsigned")
+				sig = ""
+			case hit(f.BadSignatureRate):
+				s.stats.fault("bad_signature")
+				sig = corrupt(sig)
+			}
+		}
+	}
+	traceID := s.tracePre + strconv.FormatUint(s.traceSeq.Add(1), 16)
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=utf-8")
+	h.Set("trace_id", traceID)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(envelope(a.name, a.node, certSN, sig))
+	return traceID
+}
+
+// corrupt flips one bit of a base64 signature, so it stays well-formed but cannot verify.
+func corrupt(sig string) string {
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || len(raw) == 0 {
+		return "AAAA"
+	}
+	raw[len(raw)/2] ^= 0x01
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+const outagePage = "<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n" +
+	"<body><center><h1>503 Service Temporarily Unavailable</h1></center><hr><center>Tengine</center></body></html>\n"
+
+const badGatewayPage = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n" +
+	"<body><center><h1>502 Bad Gateway</h1></center><hr><center>Tengine</center></body></html>\n"
+
+// transportFault injects the faults that prevent a gateway answer, and latency. It reports
+// whether the call is finished.
+func (s *Server) transportFault(w http.ResponseWriter, r *http.Request, f *Faults, method string) bool {
+	ctx := r.Context()
+	switch {
+	case f.Outage:
+		s.stats.fault(OutcomeOutage)
+		s.stats.call(method, OutcomeOutage)
+		if f.OutageMode == OutageRefuse {
+			dropConn(w, false)
+			return true
+		}
+		htmlPage(w, http.StatusServiceUnavailable, outagePage)
+		return true
+	case hit(f.ResetRate):
+		s.stats.fault(OutcomeReset)
+		s.stats.call(method, OutcomeReset)
+		dropConn(w, true)
+		return true
+	case hit(f.TimeoutRate):
+		s.stats.fault(OutcomeTimeout)
+		if !wait(ctx, f.Timeout) {
+			s.stats.call(method, OutcomeTimeout)
+			return true
+		}
+	}
+	if hit(f.HTMLErrorRate) {
+		s.stats.fault(OutcomeHTMLError)
+		s.stats.call(method, OutcomeHTMLError)
+		htmlPage(w, http.StatusBadGateway, badGatewayPage)
+		return true
+	}
+	if d := f.delay(); d > 0 {
+		s.stats.fault("latency")
+		if !wait(ctx, d) {
+			s.stats.call(method, OutcomeTimeout)
+			return true
+		}
+	}
+	return false
+}
+
+// wait blocks for d (forever when d is 0) or until ctx ends; it reports whether d elapsed.
+func wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		<-ctx.Done()
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func htmlPage(w http.ResponseWriter, status int, page string) {
+	w.Header().Set("Content-Type", "text/html;charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(page))
+}
+
+// dropConn closes the client connection without an answer; with reset the close sends a TCP
+// RST. Where the connection cannot be taken over (HTTP/2), the handler aborts instead.
+func dropConn(w http.ResponseWriter, reset bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && reset {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+func cloneMap(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]float64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
