@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -21,7 +23,11 @@ func connectNATS(ctx context.Context, c natsSettings, name string, logger *slog.
 		nats.Timeout(5 * time.Second),
 	}
 	if c.Creds != "" {
-		opts = append(opts, nats.UserCredentials(c.Creds))
+		o, err := credsOption(c.Creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))
@@ -54,6 +60,27 @@ func connectNATS(ctx context.Context, c natsSettings, name string, logger *slog.
 		return nil, fmt.Errorf("connect to NATS at %s: %w (is a NATS server running there? set ELIGO_NATS_URL or --nats)", redactURL(c.URL), err)
 	}
 	return nc, nil
+}
+
+// credsOption reads ELIGO_NATS_CREDS: a credentials file (user JWT and NKey seed, as made by
+// nsc) or a file holding just a user NKey seed (SU…) for servers that list users by public
+// NKey. The content is never printed.
+func credsOption(path string) (nats.Option, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read NATS credentials (ELIGO_NATS_CREDS): %w", err)
+	}
+	if bytes.Contains(data, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(path), nil
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("SU")) {
+		o, err := nats.NkeyOptionFromSeed(path)
+		if err != nil {
+			return nil, fmt.Errorf("NATS NKey seed in %s (ELIGO_NATS_CREDS): %w", path, err)
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("ELIGO_NATS_CREDS %s is neither a NATS credentials file nor a user NKey seed (SU…)", path)
 }
 
 // redactURL removes passwords and tokens from comma-separated URLs, for messages.
