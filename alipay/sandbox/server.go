@@ -282,10 +282,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, perr := readBody(r, s.maxBody)
-	var p map[string]string
-	if perr == nil {
-		p, perr = parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
+	body, berr := readBody(r, s.maxBody)
+	p, perr := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
+	if berr != nil {
+		perr = berr
 	}
 	method := p["method"]
 	f := s.faults.Load()
@@ -318,7 +318,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// handle runs the protocol checks and the method; p is nil when parsing failed with perr.
+// handle runs the protocol checks and the method; perr is the parser's verdict on p.
 func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 	method := p["method"]
 	name := alipay.ErrorResponseKey
