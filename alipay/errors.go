@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Class tells the caller what to do about an error.
@@ -52,7 +53,8 @@ var ErrCredentials = errors.New("alipay: key or certificate problem")
 // does not verify. It is of class Security.
 var ErrSignature = errors.New("alipay: response signature verification failed")
 
-// APIError is a gateway answer whose code is not 10000.
+// APIError is a gateway answer whose code is not 10000. Its fields are Alipay's; none of them
+// holds a request parameter.
 type APIError struct {
 	Method  string
 	Code    string
@@ -60,8 +62,11 @@ type APIError struct {
 	SubCode string
 	SubMsg  string
 	TraceID string
+
+	unsigned bool
 }
 
+// Error describes the answer: method, code, msg and, when present, sub_code and sub_msg.
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("alipay %s: %s %s", e.Method, e.Code, e.Msg)
 	if e.SubCode != "" {
@@ -70,8 +75,16 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Class classifies the gateway answer.
+// Class classifies the gateway answer: 20001 and 40006 need attention, as do refusals that
+// name the app's keys, certificates, app_id or clock (isv.invalid-signature,
+// isv.app-cert-not-exist, isv.invalid-alipay-root-cert-sn, isv.invalid-app-id,
+// isv.invalid-timestamp, …), since every request fails until an operator fixes them; other
+// 40001, 40002 and 40004 answers are Permanent unless their sub_code is a system error; 20000,
+// 40005 and anything unknown are Retryable.
 func (e *APIError) Class() Class {
+	if isCredentialSubCode(e.SubCode) {
+		return NeedsAttention
+	}
 	switch e.Code {
 	case "20001", "40006":
 		return NeedsAttention
@@ -86,7 +99,19 @@ func (e *APIError) Class() Class {
 
 func isRetryableSubCode(sub string) bool {
 	switch sub {
-	case "SYSTEM_ERROR", "isp.unknow-error", "aop.SYSTEM_ERROR", "ACQ.SYSTEM_ERROR":
+	case "SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error", "aop.SYSTEM_ERROR", "ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR":
+		return true
+	}
+	return false
+}
+
+// isCredentialSubCode reports sub_codes that mean the app's own configuration is wrong.
+func isCredentialSubCode(sub string) bool {
+	switch sub {
+	case "isv.invalid-signature", "isv.missing-signature-key", "isv.missing-signature-config",
+		"isv.invalid-signature-type", "isv.invalid-app-id", "isv.missing-app-id",
+		"isv.app-cert-not-exist", "isv.invalid-alipay-root-cert-sn", "isv.invalid-timestamp",
+		"isv.invalid-charset", "isv.insufficient-isv-permissions", "isv.forbidden-api":
 		return true
 	}
 	return false
@@ -116,3 +141,58 @@ func ClassOf(err error) Class {
 	}
 	return Retryable
 }
+
+// Unsigned reports whether the answer came from a body without a signature. Alipay leaves some
+// error answers unsigned (an unknown app_id, old-style error_response failures); their code and
+// messages could not be authenticated.
+func (e *APIError) Unsigned() bool { return e.unsigned }
+
+// StatusError is a gateway answer with an HTTP status other than 200. It is Retryable. The body
+// is not kept: it may be a proxy page of any size and content.
+type StatusError struct {
+	Method     string
+	StatusCode int
+	TraceID    string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("alipay %s: HTTP status %d", e.Method, e.StatusCode)
+}
+
+// Class is Retryable.
+func (e *StatusError) Class() Class { return Retryable }
+
+// UnavailableError is what a call returns while the circuit breaker refuses calls. It matches
+// ErrUnavailable with errors.Is and is Retryable; RetryAfter is the breaker's open period, a
+// sensible delay before trying again.
+type UnavailableError struct {
+	Method     string
+	RetryAfter time.Duration
+	cause      error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("alipay %s: %v: %v", e.Method, ErrUnavailable, e.cause)
+}
+
+// Unwrap returns ErrUnavailable and the breaker's own error (gobreaker.ErrOpenState or
+// gobreaker.ErrTooManyRequests).
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
+
+// Class is Retryable.
+func (e *UnavailableError) Class() Class { return Retryable }
+
+// RequestError is a request the client refuses to send because it can never succeed (a
+// required field missing, a value the gateway cannot accept). It is Permanent.
+type RequestError struct {
+	Method string
+	Field  string
+	Reason string
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("alipay %s: invalid request: %s %s", e.Method, e.Field, e.Reason)
+}
+
+// Class is Permanent.
+func (e *RequestError) Class() Class { return Permanent }

@@ -1,0 +1,504 @@
+package alipay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
+
+// DefaultGateway is Alipay's production v1 gateway.
+const DefaultGateway = "https://openapi.alipay.com/gateway.do"
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultTimeout = 10 * time.Second
+	// maxBody bounds how much of a gateway answer is read; real answers are a few KiB.
+	maxBody = 1 << 20
+)
+
+// Config configures a Client. Zero values take the documented defaults.
+type Config struct {
+	// Gateway is the v1 gateway URL. Default DefaultGateway. Point it at the sandbox
+	// (https://openapi-sandbox.dl.alipaydev.com/gateway.do) or a local alipay/sandbox server.
+	Gateway string
+	// AppID is the application id Alipay assigned. Required.
+	AppID string
+	// Credentials are the app's private key and what verifies Alipay's answers: either
+	// AlipayPublicKey (public-key mode) or AlipayCert, AppCertSN and AlipayRootCertSN
+	// (certificate mode). LoadCredentials reads them from files. Required.
+	Credentials
+	// SignType is the request and response signature algorithm. Default SignRSA2.
+	SignType SignType
+	// HTTPClient sends the requests. Default: a new http.Client using
+	// http.DefaultTransport. Its own Timeout, if any, still applies.
+	HTTPClient *http.Client
+	// Timeout bounds one gateway call, on top of the caller's context. Default
+	// DefaultTimeout (10 s).
+	Timeout time.Duration
+	// Now is the clock behind the timestamp parameter. Default time.Now.
+	Now func() time.Time
+	// Logger receives debug lines per call and a warning per breaker state change, with
+	// component=alipay. Secrets never appear; user ids are hashed. Default: discard.
+	Logger *slog.Logger
+	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class},
+	// eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
+	// (0 closed, 1 half-open, 2 open). Default: no metrics.
+	Registerer prometheus.Registerer
+	// Breaker tunes the circuit breaker around gateway calls.
+	Breaker BreakerSettings
+	// OnStateChange, if set, is called with the breaker's old and new state ("closed",
+	// "half-open", "open"). It runs synchronously inside the breaker, so it must return quickly
+	// and must not call the Client.
+	OnStateChange func(from, to string)
+}
+
+// BreakerSettings tunes the circuit breaker. Only failures that say the gateway is unhealthy
+// count: transport errors, timeouts, non-200 answers, unparsable bodies, signature failures and
+// retryable codes. Refusals of the request itself (Permanent, and NeedsAttention answers from
+// the gateway) count as successes; cancelled calls are not counted.
+type BreakerSettings struct {
+	// ConsecutiveFailures trips the breaker after that many failures in a row. Default 5.
+	ConsecutiveFailures uint32
+	// FailureRatio trips the breaker when at least that share of the calls in the rolling
+	// Window failed, once MinRequests calls were made in it. Default 0.5.
+	FailureRatio float64
+	// MinRequests is the number of calls in the Window before FailureRatio applies. Default 20.
+	MinRequests uint32
+	// Window is the rolling window over which calls are counted while closed, in 10 buckets.
+	// Default 60 s.
+	Window time.Duration
+	// OpenTimeout is how long the breaker stays open before letting probes through. Default 5 s.
+	OpenTimeout time.Duration
+	// HalfOpenMaxRequests is the number of probe calls let through while half-open; that many
+	// successes in a row close the breaker again. Default 2.
+	HalfOpenMaxRequests uint32
+}
+
+func (b BreakerSettings) withDefaults() BreakerSettings {
+	if b.ConsecutiveFailures == 0 {
+		b.ConsecutiveFailures = 5
+	}
+	if b.FailureRatio <= 0 {
+		b.FailureRatio = 0.5
+	}
+	if b.MinRequests == 0 {
+		b.MinRequests = 20
+	}
+	if b.Window <= 0 {
+		b.Window = time.Minute
+	}
+	if b.OpenTimeout <= 0 {
+		b.OpenTimeout = 5 * time.Second
+	}
+	if b.HalfOpenMaxRequests == 0 {
+		b.HalfOpenMaxRequests = 2
+	}
+	return b
+}
+
+// LogValue describes the configuration without any key material.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("gateway", c.Gateway),
+		slog.String("app_id", c.AppID),
+		slog.String("sign_type", string(c.SignType)),
+		slog.String("mode", c.Credentials.mode()),
+		slog.Duration("timeout", c.Timeout),
+	)
+}
+
+// String describes the configuration without any key material.
+func (c Config) String() string {
+	return fmt.Sprintf("alipay.Config{Gateway:%s AppID:%s SignType:%s Mode:%s Credentials:REDACTED}",
+		c.Gateway, c.AppID, c.SignType, c.Credentials.mode())
+}
+
+// Client calls the Alipay v1 gateway: it signs each request, verifies each answer against its
+// raw bytes, decodes it and classifies failures (see ClassOf). A circuit breaker guards the
+// gateway. A Client is safe for concurrent use.
+type Client struct {
+	gateway       string
+	appID         string
+	key           *rsa.PrivateKey
+	alipayPub     *rsa.PublicKey
+	alipayCertSN  string // certificate mode only
+	appCertSN     string
+	rootCertSN    string
+	signType      SignType
+	http          *http.Client
+	timeout       time.Duration
+	now           func() time.Time
+	log           *slog.Logger
+	cb            *gobreaker.CircuitBreaker[callResult]
+	openTimeout   time.Duration
+	metrics       *metrics
+	onStateChange func(from, to string)
+}
+
+// callResult is a verified success node with its trace id.
+type callResult struct {
+	node    []byte
+	traceID string
+}
+
+// New checks cfg and returns a Client. It refuses incomplete or contradictory credentials,
+// and an Alipay public key equal to the app's own public key (the most common mistake: the app
+// key pasted where Alipay's belongs). Errors about keys wrap ErrCredentials.
+func New(cfg Config) (*Client, error) {
+	if cfg.Gateway == "" {
+		cfg.Gateway = DefaultGateway
+	}
+	u, err := url.Parse(cfg.Gateway)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("alipay: gateway %q is not an http(s) URL", cfg.Gateway)
+	}
+	if cfg.AppID == "" {
+		return nil, errors.New("alipay: app id is required")
+	}
+	if cfg.SignType == "" {
+		cfg.SignType = SignRSA2
+	}
+	if !cfg.SignType.Valid() {
+		return nil, fmt.Errorf("alipay: sign type %q is not RSA2 or RSA", string(cfg.SignType))
+	}
+	pub, certSN, err := cfg.Credentials.check()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		gateway:       cfg.Gateway,
+		appID:         cfg.AppID,
+		key:           cfg.PrivateKey,
+		alipayPub:     pub,
+		alipayCertSN:  certSN,
+		appCertSN:     cfg.AppCertSN,
+		rootCertSN:    cfg.AlipayRootCertSN,
+		signType:      cfg.SignType,
+		http:          cfg.HTTPClient,
+		timeout:       cfg.Timeout,
+		now:           cfg.Now,
+		log:           cfg.Logger.With("component", "alipay"),
+		onStateChange: cfg.OnStateChange,
+	}
+	if cfg.Registerer != nil {
+		if c.metrics, err = newMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	b := cfg.Breaker.withDefaults()
+	c.openTimeout = b.OpenTimeout
+	c.cb = gobreaker.NewCircuitBreaker[callResult](gobreaker.Settings{
+		Name:         "alipay",
+		MaxRequests:  b.HalfOpenMaxRequests,
+		Interval:     b.Window,
+		BucketPeriod: b.Window / 10,
+		Timeout:      b.OpenTimeout,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			if n.ConsecutiveFailures >= b.ConsecutiveFailures {
+				return true
+			}
+			return n.Requests >= b.MinRequests && float64(n.TotalFailures) >= b.FailureRatio*float64(n.Requests)
+		},
+		OnStateChange: c.stateChanged,
+		IsSuccessful:  gatewayHealthy,
+		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
+	})
+	c.metrics.setState(gobreaker.StateClosed)
+	return c, nil
+}
+
+// gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
+// the request (Permanent) or a verified answer about the app's own configuration
+// (NeedsAttention from the gateway) does.
+func gatewayHealthy(err error) bool {
+	if err == nil {
+		return true
+	}
+	switch ClassOf(err) {
+	case Permanent:
+		return true
+	case NeedsAttention:
+		var ae *APIError
+		return errors.As(err, &ae)
+	}
+	return false
+}
+
+func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
+	c.metrics.setState(to)
+	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
+	if c.onStateChange != nil {
+		c.onStateChange(from.String(), to.String())
+	}
+}
+
+// BreakerState is the circuit breaker's current state: "closed", "half-open" or "open".
+func (c *Client) BreakerState() string { return c.cb.State().String() }
+
+// BreakerTimeout is how long the breaker stays open; a caller that got ErrUnavailable can
+// wait that long before trying again.
+func (c *Client) BreakerTimeout() time.Duration { return c.openTimeout }
+
+// Analyze calls alipay.promorulecenter.rule.analyze: does user req.UserID satisfy promo rule
+// req.RuleUUID? UserID and RuleUUID are required. Errors are classified by ClassOf; business
+// data is returned only from a verified success answer.
+func (c *Client) Analyze(ctx context.Context, req AnalyzeRequest) (AnalyzeResponse, error) {
+	const m = MethodRuleAnalyze
+	switch {
+	case req.UserID == "":
+		return AnalyzeResponse{}, &RequestError{Method: m, Field: "user_id", Reason: "is required"}
+	case req.RuleUUID == "":
+		return AnalyzeResponse{}, &RequestError{Method: m, Field: "rule_uuid", Reason: "is required"}
+	}
+	params := url.Values{"user_id": {req.UserID}, "rule_uuid": {req.RuleUUID}}
+	if req.BizID != "" {
+		params.Set("biz_id", req.BizID)
+	}
+	res, err := c.call(ctx, m, params, req.AppAuthToken)
+	if err != nil {
+		return AnalyzeResponse{}, err
+	}
+	var body struct {
+		ResultCode        string   `json:"result_code"`
+		Success           flexBool `json:"success"`
+		Triggered         flexBool `json:"triggered"`
+		FailConditionName string   `json:"fail_condition_name"`
+		FailConditionMsg  string   `json:"fail_condition_msg"`
+	}
+	if err := json.Unmarshal(res.node, &body); err != nil {
+		return AnalyzeResponse{}, fmt.Errorf("alipay %s: decode answer: %w: %w", m, ErrMalformed, err)
+	}
+	return AnalyzeResponse{
+		ResultCode:        body.ResultCode,
+		Success:           bool(body.Success),
+		Triggered:         bool(body.Triggered),
+		FailConditionName: body.FailConditionName,
+		FailConditionMsg:  body.FailConditionMsg,
+		TraceID:           res.traceID,
+	}, nil
+}
+
+// SetCrowdGroup calls koubei.catering.crowdgroup.condition.set with req as biz_content
+// (req.AppAuthToken goes in the app_auth_token parameter). Operation, ShopID, CrowdGroupID and
+// OperatorID are required; the rest of the field rules are the caller's (see package
+// messages). Errors are classified by ClassOf.
+func (c *Client) SetCrowdGroup(ctx context.Context, req CrowdGroupRequest) (CrowdGroupResponse, error) {
+	const m = MethodCrowdGroupCondSet
+	for _, f := range []struct{ name, v string }{
+		{"operation", req.Operation}, {"shop_id", req.ShopID},
+		{"crowd_group_id", req.CrowdGroupID}, {"operator_id", req.OperatorID},
+	} {
+		if f.v == "" {
+			return CrowdGroupResponse{}, &RequestError{Method: m, Field: f.name, Reason: "is required"}
+		}
+	}
+	biz, err := marshalBizContent(req)
+	if err != nil {
+		return CrowdGroupResponse{}, &RequestError{Method: m, Field: "biz_content", Reason: "cannot be encoded"}
+	}
+	res, err := c.call(ctx, m, url.Values{"biz_content": {biz}}, req.AppAuthToken)
+	if err != nil {
+		return CrowdGroupResponse{}, err
+	}
+	var body struct {
+		CrowdGroupID       string      `json:"crowd_group_id"`
+		ConditionModelList []Condition `json:"condition_model_list"`
+		Status             string      `json:"status"`
+	}
+	if err := json.Unmarshal(res.node, &body); err != nil {
+		return CrowdGroupResponse{}, fmt.Errorf("alipay %s: decode answer: %w: %w", m, ErrMalformed, err)
+	}
+	return CrowdGroupResponse{
+		CrowdGroupID:       body.CrowdGroupID,
+		ConditionModelList: body.ConditionModelList,
+		Status:             body.Status,
+		TraceID:            res.traceID,
+	}, nil
+}
+
+// marshalBizContent encodes v as compact JSON without HTML escaping, so "&", "<" and ">" are
+// sent (and signed) as themselves.
+func marshalBizContent(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// call runs one gateway call through the breaker and records it.
+func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
+	start := time.Now()
+	res, err := c.cb.Execute(func() (callResult, error) {
+		return c.roundTrip(ctx, method, params, appAuthToken)
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		err = &UnavailableError{Method: method, RetryAfter: c.openTimeout, cause: err}
+	}
+	elapsed := time.Since(start)
+	c.metrics.observe(method, err, elapsed)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		attrs := []slog.Attr{slog.String("method", method), slog.Duration("duration", elapsed)}
+		if err != nil {
+			attrs = append(attrs, slog.String("class", ClassOf(err).String()), slog.String("error", err.Error()))
+		}
+		if res.traceID != "" {
+			attrs = append(attrs, slog.String("trace_id", res.traceID))
+		}
+		c.log.LogAttrs(ctx, slog.LevelDebug, "gateway call", attrs...)
+	}
+	return res, err
+}
+
+// roundTrip signs, sends and verifies one call. It returns the verified node of a 10000 answer,
+// or an error that tells the breaker and the caller what happened.
+func (c *Client) roundTrip(ctx context.Context, method string, biz url.Values, appAuthToken string) (callResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	params := url.Values{
+		"app_id":    {c.appID},
+		"method":    {method},
+		"format":    {"JSON"},
+		"charset":   {"utf-8"},
+		"sign_type": {string(c.signType)},
+		"timestamp": {Timestamp(c.now())},
+		"version":   {"1.0"},
+	}
+	if appAuthToken != "" {
+		params.Set("app_auth_token", appAuthToken)
+	}
+	if c.appCertSN != "" {
+		params.Set("app_cert_sn", c.appCertSN)
+		params.Set("alipay_root_cert_sn", c.rootCertSN)
+	}
+	for k, v := range biz {
+		params[k] = v
+	}
+	sig, err := Sign(c.key, c.signType, []byte(StringToSign(params)))
+	if err != nil {
+		return callResult{}, fmt.Errorf("alipay %s: %w: %w", method, ErrCredentials, err)
+	}
+	params.Set("sign", sig)
+
+	// Every parameter travels in the form body, none in the URL: transport errors quote the
+	// URL, and app_auth_token must not end up in an error or a proxy log.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.gateway, strings.NewReader(params.Encode()))
+	if err != nil {
+		return callResult{}, fmt.Errorf("alipay %s: %w", method, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return callResult{}, fmt.Errorf("alipay %s: %w", method, err)
+	}
+	defer resp.Body.Close()
+	traceID := resp.Header.Get("trace_id")
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		return callResult{traceID: traceID}, &StatusError{Method: method, StatusCode: resp.StatusCode, TraceID: traceID}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return callResult{traceID: traceID}, fmt.Errorf("alipay %s: read answer: %w", method, err)
+	}
+	if len(body) > maxBody {
+		return callResult{traceID: traceID}, fmt.Errorf("alipay %s: %w: answer larger than %d bytes", method, ErrMalformed, maxBody)
+	}
+	node, err := c.verify(method, body, traceID)
+	return callResult{node: node, traceID: traceID}, err
+}
+
+// envelope is what every response node carries.
+type envelope struct {
+	Code    string `json:"code"`
+	Msg     string `json:"msg"`
+	SubCode string `json:"sub_code"`
+	SubMsg  string `json:"sub_msg"`
+}
+
+// codeSuccess is the gateway's success code.
+const codeSuccess = "10000"
+
+// verify checks a 200 answer and returns its node when it is a verified success. A missing sign
+// is tolerated only on a non-10000 answer, which then becomes an *APIError; business data from
+// an unsigned or mis-signed body is never returned.
+func (c *Client) verify(method string, body []byte, traceID string) ([]byte, error) {
+	s, err := ExtractSigned(body, method)
+	if err != nil {
+		return nil, fmt.Errorf("alipay %s: %w", method, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(s.Content, &env); err != nil {
+		return nil, fmt.Errorf("alipay %s: %w: response node: %w", method, ErrMalformed, err)
+	}
+	apiErr := func(unsigned bool) *APIError {
+		return &APIError{Method: method, Code: env.Code, Msg: env.Msg, SubCode: env.SubCode,
+			SubMsg: env.SubMsg, TraceID: traceID, unsigned: unsigned}
+	}
+	if s.Sign == "" {
+		if env.Code == codeSuccess || env.Code == "" {
+			return nil, fmt.Errorf("alipay %s: %w: answer with code %q carries no sign", method, ErrSignature, truncate(env.Code, 16))
+		}
+		return nil, apiErr(true)
+	}
+	if c.alipayCertSN != "" {
+		switch {
+		case s.AlipayCertSN == "" && env.Code == codeSuccess:
+			return nil, fmt.Errorf("alipay %s: %w: certificate mode answer without alipay_cert_sn", method, ErrSignature)
+		case s.AlipayCertSN != "" && s.AlipayCertSN != c.alipayCertSN:
+			return nil, fmt.Errorf("alipay %s: %w: answer signed under alipay_cert_sn %s, configured certificate is %s (Alipay rotated its certificate? install the new one)",
+				method, ErrCredentials, truncate(s.AlipayCertSN, 40), c.alipayCertSN)
+		}
+	}
+	if err := s.Verify(c.alipayPub, c.signType); err != nil {
+		return nil, fmt.Errorf("alipay %s: %w", method, err)
+	}
+	if env.Code != codeSuccess {
+		return nil, apiErr(false)
+	}
+	return s.Content, nil
+}
+
+// flexBool decodes a JSON boolean or a string "true"/"false" (Alipay's documented type for
+// success and triggered is String). Absent or null is false.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	switch strings.ToLower(string(data)) {
+	case "true", `"true"`:
+		*b = true
+	case "false", `"false"`, "null", `""`:
+		*b = false
+	default:
+		return fmt.Errorf("not a boolean: %s", truncate(string(data), 16))
+	}
+	return nil
+}

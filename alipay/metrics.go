@@ -1,0 +1,85 @@
+package alipay
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
+
+// metrics are the client's Prometheus series. A nil *metrics records nothing.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	state    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eligo_alipay_requests_total",
+		Help: "Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).",
+	}, []string{"method", "class"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "eligo_alipay_request_duration_seconds",
+		Help:    "Duration of Alipay gateway calls, breaker refusals included.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method"})
+	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "eligo_breaker_state",
+		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+	}, []string{"breaker"})
+	m := &metrics{}
+	var err error
+	if m.requests, err = register(reg, requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, duration); err != nil {
+		return nil, err
+	}
+	sv, err := register(reg, state)
+	if err != nil {
+		return nil, err
+	}
+	m.state = sv.WithLabelValues("alipay")
+	return m, nil
+}
+
+// register registers c, or returns the collector of the same description already registered
+// (a second Client on the same registry shares the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		var zero C
+		return zero, fmt.Errorf("alipay: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+func (m *metrics) observe(method string, err error, d time.Duration) {
+	if m == nil {
+		return
+	}
+	class := "ok"
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		class = "unavailable"
+	case err != nil:
+		class = ClassOf(err).String()
+	}
+	m.requests.WithLabelValues(method, class).Inc()
+	m.duration.WithLabelValues(method).Observe(d.Seconds())
+}
+
+func (m *metrics) setState(s gobreaker.State) {
+	if m == nil {
+		return
+	}
+	m.state.Set(float64(s))
+}
