@@ -129,64 +129,60 @@ func runCrowdGroup(ctx context.Context, c *cli, args []string) error {
 	return runCrowdGroupFrom(ctx, c, args, os.Stdin)
 }
 
-func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Reader) error {
-	s := newSettings("crowdgroup", c.getenv)
-	var (
-		nc         natsSettings
-		flagCmd    messages.CrowdGroupCommand
-		conds      conditionList
-		file       string
-		tokenFile  string
-		timeout    time.Duration
-		fieldFlags = map[string]*string{}
-	)
-	bindNATS(s, &nc)
-	s.str(&file, "file", "", "", "read the command (JSON) from this file; - reads standard input")
+// crowdGroupInput reads a crowd-group command from a file or standard input and flags.
+type crowdGroupInput struct {
+	flagCmd    messages.CrowdGroupCommand
+	conds      conditionList
+	file       string
+	tokenFile  string
+	fieldFlags map[string]*string
+}
+
+func (in *crowdGroupInput) bind(s *settings) {
+	in.fieldFlags = map[string]*string{}
+	s.str(&in.file, "file", "", "", "read the command (JSON) from this file; - reads standard input")
 	for _, f := range []struct {
 		name  string
 		p     *string
 		usage string
 	}{
-		{"command-id", &flagCmd.CommandID, "command id (also the JetStream de-duplication id); default: a new random id"},
-		{"operation", &flagCmd.Operation, "CREATE, UPDATE, DELETE or RETRIEVE"},
-		{"shop-id", &flagCmd.ShopID, "Koubei shop id"},
-		{"crowd-group-id", &flagCmd.CrowdGroupID, "crowd group id"},
-		{"describe", &flagCmd.Describe, "crowd group description (required for CREATE and UPDATE)"},
-		{"operator-id", &flagCmd.OperatorID, "operator id"},
-		{"operator-type", &flagCmd.OperatorType, "MER, MER_OPERATOR, PROVIDER or PROVIDER_STAFF (default MER)"},
+		{"command-id", &in.flagCmd.CommandID, "command id (also the JetStream de-duplication id); default: a new random id"},
+		{"operation", &in.flagCmd.Operation, "CREATE, UPDATE, DELETE or RETRIEVE"},
+		{"shop-id", &in.flagCmd.ShopID, "Koubei shop id"},
+		{"crowd-group-id", &in.flagCmd.CrowdGroupID, "crowd group id"},
+		{"describe", &in.flagCmd.Describe, "crowd group description (required for CREATE and UPDATE)"},
+		{"operator-id", &in.flagCmd.OperatorID, "operator id"},
+		{"operator-type", &in.flagCmd.OperatorType, "MER, MER_OPERATOR, PROVIDER or PROVIDER_STAFF (default MER)"},
 	} {
 		s.str(f.p, f.name, "", "", f.usage)
-		fieldFlags[f.name] = f.p
+		in.fieldFlags[f.name] = f.p
 	}
-	s.fs.Var(&conds, "condition", "a condition: rule=…,op=…,value=…,unit=…[,period=…] (repeatable)")
-	s.str(&tokenFile, "app-auth-token-file", "", "", "file holding the ISV app_auth_token (never printed)")
-	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
-	if done, err := c.parseOrHelp(s, args, "eligo crowdgroup [--file cmd.json | -] [flags]", crowdGroupDescription); done || err != nil {
-		return err
-	}
+	s.fs.Var(&in.conds, "condition", "a condition: rule=…,op=…,value=…,unit=…[,period=…] (repeatable)")
+	s.str(&in.tokenFile, "app-auth-token-file", "", "", "file holding the ISV app_auth_token (never printed)")
+}
+
+// command builds the command: the file (if any), then the flags given on top.
+func (in *crowdGroupInput) command(s *settings, stdin io.Reader) (messages.CrowdGroupCommand, error) {
 	switch {
-	case s.fs.NArg() == 1 && s.fs.Arg(0) == "-" && file == "":
-		file = "-"
+	case s.fs.NArg() == 1 && s.fs.Arg(0) == "-" && in.file == "":
+		in.file = "-"
 	case s.fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected arguments %q (use --file or -)", s.fs.Args())}
-	}
-	if err := checkConfig(nc.validate(s)); err != nil {
-		return usageError{err}
+		return messages.CrowdGroupCommand{}, usageError{fmt.Errorf("unexpected arguments %q (use --file or -)", s.fs.Args())}
 	}
 	var cmd messages.CrowdGroupCommand
-	if file != "" {
+	if in.file != "" {
 		var data []byte
 		var err error
-		if file == "-" {
+		if in.file == "-" {
 			data, err = io.ReadAll(stdin)
 		} else {
-			data, err = os.ReadFile(file)
+			data, err = os.ReadFile(in.file)
 		}
 		if err != nil {
-			return fmt.Errorf("read command: %w", err)
+			return cmd, fmt.Errorf("read command: %w", err)
 		}
 		if err := json.Unmarshal(data, &cmd); err != nil {
-			return usageError{fmt.Errorf("command in %s is not valid JSON: %w", file, err)}
+			return cmd, usageError{fmt.Errorf("command in %s is not valid JSON: %w", in.file, err)}
 		}
 	}
 	given := map[string]bool{}
@@ -198,21 +194,44 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 	}
 	for name, dst := range overlay {
 		if given[name] {
-			*dst = *fieldFlags[name]
+			*dst = *in.fieldFlags[name]
 		}
 	}
-	if len(conds) > 0 {
-		cmd.ConditionModelList = conds
+	if len(in.conds) > 0 {
+		cmd.ConditionModelList = in.conds
 	}
-	if tokenFile != "" {
-		tok, err := os.ReadFile(tokenFile)
+	if in.tokenFile != "" {
+		tok, err := os.ReadFile(in.tokenFile)
 		if err != nil {
-			return fmt.Errorf("read --app-auth-token-file: %w", err)
+			return cmd, fmt.Errorf("read --app-auth-token-file: %w", err)
 		}
 		cmd.AppAuthToken = strings.TrimSpace(string(tok))
 	}
-	if file == "" && cmd.Operation == "" {
-		return usageError{errors.New("no command given: pass --file cmd.json, - for standard input, or at least --operation, --shop-id, --crowd-group-id and --operator-id")}
+	if in.file == "" && cmd.Operation == "" {
+		return cmd, usageError{errors.New("no command given: pass --file cmd.json, - for standard input, or at least --operation, --shop-id, --crowd-group-id and --operator-id")}
+	}
+	return cmd, nil
+}
+
+func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Reader) error {
+	s := newSettings("crowdgroup", c.getenv)
+	var (
+		nc      natsSettings
+		in      crowdGroupInput
+		timeout time.Duration
+	)
+	bindNATS(s, &nc)
+	in.bind(s)
+	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
+	if done, err := c.parseOrHelp(s, args, "eligo crowdgroup [--file cmd.json | -] [flags]", crowdGroupDescription); done || err != nil {
+		return err
+	}
+	if err := checkConfig(nc.validate(s)); err != nil {
+		return usageError{err}
+	}
+	cmd, err := in.command(s, stdin)
+	if err != nil {
+		return err
 	}
 	if cmd.CommandID == "" {
 		cmd.CommandID = newID("cmd")

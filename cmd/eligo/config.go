@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/worker"
 )
 
 // Defaults of the settings in CONTRACT §2.
@@ -167,35 +169,39 @@ type workerSettings struct {
 	HTTPAddr         string
 	Concurrency      int
 	CacheTTL         time.Duration
+	CacheNegativeTTL time.Duration
+	CacheMaxAge      time.Duration
 	CacheMaxEntries  int
 	BreakerFailures  int
 	BreakerTimeout   time.Duration
 	HandleTimeout    time.Duration
-	ShutdownTimeout  time.Duration
+	DrainTimeout     time.Duration
 	StrictUnits      bool
 	Replicas         int
-	MaxDeliver       int
+	MaxAttempts      int
 	ResultsRetention time.Duration
 }
 
 func bindRedis(s *settings, p *string) {
-	s.str(p, "redis", "ELIGO_REDIS_URL", "", "Redis URL (redis://, rediss://, redis-sentinel://, or comma-separated cluster addresses); empty: in-process cache")
+	s.str(p, "redis", "ELIGO_REDIS_URL", "", "Redis URL (redis://, rediss://, unix://, redis-sentinel://…, redis-cluster://…); empty: in-process cache")
 }
 
 func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	bindRedis(s, &c.RedisURL)
 	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
-	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", 16, "messages handled at once per worker")
-	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", 5*time.Minute, "how long an analyze answer is cached")
-	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache")
+	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "analyze checks handled at once by this worker")
+	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", cache.DefaultTTL, "how long a triggered analyze answer is cached")
+	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
+	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
+	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache (without Redis)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
-	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", 30*time.Second, "how long the breaker stays open before a trial call")
-	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", 20*time.Second, "time budget of one message (must be shorter than the consumer's AckWait)")
-	s.duration(&c.ShutdownTimeout, "shutdown-timeout", "ELIGO_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to drain in-flight messages at shutdown")
+	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
+	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
+	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
 	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
-	s.integer(&c.MaxDeliver, "max-deliver", "ELIGO_MAX_DELIVER", 0, "deliveries of a message before it is dead-lettered; 0 keeps the worker's default")
-	s.duration(&c.ResultsRetention, "results-retention", "ELIGO_RESULTS_RETENTION", 0, "how long result events are kept for replay; 0 keeps the worker's default")
+	s.integer(&c.MaxAttempts, "max-attempts", "ELIGO_MAX_ATTEMPTS", worker.DefaultMaxAttempts, "deliveries of a failing message before it is dead-lettered (never during an outage)")
+	s.duration(&c.ResultsRetention, "results-retention", "ELIGO_RESULTS_RETENTION", worker.DefaultResultsMaxAge, "how long result events are kept for replay")
 }
 
 func (c workerSettings) validate(s *settings) []error {
@@ -205,6 +211,11 @@ func (c workerSettings) validate(s *settings) []error {
 			errs = append(errs, s.invalid("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr))
 		}
 	}
+	if c.RedisURL != "" {
+		if _, err := cache.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, s.invalid("redis", "%v", err))
+		}
+	}
 	positive := []struct {
 		name string
 		ok   bool
@@ -212,21 +223,56 @@ func (c workerSettings) validate(s *settings) []error {
 	}{
 		{"concurrency", c.Concurrency > 0, c.Concurrency},
 		{"cache-ttl", c.CacheTTL > 0, c.CacheTTL},
+		{"cache-negative-ttl", c.CacheNegativeTTL > 0, c.CacheNegativeTTL},
+		{"cache-max-age", c.CacheMaxAge > 0, c.CacheMaxAge},
 		{"cache-max-entries", c.CacheMaxEntries > 0, c.CacheMaxEntries},
 		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
 		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
-		{"shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout},
-		{"stream-replicas", c.Replicas > 0 && c.Replicas <= 5, c.Replicas},
-		{"max-deliver", c.MaxDeliver >= 0, c.MaxDeliver},
-		{"results-retention", c.ResultsRetention >= 0, c.ResultsRetention},
+		{"drain-timeout", c.DrainTimeout > 0, c.DrainTimeout},
+		{"stream-replicas", c.Replicas > 0, c.Replicas},
+		{"max-attempts", c.MaxAttempts > 0, c.MaxAttempts},
+		{"results-retention", c.ResultsRetention > 0, c.ResultsRetention},
 	}
 	for _, p := range positive {
 		if !p.ok {
 			errs = append(errs, s.invalid(p.name, "must be positive, got %v", p.v))
 		}
 	}
+	if c.HandleTimeout >= worker.DefaultAckWait {
+		errs = append(errs, s.invalid("handle-timeout", "must be shorter than the consumer AckWait (%s), got %s", worker.DefaultAckWait, c.HandleTimeout))
+	}
+	if c.Replicas > 5 {
+		errs = append(errs, s.invalid("stream-replicas", "JetStream supports at most 5 replicas, got %d", c.Replicas))
+	}
 	return errs
+}
+
+// workerConfig maps the settings onto worker.Config.
+func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
+	return worker.Config{
+		Prefix:        prefix,
+		Replicas:      c.Replicas,
+		Concurrency:   c.Concurrency,
+		HandleTimeout: c.HandleTimeout,
+		MaxAttempts:   c.MaxAttempts,
+		BreakerPause:  c.BreakerTimeout,
+		CacheMaxAge:   c.CacheMaxAge,
+		DrainTimeout:  c.DrainTimeout,
+		ResultsMaxAge: c.ResultsRetention,
+		AppID:         appID,
+		StrictUnits:   c.StrictUnits,
+	}
+}
+
+// cacheConfig maps the settings onto cache.Config.
+func (c workerSettings) cacheConfig(prefix string) cache.Config {
+	return cache.Config{
+		TTL:         c.CacheTTL,
+		NegativeTTL: c.CacheNegativeTTL,
+		MaxEntries:  c.CacheMaxEntries,
+		Namespace:   prefix,
+	}
 }
 
 // logSettings choose the log level and format.

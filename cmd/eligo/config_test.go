@@ -58,7 +58,7 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 		HTTPAddr    string
 		StrictUnits bool
 	}
-	defaults := got{NATSURL: defaultNATSURL, Prefix: "eligo", Concurrency: 16, CacheTTL: 5 * time.Minute, SignType: "RSA2", HTTPAddr: ":8080"}
+	defaults := got{NATSURL: defaultNATSURL, Prefix: "eligo", Concurrency: 32, CacheTTL: 5 * time.Minute, SignType: "RSA2", HTTPAddr: ":8080"}
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -83,7 +83,7 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 			"an empty flag overrides env (disables the HTTP server)",
 			withEnv(base, "ELIGO_HTTP_ADDR", ":9000"),
 			[]string{"--http-addr="},
-			got{NATSURL: defaultNATSURL, Prefix: "eligo", Concurrency: 16, CacheTTL: 5 * time.Minute, SignType: "RSA2"},
+			got{NATSURL: defaultNATSURL, Prefix: "eligo", Concurrency: 32, CacheTTL: 5 * time.Minute, SignType: "RSA2"},
 		},
 		{
 			"an empty env variable counts as unset",

@@ -17,5 +17,4 @@ func stub(c *cli, name string, args []string) error {
 
 func runDev(ctx context.Context, c *cli, args []string) error    { return stub(c, "dev", args) }
 func runDLQ(ctx context.Context, c *cli, args []string) error    { return stub(c, "dlq", args) }
-func runCall(ctx context.Context, c *cli, args []string) error   { return stub(c, "call", args) }
 func runStatus(ctx context.Context, c *cli, args []string) error { return stub(c, "status", args) }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // workerConfig is the complete configuration of eligo worker.
@@ -53,5 +54,15 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		}
 		return err
 	}
-	return errors.New("worker: todo")
+	logger := newLogger(c.stderr, cfg.Log)
+	app, err := newWorkerApp(ctx, workerAppConfig{NATS: cfg.NATS, Alipay: cfg.Alipay, Worker: cfg.Worker, ConnName: "eligo-worker"}, logger)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	logger.Info("eligo worker started", "nats", redactURL(cfg.NATS.URL), "http", app.HTTPAddr(), "alipay", cfg.Alipay.Gateway)
+	if err := app.run(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	logger.Info("eligo worker stopped")
+	return nil
 }

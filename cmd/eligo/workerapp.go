@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/worker"
+)
+
+// statusServiceName is the NATS service (micro) every worker registers; eligo status asks
+// all of them for their state on statusSubject.
+const statusServiceName = "eligo-worker"
+
+// statusSubject is where running workers answer status requests (every replica answers).
+func statusSubject(prefix string) string { return prefix + ".status.worker" }
+
+// instanceStatus is one running worker's answer to a status request.
+type instanceStatus struct {
+	Instance       string    `json:"instance"`
+	Host           string    `json:"host"`
+	Ready          bool      `json:"ready"`
+	Breaker        string    `json:"breaker"`
+	BreakerTimeout string    `json:"breaker_timeout"`
+	Cache          string    `json:"cache"`
+	StartedAt      time.Time `json:"started_at"`
+}
+
+// workerAppConfig is everything a worker process is built from.
+type workerAppConfig struct {
+	NATS   natsSettings
+	Alipay alipaySettings
+	Worker workerSettings
+	// ConnName names the NATS connection.
+	ConnName string
+}
+
+// workerApp is an assembled worker process: connections, cache, gateway client, worker,
+// status service and HTTP server, with their shutdown order.
+type workerApp struct {
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	nc        *nats.Conn
+	ncClosed  chan struct{}
+	rdb       redis.UniversalClient // nil without Redis
+	mem       *cache.Memory         // nil with Redis
+	gw        *alipay.Client
+	w         *worker.Worker
+	svc       micro.Service
+	httpLn    net.Listener // nil when HTTP is disabled
+	httpSrv   *http.Server
+	drain     time.Duration
+	cacheKind string
+}
+
+// newWorkerApp builds the worker and sets up its streams. On error everything opened so far
+// is closed again.
+func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
+	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout, ncClosed: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.closeAll(context.WithoutCancel(ctx))
+		}
+	}()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := a.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	if cfg.Worker.HTTPAddr != "" {
+		if a.httpLn, err = net.Listen("tcp", cfg.Worker.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w (set ELIGO_HTTP_ADDR or --http-addr)", cfg.Worker.HTTPAddr, err)
+		}
+	}
+	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
+		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
+		OpenTimeout:         cfg.Worker.BreakerTimeout,
+	}, logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+
+	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
+	cacheCfg.Logger = logger
+	cacheCfg.Registerer = a.reg
+	var rc worker.Cache
+	if cfg.Worker.RedisURL != "" {
+		opts, err := cache.ParseURL(cfg.Worker.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("ELIGO_REDIS_URL: %w", err)
+		}
+		a.rdb = redis.NewUniversalClient(opts)
+		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := a.rdb.Ping(pingCtx).Err(); err != nil {
+			// The cache fails open: the worker still answers, calling Alipay every time.
+			logger.Warn("redis not reachable at start; answering without the cache until it is", "err", err)
+		}
+		cancel()
+		rc = cache.NewRedis(a.rdb, cacheCfg)
+		a.cacheKind = "redis"
+	} else {
+		logger.Warn("ELIGO_REDIS_URL is not set: using an in-process cache (not shared between replicas)")
+		a.mem = cache.NewMemory(cacheCfg)
+		rc = a.mem
+		a.cacheKind = "memory"
+	}
+
+	if a.nc, err = connectNATS(ctx, cfg.NATS, cfg.ConnName, logger); err != nil {
+		return nil, err
+	}
+	a.nc.SetClosedHandler(func(*nats.Conn) { close(a.ncClosed) })
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	wc := cfg.Worker.workerConfig(cfg.NATS.Prefix, cfg.Alipay.AppID)
+	wc.Logger = logger
+	wc.Registerer = a.reg
+	if a.w, err = worker.New(js, a.nc, a.gw, rc, wc); err != nil {
+		return nil, err
+	}
+	if err := a.w.Setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.addStatusService(cfg.NATS.Prefix, cfg.Worker.BreakerTimeout); err != nil {
+		return nil, err
+	}
+	if a.httpLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+		health := a.w.HealthHandler()
+		mux.Handle("GET /healthz", health)
+		mux.Handle("GET /readyz", health)
+		a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return a, nil
+}
+
+// addStatusService registers the NATS service that answers eligo status.
+func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration) error {
+	svc, err := micro.AddService(a.nc, micro.Config{
+		Name:        statusServiceName,
+		Version:     "0.1.0",
+		Description: "Eligo worker status (breaker state, readiness)",
+	})
+	if err != nil {
+		return fmt.Errorf("status service: %w", err)
+	}
+	a.svc = svc
+	host, _ := os.Hostname()
+	started := time.Now().UTC()
+	id := svc.Info().ID
+	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		st := instanceStatus{
+			Instance: id, Host: host, Ready: a.w.Ready(), Breaker: a.gw.BreakerState(),
+			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			_ = req.Error("500", err.Error(), nil)
+			return
+		}
+		_ = req.Respond(b)
+	}), micro.WithEndpointSubject(statusSubject(prefix)), micro.WithEndpointQueueGroupDisabled())
+}
+
+// HTTPAddr is the address the HTTP server listens on, or "" when it is disabled.
+func (a *workerApp) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// run serves until ctx ends, then shuts down in order: stop intake and let in-flight
+// messages finish (bounded by the drain timeout), HTTP, the NATS connection (drained), and
+// the cache.
+func (a *workerApp) run(ctx context.Context) error {
+	httpDone := make(chan error, 1)
+	if a.httpSrv != nil {
+		go func() { httpDone <- ignoreServerClosed(a.httpSrv.Serve(a.httpLn)) }()
+	}
+	runCtx, stopIntake := context.WithCancel(ctx)
+	defer stopIntake()
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.w.Run(runCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		runErr = <-runDone
+	case runErr = <-runDone:
+	case err := <-httpDone:
+		a.log.Error("HTTP server stopped", "err", err)
+		runErr = fmt.Errorf("http: %w", err)
+		stopIntake()
+		<-runDone
+	}
+	stopIntake()
+	if err := a.closeAll(context.WithoutCancel(ctx)); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// closeAll closes what is open, dependencies last, each step bounded.
+func (a *workerApp) closeAll(ctx context.Context) error {
+	var errs []error
+	if a.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.httpSrv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	} else if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	if a.svc != nil {
+		if err := a.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("status service: %w", err))
+		}
+	}
+	if a.nc != nil {
+		if err := a.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			a.nc.Close()
+		}
+		select {
+		case <-a.ncClosed:
+		case <-time.After(10 * time.Second):
+			a.log.Warn("nats drain did not finish in 10s; closing")
+			a.nc.Close()
+		}
+	}
+	if a.rdb != nil {
+		if err := a.rdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("redis close: %w", err))
+		}
+	}
+	if a.mem != nil {
+		_ = a.mem.Close()
+	}
+	return errors.Join(errs...)
+}
