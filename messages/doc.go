@@ -33,5 +33,5 @@
 //
 // The same contract, for services not written in Go, is in asyncapi.yaml (AsyncAPI 3.0:
 // channels, messages, headers) and schema/*.json (one JSON Schema per message), next to this
-// package's source.
+// package's source; Schema and AsyncAPI return the embedded copies.
 package messages

@@ -26,7 +26,8 @@ const (
 // AnalyzeCheck asks whether Alipay user UserID passes promo rule RuleUUID
 // (Alipay method alipay.promorulecenter.rule.analyze).
 type AnalyzeCheck struct {
-	// RequestID is chosen by the client; it is also the Nats-Msg-Id of the check and of its result.
+	// RequestID is chosen by the client and sent as the check's Nats-Msg-Id; the result
+	// carries it too (with Nats-Msg-Id "res:"+RequestID).
 	RequestID string `json:"request_id"`
 	// UserID is the Alipay user id (2088…).
 	UserID string `json:"user_id"`
@@ -79,7 +80,8 @@ type Condition struct {
 // CrowdGroupCommand creates, updates, deletes or retrieves a restaurant's crowd group
 // (Alipay method koubei.catering.crowdgroup.condition.set).
 type CrowdGroupCommand struct {
-	// CommandID is chosen by the client; it is also the Nats-Msg-Id of the command and of its result.
+	// CommandID is chosen by the client and sent as the command's Nats-Msg-Id; the result
+	// carries it too (with Nats-Msg-Id "res:"+CommandID).
 	CommandID string `json:"command_id"`
 	// Operation is one of the Operation values.
 	Operation string `json:"operation"`
