@@ -43,7 +43,7 @@ func goldens() []golden {
 	create := messages.CrowdGroupCommand{
 		CommandID: "c-1", Operation: "CREATE", ShopID: "2018032400077000000048031040", CrowdGroupID: "fufangzhaitest01",
 		ConditionModelList: []messages.Condition{cond, {LogicalOperator: "LTEQ", OperationValue: "3", OperatorRule: "HOME_SHOP_DIS", RuleUnit: "KM"}},
-		Describe: "regulars", OperatorID: "2088222807744402", OperatorType: "MER",
+		Describe:           "regulars", OperatorID: "2088222807744402", OperatorType: "MER",
 	}
 	del := messages.CrowdGroupCommand{CommandID: "c-2", Operation: "DELETE", ShopID: "2018032400077000000048031040", CrowdGroupID: "fufangzhaitest01", OperatorID: "2088222807744402", OperatorType: "PROVIDER"}
 	cgResult := messages.CrowdGroupResult{
@@ -69,9 +69,15 @@ func goldens() []golden {
 		{"analyze_result_not_triggered.json", messages.SchemaAnalyzeResult, notTriggered, func() ([]byte, error) { return messages.EncodeAnalyzeResult(notTriggered) },
 			func(b []byte) (any, error) { return messages.DecodeAnalyzeResult(b) }},
 		{"crowdgroup_command.json", messages.SchemaCrowdGroupCommand, create, marshal(create),
-			func(b []byte) (any, error) { c, _, err := messages.DecodeCrowdGroupCommand(b, messages.DecodeOptions{StrictUnits: true}); return c, err }},
+			func(b []byte) (any, error) {
+				c, _, err := messages.DecodeCrowdGroupCommand(b, messages.DecodeOptions{StrictUnits: true})
+				return c, err
+			}},
 		{"crowdgroup_command_delete.json", messages.SchemaCrowdGroupCommand, del, marshal(del),
-			func(b []byte) (any, error) { c, _, err := messages.DecodeCrowdGroupCommand(b, messages.DecodeOptions{}); return c, err }},
+			func(b []byte) (any, error) {
+				c, _, err := messages.DecodeCrowdGroupCommand(b, messages.DecodeOptions{})
+				return c, err
+			}},
 		{"crowdgroup_result.json", messages.SchemaCrowdGroupResult, cgResult, func() ([]byte, error) { return messages.EncodeCrowdGroupResult(cgResult) },
 			func(b []byte) (any, error) { return messages.DecodeCrowdGroupResult(b) }},
 		{"rejection.json", messages.SchemaRejection, rejection, func() ([]byte, error) { return messages.EncodeRejection(rejection), nil },
