@@ -55,10 +55,7 @@ func ReadAudit(ctx context.Context, js jetstream.JetStream, subjects messages.Su
 		each   func(jetstream.Msg)
 	}{
 		{p + ".result.>", subjects.AnalyzeResult("probe"), func(m jetstream.Msg) {
-			id := bodyID(m.Data(), "request_id", "command_id")
-			if id == "" {
-				id = eventMsgID(m)
-			}
+			id := pick(l, bodyID(m.Data(), "request_id", "command_id"), eventMsgID(m))
 			if id == "" {
 				a.Unmatched++
 				return
@@ -68,13 +65,7 @@ func ReadAudit(ctx context.Context, js jetstream.JetStream, subjects messages.Su
 		{p + ".rejected.>", subjects.Rejected(kinds[0]), func(m jetstream.Msg) {
 			var r messages.Rejection
 			_ = json.Unmarshal(m.Data(), &r)
-			id := r.ID
-			if id == "" {
-				id = a.idFromHeaders(m, l, r.Kind)
-			}
-			if id == "" {
-				id = eventMsgID(m)
-			}
+			id := pick(l, r.ID, m.Headers().Get(messages.HeaderOriginalID), eventMsgID(m), seqID(m, l, r.Kind))
 			if id == "" {
 				a.Unmatched++
 				return
@@ -84,10 +75,8 @@ func ReadAudit(ctx context.Context, js jetstream.JetStream, subjects messages.Su
 		}},
 		{p + ".dlq.>", subjects.DeadLetter(kinds[0]), func(m jetstream.Msg) {
 			kind := messages.Kind(m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:])
-			id := a.idFromHeaders(m, l, kind)
-			if id == "" {
-				id = bodyID(m.Data(), "request_id", "command_id")
-			}
+			id := pick(l, m.Headers().Get(messages.HeaderOriginalID), seqID(m, l, kind),
+				m.Headers().Get(messages.HeaderMsgID), bodyID(m.Data(), "request_id", "command_id"))
 			if id == "" {
 				a.Unmatched++
 				return
@@ -111,23 +100,32 @@ func ReadAudit(ctx context.Context, js jetstream.JetStream, subjects messages.Su
 	return a, nil
 }
 
-// idFromHeaders finds the input id of a rejection or dead letter from its headers: the
-// original id, else the original sequence in the input stream of its kind.
-func (a *Audit) idFromHeaders(m jetstream.Msg, l *Ledger, kind messages.Kind) string {
-	h := m.Headers()
-	if id := h.Get(messages.HeaderOriginalID); id != "" {
-		return id
+// pick returns the first candidate id the ledger knows, else the first non-empty one (an
+// event whose body names an id the suite never sent still counts, against that id).
+func pick(l *Ledger, candidates ...string) string {
+	if l != nil {
+		for _, c := range candidates {
+			if _, ok := l.Get(c); ok && c != "" {
+				return c
+			}
+		}
 	}
-	seq, err := strconv.ParseUint(h.Get(messages.HeaderOriginalSeq), 10, 64)
-	if err != nil || l == nil {
-		return ""
-	}
-	for _, e := range l.Entries() {
-		if e.Seq == seq && e.Kind == kind {
-			return e.ID
+	for _, c := range candidates {
+		if c != "" {
+			return c
 		}
 	}
 	return ""
+}
+
+// seqID finds the input id from the original stream sequence header of a rejection or dead
+// letter of kind.
+func seqID(m jetstream.Msg, l *Ledger, kind messages.Kind) string {
+	seq, err := strconv.ParseUint(m.Headers().Get(messages.HeaderOriginalSeq), 10, 64)
+	if err != nil || l == nil {
+		return ""
+	}
+	return l.IDOf(kind, seq)
 }
 
 // eventMsgID is the input id in an event's Nats-Msg-Id: the worker derives the id of a

@@ -25,18 +25,19 @@ type Entry struct {
 type Ledger struct {
 	mu       sync.Mutex
 	byID     map[string]Entry
-	bySeq    map[streamSeq]string
+	bySeq    map[kindSeq]string
 	lastSent time.Time
 }
 
-type streamSeq struct {
-	stream string
-	seq    uint64
+// kindSeq locates an input: each kind has its own input stream.
+type kindSeq struct {
+	kind messages.Kind
+	seq  uint64
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{byID: make(map[string]Entry), bySeq: make(map[streamSeq]string)}
+	return &Ledger{byID: make(map[string]Entry), bySeq: make(map[kindSeq]string)}
 }
 
 // Record notes an acknowledged publish. Recording an id twice keeps the first entry, as
@@ -49,7 +50,7 @@ func (l *Ledger) Record(e Entry) {
 		return
 	}
 	l.byID[e.ID] = e
-	l.bySeq[streamSeq{e.Stream, e.Seq}] = e.ID
+	l.bySeq[kindSeq{e.Kind, e.Seq}] = e.ID
 }
 
 // Len is the number of distinct ids recorded.
@@ -74,12 +75,11 @@ func (l *Ledger) Get(id string) (Entry, bool) {
 	return e, ok
 }
 
-// IDAt returns the id of the input stored at seq in stream.
-func (l *Ledger) IDAt(stream string, seq uint64) (string, bool) {
+// IDOf returns the id of the input of kind stored at seq of its stream, or "".
+func (l *Ledger) IDOf(kind messages.Kind, seq uint64) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	id, ok := l.bySeq[streamSeq{stream, seq}]
-	return id, ok
+	return l.bySeq[kindSeq{kind, seq}]
 }
 
 // Entries returns every entry, sorted by id.

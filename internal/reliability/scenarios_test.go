@@ -1,0 +1,169 @@
+package reliability
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// startWorkers starts the profile's number of worker processes.
+func (e *env) startWorkers(prefix string) {
+	e.t.Helper()
+	for i := range suite.profile.workers {
+		e.startWorker(fmt.Sprintf("%s%d", prefix, i+1))
+	}
+}
+
+// atProgress calls fn(i) once the live subscriber has seen outcomes for fractions[i] of n
+// inputs, for each fraction in increasing order, while the run goes on. It returns when
+// every fn has run.
+func (e *env) atProgress(n int, fractions []float64, fn func(i int)) {
+	e.t.Helper()
+	slices.Sort(fractions)
+	deadline := time.Now().Add(suite.profile.settle)
+	for i, f := range fractions {
+		want := int(f * float64(n))
+		for e.watcher.Settled(e.ledger) < want {
+			if time.Now().After(deadline) {
+				e.t.Fatalf("run stalled at %d of %d outcomes before disruption %d", e.watcher.Settled(e.ledger), n, i+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		fn(i)
+	}
+}
+
+// runMixed publishes a mixed run of n inputs in the background, calls disrupt while it is
+// processed, waits for every outcome and checks the figures.
+func (e *env) runMixed(scenario, note string, n int, disrupt func()) Figures {
+	e.t.Helper()
+	m := newMix(strings.ToLower(scenario[:2]), n)
+	published := make(chan error, 1)
+	go func() { published <- e.publishMix(m) }()
+	disrupt()
+	if err := <-published; err != nil {
+		e.t.Fatal(err)
+	}
+	drain := e.waitSettled(suite.profile.settle)
+	f, _ := e.finish(scenario, note, drain)
+	return f
+}
+
+// randomFractions returns k distinct random points of progress in [lo, hi).
+func randomFractions(k int, lo, hi float64) []float64 {
+	out := make([]float64, k)
+	for i := range out {
+		out[i] = lo + rand.Float64()*(hi-lo)
+	}
+	return out
+}
+
+// 1. kill -9 of worker processes at random moments of a mixed run with three replicas.
+func TestWorkerKill9(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.startWorkers("w")
+	n := suite.profile.messages
+	kills := suite.profile.kills
+	next := len(e.workers) + 1
+	e.runMixed("kill -9 worker", fmt.Sprintf("%d workers; %d SIGKILLs at random points, each replaced", suite.profile.workers, kills), n, func() {
+		e.atProgress(n, randomFractions(kills, 0.05, 0.85), func(int) {
+			var alive []*workerProc
+			for _, p := range e.workers {
+				if !p.exited() {
+					alive = append(alive, p)
+				}
+			}
+			victim := alive[rand.IntN(len(alive))]
+			victim.kill9(t)
+			t.Logf("killed %s at %d outcomes", victim.name, e.watcher.Settled(e.ledger))
+			e.startWorker(fmt.Sprintf("w%d", next))
+			next++
+		})
+	})
+}
+
+// 2. A single NATS server (file storage) restarted mid-run: workers reconnect by themselves.
+func TestNATSRestart(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.startWorkers("w")
+	n := suite.profile.messages
+	e.runMixed("NATS restart", "single server, file storage, down 2s at ~30% and again at ~70%", n, func() {
+		e.atProgress(n, []float64{0.3, 0.7}, func(int) {
+			e.nats.Stop()
+			time.Sleep(2 * time.Second) // the outage itself
+			e.nats.Restart()
+		})
+	})
+	for _, p := range e.workers {
+		if p.exited() {
+			t.Errorf("%s exited instead of reconnecting", p.name)
+		}
+	}
+}
+
+// 3. A three-node JetStream cluster with R3 streams: the stream leaders are killed mid-run.
+func TestClusterLeaderKill(t *testing.T) {
+	e := newEnv(t, envOptions{cluster: true})
+	e.startWorkers("w")
+	n := suite.profile.messages
+	var killed []string
+	e.runMixed("R3 leader kill", "3-node cluster; checks-stream leader killed at ~25% (back at ~45%), results-stream leader killed at ~60% (back at ~80%)", n, func() {
+		down := -1
+		e.atProgress(n, []float64{0.25, 0.45, 0.6, 0.8}, func(i int) {
+			switch i {
+			case 0:
+				down = e.cluster.KillLeader(e.stream("CHECKS"))
+				killed = append(killed, fmt.Sprintf("n%d", down+1))
+			case 2:
+				down = e.cluster.KillLeader(e.stream("RESULTS"))
+				killed = append(killed, fmt.Sprintf("n%d", down+1))
+			default:
+				e.cluster.Restart(down)
+			}
+		})
+	})
+	t.Logf("killed leaders: %v", killed)
+}
+
+// stream returns the worker's default stream name for a role ("CHECKS", "RESULTS", …).
+func (e *env) stream(role string) string { return "ELIGO_" + role }
+
+// 4. Redis killed and restarted (empty) mid-run: nothing fails, and cache hits resume.
+func TestRedisRestart(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.startWorkers("w")
+	n := suite.profile.messages
+	e.runMixed("Redis restart", "Redis killed at ~30%, down 2s, restarted empty", n, func() {
+		e.atProgress(n, []float64{0.3}, func(int) {
+			e.redis.Stop()
+			time.Sleep(2 * time.Second) // the outage itself
+			e.redis.Restart()
+		})
+	})
+	// Hits resume: the same check twice in a row, the second must come from the cache.
+	before := e.ledger.Len()
+	for i := range 2 {
+		id := fmt.Sprintf("hit-%d", i)
+		body := fmt.Sprintf(`{"request_id":%q,"user_id":"2088302535065344","rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}`, id)
+		if err := e.publish(messages.KindAnalyze, id, []byte(body), false); err != nil {
+			t.Fatal(err)
+		}
+		e.waitSettled(30 * time.Second)
+	}
+	a, err := e.audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger.Len() - before; got != 2 {
+		t.Fatalf("sent %d hit probes, want 2", got)
+	}
+	var r messages.AnalyzeResult
+	if res := a.Results["hit-1"]; len(res) != 1 || jsonInto(res[0], &r) != nil || r.Source != messages.SourceCache {
+		t.Errorf("after Redis came back, a repeated check was not served from the cache: %s", res)
+	}
+}
