@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"mime/multipart"
@@ -183,6 +184,15 @@ func (e *env) params(method string, extra map[string]string) map[string]string {
 // sign adds sign to p, computed with key over the string to sign.
 func sign(t testing.TB, key *rsa.PrivateKey, p map[string]string) {
 	t.Helper()
+	s, err := signString(key, p)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	p["sign"] = s
+}
+
+// signString signs the string to sign of p with its sign_type (RSA2 when it has none).
+func signString(key *rsa.PrivateKey, p map[string]string) (string, error) {
 	v := url.Values{}
 	for k, x := range p {
 		v.Set(k, x)
@@ -191,11 +201,43 @@ func sign(t testing.TB, key *rsa.PrivateKey, p map[string]string) {
 	if !st.Valid() {
 		st = alipay.SignRSA2
 	}
-	s, err := alipay.Sign(key, st, []byte(alipay.StringToSign(v)))
-	if err != nil {
-		t.Fatalf("sign: %v", err)
+	return alipay.Sign(key, st, []byte(alipay.StringToSign(v)))
+}
+
+// postTo posts p as a form and returns the body of a 200 answer.
+func postTo(c *http.Client, u string, p map[string]string) ([]byte, error) {
+	form := url.Values{}
+	for k, v := range p {
+		form.Set(k, v)
 	}
-	p["sign"] = s
+	res, err := c.PostForm(u, form)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", res.StatusCode, body)
+	}
+	return body, nil
+}
+
+func newServer(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // queryKeys are the parameters the Node SDK sends in the URL; the rest go in the body.
