@@ -2,9 +2,9 @@ package sandbox_test
 
 import (
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
