@@ -1,0 +1,167 @@
+package messages_test
+
+import (
+	"encoding/json"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// The decoders and encoders are on the worker's hot path. Each benchmark below has a floor
+// measured in the same run: json.Unmarshal of the same bytes into the same struct (what
+// decoding cannot beat without giving up encoding/json), and json.Marshal of the same value.
+// Each eligo sub-benchmark reports its cost as a multiple of the floor (x-floor-time,
+// x-floor-allocs), so a regression shows as a ratio, not as a machine-dependent time.
+
+var (
+	benchCheck   = []byte(`{"request_id":"r-1","user_id":"2088302535065344","rule_uuid":"7acd2b42617dc6165ca6637df06e6c3e","biz_id":"2088312938461030|566","max_age_s":300}`)
+	benchCommand = []byte(`{"command_id":"c-1","operation":"CREATE","shop_id":"2018032400077000000048031040","crowd_group_id":"fufangzhaitest01","condition_model_list":[{"logical_operator":"GT","period":"30","operation_value":"100","operator_rule":"TRADE_AMT","rule_unit":"YUAN"},{"logical_operator":"LTEQ","operation_value":"3","operator_rule":"HOME_SHOP_DIS","rule_unit":"KM"}],"describe":"regulars","operator_id":"2088222807744402","operator_type":"MER"}`)
+	benchResult  = messages.AnalyzeResult{
+		RequestID: "r-1", UserID: "2088302535065344", RuleUUID: "7acd2b42617dc6165ca6637df06e6c3e", BizID: "2088312938461030|566",
+		Outcome: messages.OutcomeOK, ResultCode: "000", FailConditionName: "pcreditInfoAdmitValidate",
+		FailConditionMsg: "脚本返回值:Y,比较值:N,比较符:strEquals", Source: messages.SourceAlipay,
+		CheckedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+	}
+)
+
+func floorUnmarshalCheck(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchCheck)))
+	for b.Loop() {
+		var c messages.AnalyzeCheck
+		if err := json.Unmarshal(benchCheck, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func decodeCheck(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchCheck)))
+	for b.Loop() {
+		if _, err := messages.DecodeAnalyzeCheck(benchCheck); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func floorUnmarshalCommand(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchCommand)))
+	for b.Loop() {
+		var c messages.CrowdGroupCommand
+		if err := json.Unmarshal(benchCommand, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func decodeCommand(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchCommand)))
+	for b.Loop() {
+		if _, _, err := messages.DecodeCrowdGroupCommand(benchCommand, messages.DecodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func floorMarshalResult(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(benchResult); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func encodeResult(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := messages.EncodeAnalyzeResult(benchResult); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func appendResult(b *testing.B) {
+	b.ReportAllocs()
+	buf := make([]byte, 0, 512)
+	for b.Loop() {
+		var err error
+		if buf, err = messages.AppendAnalyzeResult(buf[:0], benchResult); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// pair runs floor and then fn as sub-benchmarks and reports, on fn, its time and
+// allocations per operation as multiples of the floor's (x-floor-time, x-floor-allocs).
+func pair(b *testing.B, floorName string, floor func(*testing.B), fnName string, fn func(*testing.B)) {
+	var floorNs, floorAllocs float64
+	b.Run(floorName, func(b *testing.B) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		floor(b)
+		runtime.ReadMemStats(&ms)
+		floorNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		floorAllocs = float64(ms.Mallocs-before) / float64(b.N)
+	})
+	b.Run(fnName, func(b *testing.B) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		fn(b)
+		runtime.ReadMemStats(&ms)
+		if floorNs > 0 {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floorNs, "x-floor-time")
+		}
+		if floorAllocs > 0 {
+			b.ReportMetric(float64(ms.Mallocs-before)/float64(b.N)/floorAllocs, "x-floor-allocs")
+		}
+	})
+}
+
+func BenchmarkDecodeAnalyzeCheck(b *testing.B) {
+	pair(b, "floor=json.Unmarshal", floorUnmarshalCheck, "DecodeAnalyzeCheck", decodeCheck)
+}
+
+func BenchmarkDecodeCrowdGroupCommand(b *testing.B) {
+	pair(b, "floor=json.Unmarshal", floorUnmarshalCommand, "DecodeCrowdGroupCommand", decodeCommand)
+}
+
+func BenchmarkEncodeAnalyzeResult(b *testing.B) {
+	pair(b, "floor=json.Marshal", floorMarshalResult, "EncodeAnalyzeResult", encodeResult)
+	pair(b, "floor=json.Marshal#2", floorMarshalResult, "AppendAnalyzeResult", appendResult)
+}
+
+// TestDecodeAllocatesNoMoreThanUnmarshal holds validation of a good message to zero extra
+// allocations: decoding allocates exactly what json.Unmarshal does.
+func TestDecodeAllocatesNoMoreThanUnmarshal(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocation counts")
+	}
+	for _, tc := range []struct {
+		name          string
+		floor, decode func()
+	}{
+		{"analyze check",
+			func() { var c messages.AnalyzeCheck; _ = json.Unmarshal(benchCheck, &c) },
+			func() { _, _ = messages.DecodeAnalyzeCheck(benchCheck) }},
+		{"crowd-group command",
+			func() { var c messages.CrowdGroupCommand; _ = json.Unmarshal(benchCommand, &c) },
+			func() { _, _, _ = messages.DecodeCrowdGroupCommand(benchCommand, messages.DecodeOptions{}) }},
+	} {
+		floor, got := testing.AllocsPerRun(100, tc.floor), testing.AllocsPerRun(100, tc.decode)
+		if got > floor {
+			t.Errorf("%s: decoding allocates %.0f times per message, json.Unmarshal %.0f", tc.name, got, floor)
+		}
+	}
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = messages.AppendAnalyzeResult(buf[:0], benchResult) }); n != 0 {
+		t.Errorf("AppendAnalyzeResult into a large enough buffer allocates %.0f times", n)
+	}
+}
