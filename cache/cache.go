@@ -139,7 +139,9 @@ type Config struct {
 	Cooldown time.Duration
 	// JanitorInterval is how often a Memory cache drops expired entries. Default 1m.
 	JanitorInterval time.Duration
-	// Now returns the current time. Default time.Now.
+	// Now returns the current time, against which maxAge is measured (and, for Memory,
+	// expiry, leases and invalidations). Redis expires keys and stamps invalidations by its
+	// own clock. Default time.Now.
 	Now func() time.Time
 	// Registerer, when set, receives the cache metrics: eligo_cache_requests_total{backend,op,result},
 	// eligo_cache_request_duration_seconds{backend,op} and eligo_cache_circuit_open{backend}.

@@ -186,6 +186,42 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
+// TestRedisSlow pauses Redis (CLIENT PAUSE): calls give up after OpTimeout with
+// ErrUnavailable instead of waiting for the pause to end, and hits resume afterwards.
+func TestRedisSlow(t *testing.T) {
+	srv := redistest.NewServer(t)
+	const opTimeout = 50 * time.Millisecond
+	c := cache.NewRedis(newClient(t, srv), cache.Config{OpTimeout: opTimeout, Cooldown: 10 * time.Millisecond})
+	ctx := context.Background()
+	k := testKey("2088302535065344")
+	if err := c.Set(ctx, k, testAnswer(k)); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	const pause = time.Second
+	if err := newClient(t, srv).Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	start := time.Now()
+	_, err := c.Get(ctx, k, 0)
+	if elapsed := time.Since(start); elapsed >= pause {
+		t.Errorf("Get waited %v for a paused Redis; want about OpTimeout (%v)", elapsed, opTimeout)
+	}
+	if !errors.Is(err, cache.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get on a paused Redis = %v; want ErrUnavailable after a deadline", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Get(ctx, k, 0)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, cache.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Get after the pause: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestRedisCallerCancellation: a caller's own cancelled context is not a Redis failure.
 func TestRedisCallerCancellation(t *testing.T) {
 	srv := redistest.NewServer(t)

@@ -74,3 +74,11 @@ func (c *circuit) failure(err error) {
 			"cooldown", c.cooldown, "err", err)
 	}
 }
+
+// abandon records an operation that ended without telling anything about the store (the
+// caller gave up first); if it was the probe, the next operation probes instead.
+func (c *circuit) abandon() {
+	if c.openUntil.Load() != 0 {
+		c.probing.Store(false)
+	}
+}

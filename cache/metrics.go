@@ -31,6 +31,19 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	circuit  prometheus.Gauge
+
+	// Series resolved up front, so the hot path does no label hashing.
+	counters  map[[2]string]prometheus.Counter
+	observers map[string]prometheus.Observer
+}
+
+// series lists the results each operation reports; they are exported from the start at 0.
+var series = map[string][]string{
+	opGet:        {resultHit, resultMiss, resultError, resultBypass},
+	opSet:        {resultOK, resultStale, resultReject, resultError, resultBypass},
+	opInvalidate: {resultOK, resultError},
+	opLease:      {resultHeld, resultBusy, resultError, resultBypass},
+	opWait:       {resultHit, resultMiss, resultError, resultBypass},
 }
 
 func newMetrics(reg prometheus.Registerer, backend string) *metrics {
@@ -59,6 +72,14 @@ func newMetrics(reg prometheus.Registerer, backend string) *metrics {
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
 	m.circuit = register(reg, m.circuit)
+	m.counters = make(map[[2]string]prometheus.Counter)
+	m.observers = make(map[string]prometheus.Observer)
+	for op, results := range series {
+		m.observers[op] = m.duration.WithLabelValues(op)
+		for _, r := range results {
+			m.counters[[2]string{op, r}] = m.requests.WithLabelValues(op, r)
+		}
+	}
 	return m
 }
 
@@ -78,15 +99,25 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) count(op, result string) {
-	if m.requests != nil {
-		m.requests.WithLabelValues(op, result).Inc()
+	if m.requests == nil {
+		return
 	}
+	if c, ok := m.counters[[2]string{op, result}]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(op, result).Inc()
 }
 
 func (m *metrics) observe(op string, start time.Time) {
-	if m.duration != nil {
-		m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if m.duration == nil {
+		return
 	}
+	if o, ok := m.observers[op]; ok {
+		o.Observe(time.Since(start).Seconds())
+		return
+	}
+	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
 
 func (m *metrics) setCircuit(open bool) {

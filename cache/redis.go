@@ -37,6 +37,16 @@ redis.call('SET', KEYS[2], g .. '\0' .. ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
+// invalidateScript gives a rule a new generation token stamped with the Redis server's
+// clock, so an administrator's clock never decides which answers are stale.
+// KEYS: generation. ARGV: random part of the token, generation TTL ms.
+var invalidateScript = redis.NewScript(`
+local t = redis.call('TIME')
+local ms = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+redis.call('SET', KEYS[1], ms .. '.' .. ARGV[1], 'PX', ARGV[2])
+return ms
+`)
+
 // releaseScript deletes a lease only if it still holds this holder's token.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -96,20 +106,38 @@ func (c *Redis) tag(rule string) string {
 
 func (c *Redis) genKey(rule string) string { return c.tag(rule) + ":g" }
 
-func (c *Redis) entryKey(kind string, k Key) string {
+// keys returns the generation key of k's rule and k's entry keys of the given kinds
+// (":v:" value, ":l:" lease), built in one allocation.
+func (c *Redis) keys(k Key, kinds ...string) []string {
 	var b strings.Builder
-	b.WriteString(c.tag(k.RuleUUID))
-	b.WriteString(kind)
-	writeEscaped(&b, k.AppID)
-	b.WriteByte(':')
-	writeEscaped(&b, k.UserID)
-	b.WriteByte(':')
-	writeEscaped(&b, k.BizID)
-	return b.String()
+	b.Grow((len(c.ns)+len(k.RuleUUID)+len(k.AppID)+len(k.UserID)+len(k.BizID)+16)*(len(kinds)+1))
+	ends := make([]int, 0, 3)
+	b.WriteString("{")
+	b.WriteString(c.ns)
+	b.WriteString(":" + keyVersion + ":")
+	writeEscaped(&b, k.RuleUUID)
+	b.WriteString("}")
+	tagEnd := b.Len()
+	b.WriteString(":g")
+	ends = append(ends, b.Len())
+	for _, kind := range kinds {
+		b.WriteString(b.String()[:tagEnd])
+		b.WriteString(kind)
+		writeEscaped(&b, k.AppID)
+		b.WriteByte(':')
+		writeEscaped(&b, k.UserID)
+		b.WriteByte(':')
+		writeEscaped(&b, k.BizID)
+		ends = append(ends, b.Len())
+	}
+	s := b.String()
+	out := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i], start = s[start:end], end
+	}
+	return out
 }
-
-func (c *Redis) valueKey(k Key) string { return c.entryKey(":v:", k) }
-func (c *Redis) leaseKey(k Key) string { return c.entryKey(":l:", k) }
 
 // Get returns the answer cached for k if it is no older than maxAge (measured from its
 // CheckedAt; maxAge <= 0 means any age within the TTL). The answer carries the identity
@@ -124,7 +152,7 @@ func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.
 	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	start := time.Now()
-	vals, err := c.client.MGet(opCtx, c.genKey(k.RuleUUID), c.valueKey(k)).Result()
+	vals, err := c.client.MGet(opCtx, c.keys(k, ":v:")...).Result()
 	c.metrics.observe(opGet, start)
 	if err != nil {
 		return messages.AnalyzeResult{}, c.fail(ctx, opGet, err)
@@ -159,6 +187,8 @@ func (c *Redis) decode(k Key, gen, val any) (messages.AnalyzeResult, bool) {
 func (c *Redis) fail(ctx context.Context, op string, err error) error {
 	if ctx.Err() == nil {
 		c.circuit.failure(err)
+	} else {
+		c.circuit.abandon()
 	}
 	c.metrics.count(op, resultError)
 	return fmt.Errorf("cache %s: %w: %w", op, ErrUnavailable, err)
@@ -181,11 +211,11 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 	defer cancel()
 	start := time.Now()
 	stored, err := setScript.Run(opCtx, c.client,
-		[]string{c.genKey(k.RuleUUID), c.valueKey(k)},
+		c.keys(k, ":v:"),
 		appendAnswer(nil, r),
 		c.cfg.ttlFor(r).Milliseconds(),
 		r.CheckedAt.UnixMilli(),
-		newGeneration(time.Time{}),
+		"0."+strconv.FormatUint(rand.Uint64(), 36),
 		c.cfg.maxTTL().Milliseconds(),
 	).Int()
 	c.metrics.observe(opSet, start)
@@ -201,25 +231,17 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 	return nil
 }
 
-// newGeneration returns a fresh generation token recording the invalidation time (zero for
-// a rule never invalidated).
-func newGeneration(invalidatedAt time.Time) string {
-	var ms int64
-	if !invalidatedAt.IsZero() {
-		ms = invalidatedAt.UnixMilli()
-	}
-	return strconv.FormatInt(ms, 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
-}
-
 // InvalidateRule drops every cached answer of ruleUUID, for all apps, users and biz ids, in
-// O(1): it replaces the rule's generation token. It always tries Redis, even while the
+// O(1): it replaces the rule's generation token, stamped with the Redis server's time (an
+// answer checked before that moment is no longer stored). It always tries Redis, even while the
 // circuit is open, because a lost invalidation would serve stale answers; on an error
 // (wrapping ErrUnavailable) the caller should retry.
 func (c *Redis) InvalidateRule(ctx context.Context, ruleUUID string) error {
 	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	start := time.Now()
-	err := c.client.Set(opCtx, c.genKey(ruleUUID), newGeneration(c.cfg.Now()), c.cfg.maxTTL()).Err()
+	err := invalidateScript.Run(opCtx, c.client, []string{c.genKey(ruleUUID)},
+		strconv.FormatUint(rand.Uint64(), 36), c.cfg.maxTTL().Milliseconds()).Err()
 	c.metrics.observe(opInvalidate, start)
 	if err != nil {
 		return c.fail(ctx, opInvalidate, err)
@@ -241,7 +263,7 @@ func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(conte
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
-	key := c.leaseKey(k)
+	key := c.keys(k, ":l:")[1]
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	start := time.Now()
 	ok, err := c.client.SetNX(opCtx, key, token, c.cfg.LeaseTTL).Result()
@@ -276,7 +298,7 @@ const (
 func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeout time.Duration) (messages.AnalyzeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	keys := []string{c.genKey(k.RuleUUID), c.valueKey(k), c.leaseKey(k)}
+	keys := c.keys(k, ":v:", ":l:")
 	interval := waitPollMin
 	for {
 		if !c.circuit.allow() {
@@ -288,6 +310,7 @@ func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeou
 		opCancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
+			c.circuit.abandon()
 			c.metrics.count(opWait, resultMiss)
 			return messages.AnalyzeResult{}, ErrMiss
 		case err != nil:
@@ -321,9 +344,10 @@ func (c *Redis) TTL(ctx context.Context, k Key) (time.Duration, error) {
 	defer cancel()
 	var vals *redis.SliceCmd
 	var ttl *redis.DurationCmd
+	keys := c.keys(k, ":v:")
 	_, err := c.client.Pipelined(opCtx, func(p redis.Pipeliner) error {
-		vals = p.MGet(opCtx, c.genKey(k.RuleUUID), c.valueKey(k))
-		ttl = p.PTTL(opCtx, c.valueKey(k))
+		vals = p.MGet(opCtx, keys...)
+		ttl = p.PTTL(opCtx, keys[1])
 		return nil
 	})
 	if err != nil {

@@ -30,6 +30,20 @@ import (
 // so that Config.OpTimeout bounds every operation. Errors never repeat the URL, which may
 // hold a password.
 func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
+	// A host list "h1:p1,h2:p2" is not a valid URL host: cut it out before parsing.
+	hosts := ""
+	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok && (strings.HasSuffix(scheme, "-sentinel") || strings.HasSuffix(scheme, "-cluster")) {
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		userinfo, list := "", rest[:end]
+		if at := strings.LastIndex(list, "@"); at >= 0 {
+			userinfo, list = list[:at+1], list[at+1:]
+		}
+		hosts = list
+		rawURL = scheme + "://" + userinfo + "hosts.invalid" + rest[end:]
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		var ue *url.Error
@@ -43,9 +57,9 @@ func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 	case "redis", "rediss", "unix":
 		o, err = parseStandalone(u)
 	case "redis-sentinel", "rediss-sentinel":
-		o, err = parseSentinel(u)
+		o, err = parseSentinel(u, hosts)
 	case "redis-cluster", "rediss-cluster":
-		o, err = parseCluster(u)
+		o, err = parseCluster(u, hosts)
 	default:
 		return nil, fmt.Errorf("parse redis URL: unsupported scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", u.Scheme)
 	}
@@ -98,10 +112,10 @@ func unixDialer(path string) func(ctx context.Context, network, addr string) (ne
 	}
 }
 
-// splitHosts splits the comma-separated host list of u, adding defaultPort where missing.
-func splitHosts(u *url.URL, defaultPort string) ([]string, error) {
+// splitHosts splits a comma-separated host list, adding defaultPort where missing.
+func splitHosts(hosts string, defaultPort string) ([]string, error) {
 	var addrs []string
-	for _, h := range strings.Split(u.Host, ",") {
+	for _, h := range strings.Split(hosts, ",") {
 		if h == "" {
 			continue
 		}
@@ -130,8 +144,8 @@ func rewrite(u *url.URL, addrs []string, q url.Values, user *url.Userinfo) strin
 	return r.String()
 }
 
-func parseSentinel(u *url.URL) (*redis.UniversalOptions, error) {
-	addrs, err := splitHosts(u, "26379")
+func parseSentinel(u *url.URL, hosts string) (*redis.UniversalOptions, error) {
+	addrs, err := splitHosts(hosts, "26379")
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +205,8 @@ func parseSentinel(u *url.URL) (*redis.UniversalOptions, error) {
 	}, nil
 }
 
-func parseCluster(u *url.URL) (*redis.UniversalOptions, error) {
-	addrs, err := splitHosts(u, "6379")
+func parseCluster(u *url.URL, hosts string) (*redis.UniversalOptions, error) {
+	addrs, err := splitHosts(hosts, "6379")
 	if err != nil {
 		return nil, err
 	}
