@@ -110,7 +110,7 @@ func (c *Redis) genKey(rule string) string { return c.tag(rule) + ":g" }
 // (":v:" value, ":l:" lease), built in one allocation.
 func (c *Redis) keys(k Key, kinds ...string) []string {
 	var b strings.Builder
-	b.Grow((len(c.ns)+len(k.RuleUUID)+len(k.AppID)+len(k.UserID)+len(k.BizID)+16)*(len(kinds)+1))
+	b.Grow((len(c.ns) + len(k.RuleUUID) + len(k.AppID) + len(k.UserID) + len(k.BizID) + 16) * (len(kinds) + 1))
 	ends := make([]int, 0, 3)
 	b.WriteString("{")
 	b.WriteString(c.ns)
