@@ -44,7 +44,7 @@ func validCheck(id string) messages.AnalyzeCheck {
 func validCommand(id, shop string) messages.CrowdGroupCommand {
 	return messages.CrowdGroupCommand{
 		CommandID: id, Operation: "CREATE", ShopID: shop, CrowdGroupID: "fufangzhaitest01", Describe: "regulars",
-		OperatorID: "2088222807744402",
+		OperatorID:         "2088222807744402",
 		ConditionModelList: []messages.Condition{{LogicalOperator: "GT", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}},
 	}
 }
