@@ -122,7 +122,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		"ELIGO_ALIPAY_TIMEOUT=2s",
 		"ELIGO_HANDLE_TIMEOUT=5s",
 		"ELIGO_BREAKER_TIMEOUT=1s",
-		"ELIGO_SHUTDOWN_TIMEOUT=5s",
+		"ELIGO_DRAIN_TIMEOUT=5s",
 		"ELIGO_CONCURRENCY=16",
 		"ELIGO_LOG_FORMAT=json",
 		"ELIGO_LOG_LEVEL=debug",
@@ -395,6 +395,23 @@ func (e *env) rejectionsHaveDeadLetters(a *Audit) bool {
 		}
 	}
 	return true
+}
+
+// publishOnce publishes one input with a single attempt and records it when JetStream
+// acknowledges it.
+func (e *env) publishOnce(kind messages.Kind, id string, data []byte) error {
+	subject := e.subj.AnalyzeCheck()
+	if kind == messages.KindCrowdGroup {
+		subject = e.subj.CrowdGroupCommand()
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	ack, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: nats.Header{messages.HeaderMsgID: {id}}})
+	if err != nil {
+		return err
+	}
+	e.ledger.Record(Entry{ID: id, Kind: kind, Stream: ack.Stream, Seq: ack.Sequence, WantRejection: true})
+	return nil
 }
 
 // errPublish is returned when a publish is still not acknowledged after every retry.

@@ -3,6 +3,8 @@ package reliability
 import (
 	"fmt"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -114,4 +116,69 @@ func hostileCases() []hostileCase {
 		{name: "app_auth_token too long", kind: c, data: validCommand("operator_type", `"MER","app_auth_token":"`+strings.Repeat("t", 64)+`"`), wantField: "app_auth_token"},
 	}
 	return cases
+}
+
+// 6. Hostile input: each case is rejected with a reason naming the problem and
+// dead-lettered; the workers never crash and keep answering valid checks.
+func TestHostileInput(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.startWorker("w1")
+	e.startWorker("w2")
+	cases := hostileCases()
+	var refused []string
+	for i, c := range cases {
+		id := fmt.Sprintf("hostile-%02d", i)
+		data := []byte(strings.ReplaceAll(c.data, "$ID", id))
+		if err := e.publishOnce(c.kind, id, data); err != nil {
+			// JetStream itself refused it (e.g. larger than the stream allows): it was never
+			// accepted, so the promise does not apply; say so.
+			refused = append(refused, fmt.Sprintf("%s (%v)", c.name, err))
+		}
+	}
+	// The workers still answer valid checks after all that.
+	for i := range 5 {
+		id := fmt.Sprintf("after-hostile-%d", i)
+		body := fmt.Sprintf(`{"request_id":%q,"user_id":"2088302535065344","rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}`, id)
+		if err := e.publish(messages.KindAnalyze, id, []byte(body), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drain := e.waitSettled(time.Minute)
+	note := fmt.Sprintf("%d hostile inputs (non-JSON, truncated, oversized, deep, wrong types, bad UTF-8, subject-unsafe ids, each validation rule) + 5 valid", len(cases))
+	if len(refused) > 0 {
+		note += fmt.Sprintf("; %d refused by JetStream at publish", len(refused))
+		t.Logf("refused by JetStream at publish: %v", refused)
+	}
+	_, a := e.finish("hostile input", note, drain)
+
+	for i, c := range cases {
+		id := fmt.Sprintf("hostile-%02d", i)
+		if _, ok := e.ledger.Get(id); !ok {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			rej, ok := a.RejectionBodies[id]
+			if !ok {
+				t.Fatalf("no rejection (results: %d, dead letters: %d)", len(a.Results[id]), a.DeadLetters[id])
+			}
+			if rej.Outcome != messages.OutcomeRejected || rej.Kind != c.kind || len(rej.Errors) == 0 {
+				t.Errorf("rejection = %+v, want outcome %q, kind %q and at least one error", rej, messages.OutcomeRejected, c.kind)
+			}
+			named := c.wantField == ""
+			for _, fe := range rej.Errors {
+				if fe.Code == "" || fe.Message == "" {
+					t.Errorf("error without code or message: %+v", fe)
+				}
+				if c.wantField != "" && strings.HasPrefix(fe.Field, c.wantField) {
+					named = true
+				}
+			}
+			if !named {
+				t.Errorf("no error names field %s: %+v", c.wantField, rej.Errors)
+			}
+			if a.DeadLetters[id] != 1 || a.DeadLetterReasons[id] == "" {
+				t.Errorf("dead letters = %d with reason %q, want one with a reason", a.DeadLetters[id], a.DeadLetterReasons[id])
+			}
+		})
+	}
 }
