@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -17,8 +17,9 @@ const cacheDescription = `
 Cache administration.
 
   eligo cache invalidate --rule RULE_UUID
-      Publish a cache invalidation command on <prefix>.cmd.cache.invalidate: every worker
-      drops its cached analyze answers for the rule.`
+      Publish a cache invalidation command on <prefix>.cmd.cache.invalidate: every running
+      worker drops its cached analyze answers for the rule and confirms; the command prints
+      how many confirmed within --wait and fails when none did.`
 
 func runCache(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -40,9 +41,11 @@ func runCacheInvalidate(ctx context.Context, c *cli, args []string) error {
 	var (
 		nc   natsSettings
 		rule string
+		wait time.Duration
 	)
 	bindNATS(s, &nc)
 	s.str(&rule, "rule", "", "", "promo rule id whose cached answers are dropped")
+	s.duration(&wait, "wait", "", time.Second, "how long to collect confirmations from running workers")
 	if done, err := c.parseOrHelp(s, args, "eligo cache invalidate --rule RULE_UUID [flags]", cacheDescription); done || err != nil {
 		return err
 	}
@@ -63,27 +66,40 @@ func runCacheInvalidate(ctx context.Context, c *cli, args []string) error {
 	}
 	defer conn.Close()
 	subject := nc.subjects().CacheInvalidate()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
-	// Prefer JetStream (a stored, acknowledged command); fall back to core NATS when no
-	// stream captures the subject and workers listen directly.
-	js, err := jetstream.New(conn)
+	// Workers listen with plain subscriptions (every replica drops its entries) and confirm
+	// to the reply inbox; collect the confirmations for the wait window.
+	inbox := conn.NewInbox()
+	acks := make(chan *nats.Msg, 64)
+	sub, err := conn.ChanSubscribe(inbox, acks)
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return fmt.Errorf("subscribe to confirmations: %w", err)
 	}
-	how := "stored in JetStream"
-	if _, err := js.Publish(ctx, subject, data); err != nil {
-		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return fmt.Errorf("publish invalidation of rule %s: %w", rule, err)
-		}
-		if err := conn.Publish(subject, data); err != nil {
-			return fmt.Errorf("publish invalidation of rule %s: %w", rule, err)
-		}
-		if err := conn.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("publish invalidation of rule %s: %w", rule, err)
-		}
-		how = "sent to running workers"
+	defer sub.Unsubscribe()
+	if err := conn.PublishRequest(subject, inbox, data); err != nil {
+		return fmt.Errorf("publish invalidation of rule %s: %w", rule, err)
 	}
-	printLine(c.stdout, "cache invalidation for rule %s published on %s (%s)", rule, subject, how)
+	if err := conn.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("publish invalidation of rule %s: %w", rule, err)
+	}
+	confirmed := 0
+	window := time.NewTimer(wait)
+	defer window.Stop()
+collect:
+	for {
+		select {
+		case <-acks:
+			confirmed++
+		case <-window.C:
+			break collect
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	if confirmed == 0 {
+		return fmt.Errorf("invalidation of rule %s published on %s, but no worker confirmed within %s (is one running? see eligo status)", rule, subject, wait)
+	}
+	printLine(c.stdout, "cache invalidation for rule %s published on %s; %d worker(s) confirmed", rule, subject, confirmed)
 	return nil
 }

@@ -15,6 +15,5 @@ func stub(c *cli, name string, args []string) error {
 	return errors.New(name + ": not wired yet")
 }
 
-func runDev(ctx context.Context, c *cli, args []string) error    { return stub(c, "dev", args) }
 func runDLQ(ctx context.Context, c *cli, args []string) error    { return stub(c, "dlq", args) }
 func runStatus(ctx context.Context, c *cli, args []string) error { return stub(c, "status", args) }

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// buildEligo builds the eligo binary into a temporary directory.
+func buildEligo(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "eligo")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// cleanEnv is the test's environment without ELIGO_* variables, so a developer's settings do
+// not leak into the subprocesses.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ELIGO_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// syncBuffer is an io.Writer safe for concurrent use that signals every write.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.b.Write(p)
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// devProcess is a running `eligo dev`.
+type devProcess struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+func startDev(t *testing.T, bin, dir string, args ...string) *devProcess {
+	t.Helper()
+	p := &devProcess{stdout: newSyncBuffer(), stderr: newSyncBuffer(), exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"dev", "--nats-port", "0"}, args...)...)
+	p.cmd.Dir = dir
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout = p.stdout
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// waitFor waits until stdout contains want, failing if the process exits or the deadline
+// passes first.
+func (p *devProcess) waitFor(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if strings.Contains(p.stdout.String(), want) {
+			return
+		}
+		select {
+		case <-p.stdout.changed:
+		case <-p.exited:
+			if strings.Contains(p.stdout.String(), want) {
+				return
+			}
+			t.Fatalf("eligo dev exited (%v) before printing %q\nstdout:\n%s\nstderr:\n%s", p.err, want, p.stdout, p.stderr)
+		case <-deadline.C:
+			t.Fatalf("eligo dev did not print %q within %s\nstdout:\n%s\nstderr:\n%s", want, timeout, p.stdout, p.stderr)
+		}
+	}
+}
+
+// interrupt sends SIGINT and waits for the exit status.
+func (p *devProcess) interrupt(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("eligo dev did not exit within %s of SIGINT\nstdout:\n%s\nstderr:\n%s", timeout, p.stdout, p.stderr)
+		return nil
+	}
+}
+
+// eligo runs the binary to completion with a deadline.
+func eligo(t *testing.T, bin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = cleanEnv()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// sampleResults returns the JSON result lines eligo dev printed for its samples.
+func sampleResults(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var res []map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("sample result %q is not JSON: %v", line, err)
+		}
+		res = append(res, m)
+	}
+	return res
+}
+
+// checkSamples asserts that every sample got its expected answer.
+func checkSamples(t *testing.T, out string) {
+	t.Helper()
+	res := sampleResults(t, out)
+	if len(res) != 5 {
+		t.Fatalf("got %d sample results, want 5:\n%s", len(res), out)
+	}
+	want := []struct {
+		outcome   string
+		triggered any
+	}{
+		{messages.OutcomeOK, false},     // crowd group missing
+		{messages.OutcomeOK, nil},       // CREATE
+		{messages.OutcomeOK, true},      // same check, group exists
+		{messages.OutcomeOK, false},     // regulars rule
+		{messages.OutcomeRejected, nil}, // invalid command
+	}
+	for i, w := range want {
+		if got := res[i]["outcome"]; got != w.outcome {
+			t.Errorf("sample %d outcome = %v, want %s (%v)", i+1, got, w.outcome, res[i])
+		}
+		if w.triggered != nil && res[i]["triggered"] != w.triggered {
+			t.Errorf("sample %d triggered = %v, want %v (%v)", i+1, res[i]["triggered"], w.triggered, res[i])
+		}
+	}
+	if res[1]["status"] != "success" {
+		t.Errorf("CREATE status = %v, want success", res[1]["status"])
+	}
+}
+
+// printedCommand finds the printed "<bin> <sub> --nats …" line and returns its arguments.
+func printedCommand(t *testing.T, out, bin, sub string) []string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 2 && fields[0] == bin && fields[1] == sub {
+			return fields[1:]
+		}
+	}
+	t.Fatalf("eligo dev printed no %q line for %s:\n%s", sub, bin, out)
+	return nil
+}
+
+func TestDevEndToEnd(t *testing.T) {
+	bin := buildEligo(t)
+	dir := t.TempDir()
+
+	dev := startDev(t, bin, dir)
+	dev.waitFor(t, "Eligo dev is ready", 3*time.Minute)
+	out := dev.stdout.String()
+	checkSamples(t, out)
+	if !regexp.MustCompile(`NATS:\s+nats://127\.0\.0\.1:\d+`).MatchString(out) {
+		t.Errorf("no NATS URL printed:\n%s", out)
+	}
+
+	t.Run("the printed check line works as printed", func(t *testing.T) {
+		stdout, stderr, err := eligo(t, bin, printedCommand(t, out, bin, "check")...)
+		if err != nil {
+			t.Fatalf("eligo check: %v\n%s%s", err, stdout, stderr)
+		}
+		var r messages.AnalyzeResult
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("check printed %q: %v", stdout, err)
+		}
+		if r.Outcome != messages.OutcomeOK || r.RuleUUID != devRuleUUID || !r.Triggered {
+			t.Errorf("check result = %+v, want ok and triggered for rule %s", r, devRuleUUID)
+		}
+	})
+	t.Run("a rejected check exits 3", func(t *testing.T) {
+		args := printedCommand(t, out, bin, "check")
+		args = append(args, "--rule-uuid", "not.subject.safe")
+		_, _, err := eligo(t, bin, args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitRejected {
+			t.Errorf("exit = %v, want status %d", err, exitRejected)
+		}
+	})
+	t.Run("watch replays the sample results", func(t *testing.T) {
+		args := append(printedCommand(t, out, bin, "watch"), "--kind", "analyze", "--limit", "3")
+		stdout, stderr, err := eligo(t, bin, args...)
+		if err != nil {
+			t.Fatalf("eligo watch: %v\n%s", err, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("watch printed %d lines, want 3:\n%s", len(lines), stdout)
+		}
+		for _, l := range lines {
+			var r messages.AnalyzeResult
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.RequestID == "" {
+				t.Errorf("watch line %q is not an analyze result (%v)", l, err)
+			}
+		}
+	})
+	t.Run("cache invalidate is confirmed by the worker", func(t *testing.T) {
+		args := printedCommand(t, out, bin, "check")
+		natsFlag := args[1:3]
+		stdout, stderr, err := eligo(t, bin, append([]string{"cache", "invalidate", "--rule", devRuleUUID}, natsFlag...)...)
+		if err != nil || !strings.Contains(stdout, "1 worker(s) confirmed") {
+			t.Errorf("cache invalidate: %v\n%s%s", err, stdout, stderr)
+		}
+	})
+
+	if err := dev.interrupt(t, time.Minute); err != nil {
+		t.Fatalf("eligo dev exit after SIGINT: %v, want status 0\nstderr:\n%s", err, dev.stderr)
+	}
+
+	// A second start reuses the directory: same keys, existing streams, new sample ids.
+	again := startDev(t, bin, dir)
+	again.waitFor(t, "Eligo dev is ready", 3*time.Minute)
+	checkSamples(t, again.stdout.String())
+	if strings.Contains(again.stderr.String(), "level=ERROR") {
+		t.Errorf("second start logged errors:\n%s", again.stderr)
+	}
+	if err := again.interrupt(t, time.Minute); err != nil {
+		t.Fatalf("second eligo dev exit after SIGINT: %v, want status 0", err)
+	}
+}
