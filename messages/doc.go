@@ -33,5 +33,6 @@
 //
 // The same contract, for services not written in Go, is in asyncapi.yaml (AsyncAPI 3.0:
 // channels, messages, headers) and schema/*.json (one JSON Schema per message), next to this
-// package's source; Schema and AsyncAPI return the embedded copies.
+// package's source; Schema and AsyncAPI return the embedded copies. Go services use the
+// client sub-package (messages/client), which speaks the request/reply protocol for them.
 package messages

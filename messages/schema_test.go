@@ -206,6 +206,8 @@ func TestSchemasAgreeWithDecoders(t *testing.T) {
 		{"rule_uuid with >", []mutation{set("rule_uuid", "a>")}},
 		{"rule_uuid with a tab", []mutation{set("rule_uuid", "a\tb")}},
 		{"rule_uuid with U+0085", []mutation{set("rule_uuid", "a\u0085b")}},
+		{"rule_uuid with U+FFFD", []mutation{set("rule_uuid", "a\ufffdb")}},
+		{"rule_uuid in Chinese", []mutation{set("rule_uuid", "规则1")}},
 		{"user_id number", []mutation{set("user_id", 2088)}},
 		{"user_id with a space", []mutation{set("user_id", "2088 1")}},
 		{"missing request_id", []mutation{set("request_id", del{})}},
