@@ -84,6 +84,8 @@ func TestParseURL(t *testing.T) {
 		{"cluster", "redis-cluster://eligo:pw@n1:7000,n2:7001,n3",
 			parsed{Addrs: []string{"n1:7000", "n2:7001", "n3:6379"}, Username: "eligo", Password: "pw",
 				Cluster: true, ContextTimeout: true, Client: "cluster"}},
+		{"ipv6 cluster", "redis-cluster://[::1]:7000,[fd00::2]",
+			parsed{Addrs: []string{"[::1]:7000", "[fd00::2]:6379"}, Cluster: true, ContextTimeout: true, Client: "cluster"}},
 		{"single-seed cluster over tls", "rediss-cluster://cfg.example.com:6379?pool_size=3",
 			parsed{Addrs: []string{"cfg.example.com:6379"}, Cluster: true, TLS: true, PoolSize: 3, ContextTimeout: true, Client: "cluster"}},
 	}
