@@ -65,6 +65,14 @@ type envOptions struct {
 	tcpRedis bool
 	// extraEnv is added to the worker environment.
 	extraEnv []string
+	// nats, when set, is the server to use (with natsURL for the workers and clientOpts for
+	// the suite's own connection) instead of a fresh one.
+	nats       *natstest.Server
+	natsURL    string
+	clientOpts []nats.Option
+	// redis, when set, is the Redis to use (with redisURL for the workers).
+	redis    *redistest.Server
+	redisURL string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -80,6 +88,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		natsURL = e.cluster.URLs()
 		e.nc = e.cluster.Connect()
 		e.workerEnv = append(e.workerEnv, "ELIGO_STREAM_REPLICAS=3")
+	} else if o.nats != nil {
+		e.nats = o.nats
+		natsURL = o.natsURL
+		e.nc = e.nats.Connect(o.clientOpts...)
 	} else {
 		e.nats = natstest.NewServer(t)
 		natsURL = e.nats.ClientURL()
@@ -92,7 +104,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.js = js
 	e.workerEnv = append(e.workerEnv, "ELIGO_NATS_URL="+natsURL)
 
-	if !o.noRedis {
+	if o.redis != nil {
+		e.redis = o.redis
+		e.workerEnv = append(e.workerEnv, "ELIGO_REDIS_URL="+o.redisURL)
+	} else if !o.noRedis {
 		if o.tcpRedis {
 			e.redis = redistest.NewTCPServer(t)
 		} else {
