@@ -26,7 +26,7 @@ func DecodeAnalyzeCheck(data []byte) (AnalyzeCheck, error) {
 	var c AnalyzeCheck
 	var v validator
 	if !v.shape(data) {
-		return AnalyzeCheck{}, v.result(KindAnalyze, "")
+		return AnalyzeCheck{}, v.result(KindAnalyze, idOfMalformed(v.errs, data).RequestID)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		c = AnalyzeCheck{}
@@ -63,7 +63,7 @@ func DecodeCrowdGroupCommand(data []byte, opts DecodeOptions) (cmd CrowdGroupCom
 	var c CrowdGroupCommand
 	var v validator
 	if !v.shape(data) {
-		return CrowdGroupCommand{}, nil, v.result(KindCrowdGroup, "")
+		return CrowdGroupCommand{}, nil, v.result(KindCrowdGroup, idOfMalformed(v.errs, data).CommandID)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		c = CrowdGroupCommand{}
@@ -196,11 +196,11 @@ func DecodeRejection(data []byte) (Rejection, error) {
 	var r Rejection
 	var v validator
 	if !v.shape(data) {
-		return Rejection{}, v.result("rejection", "")
+		return Rejection{}, v.result(kindRejection, "")
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		v.unmarshalErr(err)
-		return Rejection{}, v.result("rejection", "")
+		return Rejection{}, v.result(kindRejection, "")
 	}
 	if !r.Kind.Valid() && !(r.Kind == KindCacheInvalidate) {
 		v.add("kind", CodeInvalidParameter, "kind must be analyze, crowdgroup or cache")
@@ -215,9 +215,29 @@ func DecodeRejection(data []byte) (Rejection, error) {
 		v.add("errors", CodeParamEmpty, "errors must list at least one problem")
 	}
 	if v.errs != nil {
-		return Rejection{}, v.result("rejection", r.ID)
+		return Rejection{}, v.result(kindRejection, r.ID)
 	}
 	return r, nil
+}
+
+// kindRejection names rejections in the errors of DecodeRejection.
+const kindRejection Kind = "rejection"
+
+type ids struct {
+	RequestID string `json:"request_id"`
+	CommandID string `json:"command_id"`
+}
+
+// idOfMalformed reads the id of a message that failed the shape check, when the failure
+// leaves it readable: a message nested too deep or with invalid UTF-8 elsewhere may still
+// carry a good id (result keeps it only if it is a valid id). A message that is too large
+// is not parsed at all.
+func idOfMalformed(errs []FieldError, data []byte) ids {
+	var id ids
+	if len(errs) == 1 && (errs[0].Code == CodeTooDeep || errs[0].Code == CodeInvalidUTF8) {
+		_ = json.Unmarshal(data, &id) // best effort: a syntax error leaves id empty
+	}
+	return id
 }
 
 // result turns the collected problems into a *ValidationError. id is kept only when it is a

@@ -504,6 +504,10 @@ func TestValidationErrorID(t *testing.T) {
 		{"id next to a type error", build(t, validCheck(), set("user_id", 12)), "r-1"},
 		{"id that is itself invalid is not kept", build(t, validCheck(), set("request_id", "r\n1"), set("user_id", del{})), ""},
 		{"no id in non-JSON input", []byte("not json"), ""},
+		{"id of a check nested too deep", []byte(`{"request_id":"r-1","x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`), "r-1"},
+		{"id of a check with invalid UTF-8 elsewhere", []byte("{\"request_id\":\"r-1\",\"biz_id\":\"\xff\"}"), "r-1"},
+		{"id with invalid UTF-8 is not kept", []byte("{\"request_id\":\"r-\xff\"}"), ""},
+		{"no id read from a message that is too large", build(t, validCheck(), set("x", strings.Repeat("x", messages.MaxMessageSize))), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := messages.DecodeAnalyzeCheck(tc.data)
