@@ -1,0 +1,215 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSettle runs one analyze check through each row of the settle policy.
+func TestSettle(t *testing.T) {
+	permanent := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "40004", Msg: "Business Failed",
+		SubCode: "RULE_NOT_EXIST", SubMsg: "rule does not exist"}
+	attention := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20001", Msg: "Insufficient Token Permissions",
+		SubCode: "aop.invalid-auth-token", SubMsg: "bad token"}
+	retryable := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000", Msg: "Service Currently Unavailable",
+		SubCode: "isp.unknow-error", SubMsg: "busy"}
+	tests := []struct {
+		name string
+		// data replaces the check's JSON when set.
+		data []byte
+		// fail is the gateway error of the n-th call.
+		fail        func(n int) error
+		maxAttempts int
+		// want
+		result     bool   // a result event is published (and replied)
+		reason     string // dead-letter reason code, "" for none
+		minCalls   int
+		pendingNow bool // still pending in the stream (long delay)
+		logLevel   string
+		paused     bool // the shared consumer was paused on the server
+	}{
+		{name: "success_publishes_and_acks", result: true, minCalls: 1},
+		{name: "invalid_input_is_rejected_and_dead_lettered", data: []byte(`{"request_id":"r-x",`), reason: ReasonInvalid},
+		{name: "permanent_refusal_is_rejected_and_dead_lettered", fail: func(int) error { return permanent },
+			reason: ReasonPermanent, minCalls: 1},
+		{name: "retryable_naks_with_backoff_then_succeeds",
+			fail: func(n int) error {
+				if n <= 3 {
+					return retryable
+				}
+				return nil
+			}, result: true, minCalls: 4},
+		{name: "security_retries_and_never_uses_the_answer",
+			fail: func(n int) error {
+				if n == 1 {
+					return fmt.Errorf("analyze: %w", alipay.ErrSignature)
+				}
+				return nil
+			}, result: true, minCalls: 2, logLevel: "ERROR"},
+		{name: "breaker_open_pauses_intake_then_succeeds",
+			fail: func(n int) error {
+				if n == 1 {
+					return fmt.Errorf("analyze: %w", alipay.ErrUnavailable)
+				}
+				return nil
+			}, result: true, minCalls: 2, paused: true},
+		{name: "needs_attention_waits_long_and_logs_loudly", fail: func(int) error { return attention },
+			pendingNow: true, minCalls: 1, logLevel: "ERROR"},
+		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
+			maxAttempts: 3, reason: ReasonExhausted, minCalls: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			gw := &fakeGateway{analyze: tt.fail}
+			logs := &syncBuffer{}
+			cfg := testConfig()
+			cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+			cfg.MaxAttempts = tt.maxAttempts
+			cfg.AttentionDelay = time.Minute
+			r := e.start(gw, newMemoryCache(t), cfg)
+
+			inbox := nats.NewInbox()
+			sub, err := e.nc.SubscribeSync(inbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := check("r-1", "2088302535065344")
+			c.MaxAgeS = i64(0)
+			var payload any = c
+			if tt.data != nil {
+				payload = tt.data
+			}
+			hdr := nats.Header{messages.HeaderReplyTo: {inbox},
+				messages.HeaderTraceparent: {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+			e.publish(messages.Subjects{}.AnalyzeCheck(), "r-1", payload, hdr)
+
+			switch {
+			case tt.result:
+				waitFor(t, 10*time.Second, "result", func() bool { return e.count(DefaultResultsStream, "eligo.result.>") == 1 })
+				res := e.streamMsgs(DefaultResultsStream, "eligo.result.>")[0]
+				var got messages.AnalyzeResult
+				if err := json.Unmarshal(res.Data, &got); err != nil {
+					t.Fatal(err)
+				}
+				want := messages.AnalyzeResult{RequestID: "r-1", UserID: c.UserID, RuleUUID: c.RuleUUID, BizID: c.BizID,
+					Outcome: messages.OutcomeOK, Triggered: true, ResultCode: "000", Source: messages.SourceAlipay}
+				if diff := cmp.Diff(want, got, cmpIgnoreTime()); diff != "" {
+					t.Errorf("result (-want +got):\n%s", diff)
+				}
+				if got, want := res.Header.Get(messages.HeaderTraceparent), hdr.Get(messages.HeaderTraceparent); got != want {
+					t.Errorf("result traceparent = %q, want %q", got, want)
+				}
+				if got := res.Header.Get(messages.HeaderMsgID); got != "res:r-1" {
+					t.Errorf("result Nats-Msg-Id = %q, want res:r-1", got)
+				}
+				m, err := sub.NextMsg(5 * time.Second)
+				if err != nil {
+					t.Fatalf("no reply on Eligo-Reply-To: %v", err)
+				}
+				if !bytes.Equal(m.Data, res.Data) {
+					t.Errorf("reply %s differs from result %s", m.Data, res.Data)
+				}
+				waitFor(t, 5*time.Second, "input acked", func() bool { return e.count(DefaultChecksStream, "") == 0 })
+			case tt.reason != "":
+				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.count(DefaultDLQStream, "") == 1 })
+				dl := e.streamMsgs(DefaultDLQStream, "")[0]
+				gotH := map[string]string{}
+				for _, k := range []string{messages.HeaderReasonCode, messages.HeaderOriginalSubject, messages.HeaderOriginalID,
+					messages.HeaderKind, messages.HeaderMsgID, messages.HeaderTraceparent} {
+					gotH[k] = dl.Header.Get(k)
+				}
+				wantH := map[string]string{messages.HeaderReasonCode: tt.reason, messages.HeaderOriginalSubject: "eligo.check.analyze",
+					messages.HeaderOriginalID: "r-1", messages.HeaderKind: "analyze", messages.HeaderMsgID: "dlq:ELIGO_CHECKS:1",
+					messages.HeaderTraceparent: hdr.Get(messages.HeaderTraceparent)}
+				if diff := cmp.Diff(wantH, gotH); diff != "" {
+					t.Errorf("dead-letter headers (-want +got):\n%s", diff)
+				}
+				if dl.Header.Get(messages.HeaderReason) == "" {
+					t.Error("dead letter has no reason")
+				}
+				waitFor(t, 5*time.Second, "rejection", func() bool { return e.count(DefaultResultsStream, "eligo.rejected.>") == 1 })
+				rej := e.streamMsgs(DefaultResultsStream, "eligo.rejected.>")[0]
+				var got messages.Rejection
+				if err := json.Unmarshal(rej.Data, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Kind != messages.KindAnalyze || got.Outcome != messages.OutcomeRejected || len(got.Errors) == 0 {
+					t.Errorf("rejection = %+v", got)
+				}
+				if _, err := sub.NextMsg(5 * time.Second); err != nil {
+					t.Errorf("no rejection on Eligo-Reply-To: %v", err)
+				}
+				waitFor(t, 5*time.Second, "input terminated", func() bool { return e.count(DefaultChecksStream, "") == 0 })
+				if n := e.count(DefaultResultsStream, "eligo.result.>"); n != 0 {
+					t.Errorf("%d result events for a dead-lettered check", n)
+				}
+			case tt.pendingNow:
+				waitFor(t, 5*time.Second, "gateway call", func() bool { return gw.n() >= tt.minCalls })
+				waitFor(t, 5*time.Second, "settled", func() bool {
+					info, err := r.w.analyzeCons.Info(context.Background())
+					return err == nil && info.NumAckPending == 1 && info.NumPending == 0
+				})
+				if n := e.count(DefaultDLQStream, ""); n != 0 {
+					t.Errorf("dead letters = %d, want 0", n)
+				}
+				if e.count(DefaultChecksStream, "") != 1 {
+					t.Error("input no longer in the stream")
+				}
+			}
+			if got := gw.n(); got < tt.minCalls {
+				t.Errorf("gateway calls = %d, want >= %d", got, tt.minCalls)
+			}
+			if tt.reason == "" {
+				if n := e.count(DefaultDLQStream, ""); n != 0 {
+					t.Errorf("dead letters = %d, want 0", n)
+				}
+			}
+			if tt.logLevel != "" && !bytes.Contains([]byte(logs.String()), []byte(`"level":"`+tt.logLevel+`"`)) {
+				t.Errorf("no %s log line; logs:\n%s", tt.logLevel, logs.String())
+			}
+			if tt.paused {
+				if !bytes.Contains([]byte(logs.String()), []byte("pausing intake")) {
+					t.Errorf("intake was not paused; logs:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
+
+func cmpIgnoreTime() cmp.Option {
+	return cmp.FilterPath(func(p cmp.Path) bool {
+		return p.Last().String() == ".CheckedAt" || p.Last().String() == ".CompletedAt"
+	}, cmp.Ignore())
+}
+
