@@ -212,4 +212,3 @@ func cmpIgnoreTime() cmp.Option {
 		return p.Last().String() == ".CheckedAt" || p.Last().String() == ".CompletedAt"
 	}, cmp.Ignore())
 }
-
