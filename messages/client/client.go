@@ -286,6 +286,11 @@ func (c *Client) call(ctx context.Context, in call, opts []CallOption) ([]byte, 
 		return nil, fmt.Errorf("eligo %s %s: subscribe to reply inbox: %w", in.kind, in.id, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// Make sure the server has the subscription before the input can be handled, also when
+	// the worker is connected to another server of a cluster.
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return nil, c.waitErr(parent, ctx, in, o.timeout, fmt.Errorf("subscribe to reply inbox: %w", err))
+	}
 
 	msg := nats.NewMsg(in.subject)
 	msg.Data = in.data
@@ -298,6 +303,10 @@ func (c *Client) call(ctx context.Context, in call, opts []CallOption) ([]byte, 
 		}
 	}
 	ack, err := c.js.PublishMsg(ctx, msg)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return nil, fmt.Errorf("eligo %s %s: no stream stores %s (is an Eligo worker running with prefix %q?): %w",
+			in.kind, in.id, in.subject, c.cfg.Prefix, err)
+	}
 	if err != nil {
 		return nil, c.waitErr(parent, ctx, in, o.timeout, fmt.Errorf("publish: %w", err))
 	}

@@ -356,6 +356,18 @@ func TestWatchRejectsBadOptions(t *testing.T) {
 	}
 }
 
+func TestNoWorkerIsAClearError(t *testing.T) {
+	nc := natstest.NewServer(t).Connect()
+	c, err := client.New(nc, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Check(testCtx(t), validCheck("r-1"), client.WithTimeout(5*time.Second))
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("err = %v, want jetstream.ErrNoStreamResponse", err)
+	}
+}
+
 func TestNewValidatesConfig(t *testing.T) {
 	nc := natstest.NewServer(t).Connect()
 	if _, err := client.New(nil, client.Config{}); err == nil {
