@@ -149,7 +149,8 @@ type callOptions struct {
 	traceparent, tracestate string
 }
 
-// WithTimeout sets how long this call waits for its answer (instead of Config.Timeout).
+// WithTimeout sets how long this call waits for its answer (instead of Config.Timeout); a
+// d <= 0 keeps Config.Timeout.
 func WithTimeout(d time.Duration) CallOption { return func(o *callOptions) { o.timeout = d } }
 
 // WithTraceparent sends the W3C trace context with this call (instead of any in ctx, see
@@ -268,6 +269,9 @@ func (c *Client) call(ctx context.Context, in call, opts []CallOption) ([]byte, 
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.timeout <= 0 {
+		o.timeout = c.cfg.Timeout
 	}
 	if o.traceparent != "" && !validTraceparent(o.traceparent) {
 		return nil, fmt.Errorf("eligo %s %s: traceparent is not in the W3C format", in.kind, in.id)

@@ -366,6 +366,10 @@ func TestNoWorkerIsAClearError(t *testing.T) {
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, client.ErrTimeout) {
 		t.Fatalf("err = %v, want jetstream.ErrNoStreamResponse", err)
 	}
+	err = c.Watch(testCtx(t), client.WatchOptions{All: true}, func(client.Event) error { return nil })
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("Watch without a results stream: %v, want jetstream.ErrStreamNotFound", err)
+	}
 }
 
 func TestNewValidatesConfig(t *testing.T) {
