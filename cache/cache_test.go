@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/cache/cachetest"
@@ -354,5 +355,53 @@ func TestKeyLogValueHidesUserID(t *testing.T) {
 	}
 	if cache.HashUserID(k.UserID) == cache.HashUserID("2088302535065345") {
 		t.Fatal("different user ids hash alike")
+	}
+}
+
+func TestMemoryCloseStopsJanitor(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	m := cache.NewMemory(cache.Config{JanitorInterval: time.Millisecond})
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func TestMetricsShareOneRegistry(t *testing.T) {
+	srv := redistest.NewServer(t)
+	reg := prometheus.NewRegistry()
+	m := cache.NewMemory(cache.Config{Registerer: reg})
+	t.Cleanup(func() { _ = m.Close() })
+	r1 := cache.NewRedis(newClient(t, srv), cache.Config{Registerer: reg, OpTimeout: 5 * time.Second})
+	r2 := cache.NewRedis(newClient(t, srv), cache.Config{Registerer: reg, OpTimeout: 5 * time.Second})
+	ctx := context.Background()
+	k := testKey("2088302535065344")
+	for _, c := range []interface {
+		Get(context.Context, cache.Key, time.Duration) (messages.AnalyzeResult, error)
+	}{m, r1, r2} {
+		if _, err := c.Get(ctx, k, 0); !errors.Is(err, cache.ErrMiss) {
+			t.Fatalf("Get = %v; want ErrMiss", err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	misses := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "eligo_cache_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["op"] == "get" && labels["result"] == "miss" {
+				misses[labels["backend"]] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if diff := cmp.Diff(map[string]float64{"memory": 1, "redis": 2}, misses); diff != "" {
+		t.Fatalf("get misses by backend (-want +got):\n%s", diff)
 	}
 }
