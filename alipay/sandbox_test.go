@@ -392,7 +392,7 @@ func ExampleClient_Analyze() {
 		Gateway: srv.URL + sandbox.GatewayPath,
 		AppID:   sandboxAppID,
 		Credentials: alipay.Credentials{
-			PrivateKey:      appKey(),              // the app's key: signs requests
+			PrivateKey:      appKey(),               // the app's key: signs requests
 			AlipayPublicKey: &alipayKey().PublicKey, // the gateway's key: verifies answers
 		},
 	})
