@@ -228,3 +228,58 @@ func (g *fakeGateway) n() int {
 	defer g.mu.Unlock()
 	return g.calls
 }
+
+// msgCount is the number of messages in stream (stream info, cheap to poll).
+func (e *env) msgCount(stream string) uint64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// readAll reads every message of stream on subjects matching filter ("" = all), in stream
+// order, with an ordered consumer.
+func (e *env) readAll(stream, filter string) []jetstream.Msg {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	total := e.msgCount(stream)
+	if total == 0 {
+		return nil
+	}
+	occ := jetstream.OrderedConsumerConfig{}
+	if filter != "" {
+		occ.FilterSubjects = []string{filter}
+	}
+	cons, err := e.js.OrderedConsumer(ctx, stream, occ)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		n := 0
+		last := false
+		for m := range batch.Messages() {
+			n++
+			out = append(out, m)
+			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				last = true
+			}
+		}
+		if last || n == 0 {
+			return out
+		}
+	}
+}

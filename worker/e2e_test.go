@@ -1,0 +1,118 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// analyzeResults decodes every analyze result event and counts them per request id.
+func (e *env) analyzeResults() map[string]int {
+	e.t.Helper()
+	got := map[string]int{}
+	for _, m := range e.readAll(DefaultResultsStream, "eligo.result.analyze.>") {
+		var r messages.AnalyzeResult
+		if err := json.Unmarshal(m.Data(), &r); err != nil {
+			e.t.Fatalf("result %s: %v", m.Data(), err)
+		}
+		got[r.RequestID]++
+	}
+	return got
+}
+
+func wantOnce(t *testing.T, got map[string]int, ids []string) {
+	t.Helper()
+	if len(got) != len(ids) {
+		t.Errorf("results for %d request ids, want %d", len(got), len(ids))
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("request %s: %d results, want exactly 1", id, got[id])
+		}
+	}
+}
+
+// TestCoalescing: 1000 identical concurrent checks on two replicas sharing a real Redis
+// cache make one Alipay call.
+func TestCoalescing(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	if err := g.sb.SetFaults(sandbox.Faults{Latency: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rs := redistest.NewServer(t)
+	cfg := testConfig()
+	cfg.Concurrency = 64
+	for range 2 {
+		rc := rs.Client()
+		t.Cleanup(func() { _ = rc.Close() })
+		c, _ := g.newClient(t, alipay.BreakerSettings{})
+		e.start(c, cache.NewRedis(rc, cache.Config{}), cfg)
+	}
+	const n = 1000
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("dup-%04d", i)
+		e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], check(ids[i], "2088302535065344"), nil)
+	}
+	waitFor(t, 60*time.Second, "1000 results", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+	wantOnce(t, e.analyzeResults(), ids)
+	if got := g.calls(); got != 1 {
+		t.Errorf("Alipay calls = %d, want 1", got)
+	}
+}
+
+// TestOutage: the gateway is down for longer than MaxAttempts × backoff would survive;
+// nothing is dead-lettered, and after recovery every check gets exactly one result.
+func TestOutage(t *testing.T) {
+	e := newEnv(t)
+	br := alipay.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 200 * time.Millisecond, HalfOpenMaxRequests: 1}
+	g := newGateway(t, br)
+	if err := g.sb.SetFaults(sandbox.Faults{Outage: true}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxAttempts = 3 // a naive count would dead-letter within a few backoffs
+	cfg.BreakerPause = 200 * time.Millisecond
+	r := e.start(g.client, newMemoryCache(t), cfg)
+
+	const n = 100
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("out-%03d", i)
+		c := check(ids[i], fmt.Sprintf("20881020%08d", i))
+		e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], c, nil)
+	}
+	// Let the outage last well beyond MaxAttempts × BackoffCap (300ms) and several breaker
+	// cycles: wait until the sandbox has refused many probes.
+	waitFor(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
+	if got := e.msgCount(DefaultDLQStream); got != 0 {
+		t.Fatalf("dead letters during the outage = %d, want 0", got)
+	}
+	if got := e.msgCount(DefaultResultsStream); got != 0 {
+		t.Fatalf("results during the outage = %d, want 0", got)
+	}
+	refused := g.sb.Stats().Faults[sandbox.OutcomeOutage]
+	if refused > 200 {
+		t.Errorf("the outage saw %d calls: intake was not stopped", refused)
+	}
+	if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+	wantOnce(t, e.analyzeResults(), ids)
+	if got := e.msgCount(DefaultDLQStream); got != 0 {
+		t.Errorf("dead letters = %d, want 0", got)
+	}
+	limit, _, _ := r.w.analyzeIn.state()
+	if limit != cfg.Concurrency {
+		t.Errorf("intake limit after recovery = %d, want ramped back to %d", limit, cfg.Concurrency)
+	}
+}
