@@ -1,0 +1,198 @@
+package alipay_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// handlerTransport serves requests in memory with a handler, so breaker tests can run in a
+// synctest bubble (no network) and move its clock past the open timeout.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// switchable answers according to its current mode and counts the calls that reach it.
+type switchable struct {
+	t     testing.TB
+	mode  atomic.Value // "down", "refuse", "busy" or "up"
+	calls atomic.Int64
+}
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.calls.Add(1)
+	if err := r.ParseForm(); err != nil {
+		s.t.Error(err)
+	}
+	var node string
+	switch s.mode.Load() {
+	case "down":
+		raw(503, "<html>503</html>")(w, r.Form)
+		return
+	case "refuse":
+		node = `{"code":"40004","msg":"Business Failed","sub_code":"INVALID_PARAMETER","sub_msg":"参数有误"}`
+	case "busy":
+		node = `{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error","sub_msg":"系统繁忙"}`
+	default:
+		node = `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":"true"}`
+	}
+	signed(s.t, alipay.MethodRuleAnalyze, node)(w, r.Form)
+}
+
+func TestBreaker(t *testing.T) {
+	appKey() // generate the keys outside the bubble
+	synctest.Test(t, func(t *testing.T) {
+		gw := &switchable{t: t}
+		gw.mode.Store("refuse")
+		reg := prometheus.NewRegistry()
+		var states []string
+		c := newClient(t, "http://gateway.invalid/gateway.do", func(c *alipay.Config) {
+			c.HTTPClient = &http.Client{Transport: handlerTransport{gw}}
+			c.Registerer = reg
+			c.OnStateChange = func(from, to string) { states = append(states, from+"->"+to) }
+		})
+		ctx := context.Background()
+		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
+		call := func() error { _, err := c.Analyze(ctx, req); return err }
+
+		// Permanent refusals prove the gateway is up: they never trip the breaker.
+		for range 12 {
+			if err := call(); alipay.ClassOf(err) != alipay.Permanent {
+				t.Fatalf("refusal: %v", err)
+			}
+		}
+		// Cancelled calls are not counted either way.
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		for range 12 {
+			if _, err := c.Analyze(cancelled, req); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled call: %v", err)
+			}
+		}
+		if s := c.BreakerState(); s != "closed" {
+			t.Fatalf("breaker %s after refusals and cancellations, want closed", s)
+		}
+
+		// Five failures in a row trip it (the default).
+		gw.mode.Store("down")
+		for i := range 5 {
+			if err := call(); errors.Is(err, alipay.ErrUnavailable) || alipay.ClassOf(err) != alipay.Retryable {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		if s := c.BreakerState(); s != "open" {
+			t.Fatalf("breaker %s after 5 failures, want open", s)
+		}
+		before := gw.calls.Load()
+		err := call()
+		var ue *alipay.UnavailableError
+		if !errors.As(err, &ue) || !errors.Is(err, alipay.ErrUnavailable) || alipay.ClassOf(err) != alipay.Retryable {
+			t.Fatalf("open breaker: %v, want a retryable ErrUnavailable", err)
+		}
+		if ue.RetryAfter != c.BreakerTimeout() || c.BreakerTimeout() != 5*time.Second {
+			t.Errorf("RetryAfter %s, BreakerTimeout %s, want the 5s default", ue.RetryAfter, c.BreakerTimeout())
+		}
+		if n := gw.calls.Load() - before; n != 0 {
+			t.Errorf("open breaker let %d calls through", n)
+		}
+
+		// After the open timeout it lets probes through; two successes close it.
+		time.Sleep(5*time.Second + time.Millisecond)
+		if s := c.BreakerState(); s != "half-open" {
+			t.Fatalf("breaker %s after the open timeout, want half-open", s)
+		}
+		gw.mode.Store("up")
+		for range 2 {
+			if err := call(); err != nil {
+				t.Fatalf("probe: %v", err)
+			}
+		}
+		if s := c.BreakerState(); s != "closed" {
+			t.Fatalf("breaker %s after two good probes, want closed", s)
+		}
+		want := []string{"closed->open", "open->half-open", "half-open->closed"}
+		if diff := cmp.Diff(want, states); diff != "" {
+			t.Errorf("state changes (-want +got):\n%s", diff)
+		}
+
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_alipay_requests_total Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).
+# TYPE eligo_alipay_requests_total counter
+eligo_alipay_requests_total{class="ok",method="alipay.promorulecenter.rule.analyze"} 2
+eligo_alipay_requests_total{class="permanent",method="alipay.promorulecenter.rule.analyze"} 12
+eligo_alipay_requests_total{class="retryable",method="alipay.promorulecenter.rule.analyze"} 17
+eligo_alipay_requests_total{class="unavailable",method="alipay.promorulecenter.rule.analyze"} 1
+`), "eligo_alipay_requests_total"); err != nil {
+			t.Error(err)
+		}
+		if n := testutil.CollectAndCount(reg, "eligo_alipay_request_duration_seconds"); n != 1 {
+			t.Errorf("%d duration series, want 1", n)
+		}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_breaker_state Circuit breaker state: 0 closed, 1 half-open, 2 open.
+# TYPE eligo_breaker_state gauge
+eligo_breaker_state{breaker="alipay"} 0
+`), "eligo_breaker_state"); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestBreakerTripsOnFailureRatio: alternating failures never make 5 in a row, but half of 20
+// calls failing trips the breaker.
+func TestBreakerTripsOnFailureRatio(t *testing.T) {
+	appKey()
+	synctest.Test(t, func(t *testing.T) {
+		gw := &switchable{t: t}
+		c := newClient(t, "http://gateway.invalid/gateway.do", func(c *alipay.Config) {
+			c.HTTPClient = &http.Client{Transport: handlerTransport{gw}}
+		})
+		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
+		for i := range 20 {
+			if c.BreakerState() != "closed" {
+				t.Fatalf("breaker opened after %d calls, want 20", i)
+			}
+			gw.mode.Store(map[bool]string{true: "busy", false: "up"}[i%2 == 1])
+			c.Analyze(context.Background(), req)
+		}
+		if s := c.BreakerState(); s != "open" {
+			t.Errorf("breaker %s after 10 of 20 calls failed, want open", s)
+		}
+	})
+}
+
+func TestMetricsSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, srv := newFakeGateway(t, signed(t, alipay.MethodRuleAnalyze, `{"code":"10000","msg":"Success","success":"true","triggered":"true"}`))
+	for range 2 {
+		c := newClient(t, srv.URL, func(c *alipay.Config) { c.Registerer = reg })
+		if _, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_alipay_requests_total Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).
+# TYPE eligo_alipay_requests_total counter
+eligo_alipay_requests_total{class="ok",method="alipay.promorulecenter.rule.analyze"} 2
+`), "eligo_alipay_requests_total"); err != nil {
+		t.Errorf("two clients on one registry: %v", err)
+	}
+}
