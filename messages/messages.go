@@ -124,7 +124,8 @@ type FieldError struct {
 	// Field is the JSON path of the field, e.g. "condition_model_list[0].period"; empty for
 	// the message as a whole.
 	Field string `json:"field"`
-	// Code classifies the problem (INVALID_PARAMETER, PARAM_EMPTY, or an Alipay sub_code).
+	// Code classifies the problem: one of the Code… constants (CodeParamEmpty,
+	// CodeInvalidParameter, …) or, when Alipay refused the request, its sub_code.
 	Code string `json:"code"`
 	// Message says which rule was broken and what was expected.
 	Message string `json:"message"`

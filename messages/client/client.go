@@ -109,7 +109,7 @@ type RejectedError struct {
 	Local bool
 }
 
-// Error lists the problems; it never contains field values.
+// Error lists the problems: field, code and message of each.
 func (e *RejectedError) Error() string {
 	where := "eligo rejected"
 	if e.Local {
