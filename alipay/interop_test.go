@@ -1,0 +1,206 @@
+package alipay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/google/go-cmp/cmp"
+)
+
+// sdkDir holds the Node interop project (alipay-sdk pinned to 4.14.0).
+const sdkDir = "testdata/sdk"
+
+// requireNodeSDK skips the test when node or the installed SDK is missing, except under
+// CI=true, where that is a failure: CI installs both (.ci/run runs npm ci).
+func requireNodeSDK(t *testing.T) {
+	t.Helper()
+	_, errNode := exec.LookPath("node")
+	_, errMods := os.Stat(filepath.Join(sdkDir, "node_modules", "alipay-sdk", "package.json"))
+	if errNode == nil && errMods == nil {
+		return
+	}
+	msg := "Node SDK interop needs node on PATH and `npm ci` in alipay/testdata/sdk"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (node: %v, node_modules: %v)", msg, errNode, errMods)
+	}
+	t.Skip(msg)
+}
+
+// runNode runs one script of the interop project with in as JSON on stdin and decodes its JSON
+// answer into out.
+func runNode(t *testing.T, script string, in, out any) {
+	t.Helper()
+	input, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = sdkDir
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	cmd.Stdin = bytes.NewReader(input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout, out); err != nil {
+		t.Fatalf("node %s answered %q: %v", script, stdout, err)
+	}
+}
+
+// TestNodeSDKSignsLikeClient captures the requests the Go client sends and has the official
+// Node SDK sign the same parameters: both must send the same parameter set with a
+// byte-identical sign.
+func TestNodeSDKSignsLikeClient(t *testing.T) {
+	requireNodeSDK(t)
+	pkcs8, err := alipay.EncodePrivateKeyPKCS8PEM(appKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]byte{"PKCS1": alipay.EncodePrivateKeyPEM(appKey()), "PKCS8": pkcs8}
+	cs := newCertSetup(t)
+	certCreds, err := alipay.LoadCredentials(cs.files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := `{"code":"10000","msg":"Success","success":"true","triggered":"true","crowd_group_id":"g","status":"success"}`
+	tests := []struct {
+		name     string
+		keyType  string
+		signType alipay.SignType
+		certMode bool
+		call     func(*alipay.Client) error
+	}{
+		{name: "rule.analyze RSA2 PKCS1", keyType: "PKCS1", signType: alipay.SignRSA2, call: func(c *alipay.Client) error {
+			_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: demoRule, BizID: "2088312938461030|566"})
+			return err
+		}},
+		{name: "rule.analyze RSA PKCS8 with app_auth_token and & = in values", keyType: "PKCS8", signType: alipay.SignRSA, call: func(c *alipay.Client) error {
+			_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "a=b&c=d", BizID: "x&y=z 高", AppAuthToken: testToken})
+			return err
+		}},
+		{name: "crowdgroup RSA2 PKCS8 Chinese, & =, <> and slashes in biz_content", keyType: "PKCS8", signType: alipay.SignRSA2, call: func(c *alipay.Client) error {
+			_, err := c.SetCrowdGroup(context.Background(), alipay.CrowdGroupRequest{
+				Operation: "CREATE", ShopID: demoShop, CrowdGroupID: "fufangzhaitest01",
+				ConditionModelList: []alipay.Condition{{LogicalOperator: "GTEQ", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}},
+				Describe:           `爱这家天 <VIP> & a=b http://x/y \/`, OperatorID: "2088222807744402", OperatorType: "MER", AppAuthToken: testToken,
+			})
+			return err
+		}},
+		{name: "crowdgroup RSA PKCS1", keyType: "PKCS1", signType: alipay.SignRSA, call: func(c *alipay.Client) error {
+			_, err := c.SetCrowdGroup(context.Background(), alipay.CrowdGroupRequest{Operation: "RETRIEVE", ShopID: demoShop, CrowdGroupID: "g", OperatorID: "o"})
+			return err
+		}},
+		{name: "certificate mode RSA2", keyType: "PKCS8", signType: alipay.SignRSA2, certMode: true, call: func(c *alipay.Client) error {
+			_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: demoRule})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, srv := newFakeGateway(t, func(w http.ResponseWriter, p url.Values) {
+				certSN := ""
+				if tt.certMode {
+					certSN = cs.alipayCertN
+				}
+				signedBy(t, alipayKey(), p.Get("method"), ok, certSN)(w, p)
+			})
+			c := newClient(t, srv.URL, func(c *alipay.Config) {
+				c.SignType = tt.signType
+				if tt.certMode {
+					c.Credentials = certCreds
+				}
+			})
+			if err := tt.call(c); err != nil {
+				t.Fatal(err)
+			}
+			sent := g.calls()[0].params
+			goParams := map[string]string{}
+			for k := range sent {
+				goParams[k] = sent.Get(k)
+			}
+			in := map[string]any{"method": sent.Get("method"), "privateKey": string(keys[tt.keyType]), "keyType": tt.keyType}
+			unsigned := map[string]string{}
+			for k, v := range goParams {
+				if k != "sign" {
+					unsigned[k] = v
+				}
+			}
+			in["params"] = unsigned
+			var out struct {
+				Params map[string]string `json:"params"`
+			}
+			runNode(t, "sign.mjs", in, &out)
+			if diff := cmp.Diff(goParams, out.Params); diff != "" {
+				t.Errorf("Go client vs Node SDK parameters, sign included (-go +sdk):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNodeSDKVerifiesAnswers has the Node SDK verify answers laid out by SignResponse and
+// checks that it verifies exactly the bytes ExtractSigned returns.
+func TestNodeSDKVerifiesAnswers(t *testing.T) {
+	requireNodeSDK(t)
+	pubPEM, err := alipay.EncodePublicKeyPEM(&alipayKey().PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const m = alipay.MethodRuleAnalyze
+	nodes := map[string]string{
+		"plain":           `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":"true"}`,
+		"Chinese & = \\/": `{"code":"10000","msg":"Success","fail_condition_name":"a\/b","fail_condition_msg":"脚本返回值:Y&a=b,比较符:strEquals"}`,
+		"unicode escapes": `{"code":"40004","msg":"Business Failed","sub_code":"INVALID_PARAMETER","sub_msg":"\u53c2\u6570\u6709\u8bef"}`,
+	}
+	for name, node := range nodes {
+		for _, st := range []alipay.SignType{alipay.SignRSA2, alipay.SignRSA} {
+			t.Run(name+"/"+string(st), func(t *testing.T) {
+				body, err := alipay.SignResponse(alipayKey(), st, alipay.ResponseKey(m), []byte(node), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out struct {
+					OK        bool   `json:"ok"`
+					Extracted string `json:"extracted"`
+					Error     string `json:"error"`
+				}
+				runNode(t, "verify.mjs", map[string]any{"method": m, "body": string(body), "alipayPublicKey": string(pubPEM), "signType": st}, &out)
+				if !out.OK {
+					t.Errorf("SDK refused the answer: %s", out.Error)
+				}
+				s, err := alipay.ExtractSigned(body, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.Extracted != string(s.Content) {
+					t.Errorf("SDK verified %q, ExtractSigned returned %q", out.Extracted, s.Content)
+				}
+			})
+		}
+	}
+	// And the SDK, like the client, rejects a tampered answer.
+	body, err := alipay.SignResponse(alipayKey(), alipay.SignRSA2, alipay.ResponseKey(m), []byte(nodes["plain"]), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(body, []byte(`"triggered":"true"`), []byte(`"triggered":"fals"`), 1)
+	var out struct {
+		OK bool `json:"ok"`
+	}
+	runNode(t, "verify.mjs", map[string]any{"method": m, "body": string(tampered), "alipayPublicKey": string(pubPEM)}, &out)
+	if out.OK {
+		t.Error("SDK accepted a tampered answer")
+	}
+}
