@@ -265,11 +265,3 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 		t.Errorf("exit code = %d, want %d (%v)", got, exitUsage, err)
 	}
 }
-
-func TestBenchIsNotBuiltYet(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"bench"}, mapEnv(nil), &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "not built yet") {
-		t.Errorf("bench: err = %v, want a 'not built yet' error", err)
-	}
-}

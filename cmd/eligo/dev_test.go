@@ -273,6 +273,28 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Errorf("cache invalidate: %v\n%s%s", err, stdout, stderr)
 		}
 	})
+	t.Run("status shows the worker and the dead letter", func(t *testing.T) {
+		args := append(printedCommand(t, out, bin, "status"), "--json")
+		stdout, stderr, err := eligo(t, bin, args...)
+		if err != nil {
+			t.Fatalf("eligo status: %v\n%s", err, stderr)
+		}
+		var rep statusReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("status printed %q: %v", stdout, err)
+		}
+		if len(rep.Workers) != 1 || !rep.Workers[0].Ready || rep.Workers[0].Breaker != "closed" {
+			t.Errorf("workers = %+v, want one ready worker with a closed breaker", rep.Workers)
+		}
+		if rep.DLQDepth < 1 {
+			t.Errorf("dlq depth = %d, want the invalid sample dead-lettered", rep.DLQDepth)
+		}
+		for _, st := range rep.Streams {
+			if !st.Exists {
+				t.Errorf("stream %s does not exist", st.Name)
+			}
+		}
+	})
 
 	if err := dev.interrupt(t, time.Minute); err != nil {
 		t.Fatalf("eligo dev exit after SIGINT: %v, want status 0\nstderr:\n%s", err, dev.stderr)

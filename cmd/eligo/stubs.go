@@ -15,5 +15,4 @@ func stub(c *cli, name string, args []string) error {
 	return errors.New(name + ": not wired yet")
 }
 
-func runDLQ(ctx context.Context, c *cli, args []string) error    { return stub(c, "dlq", args) }
-func runStatus(ctx context.Context, c *cli, args []string) error { return stub(c, "status", args) }
+func runDLQ(ctx context.Context, c *cli, args []string) error { return stub(c, "dlq", args) }

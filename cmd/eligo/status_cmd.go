@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eligo-dev/eligo/worker"
+)
+
+const statusDescription = `
+Show Eligo's streams (messages, bytes, last message), the workers' consumers (backlog,
+awaiting acknowledgement, redeliveries, pause state), the dead-letter depth, and every
+running worker's state (readiness, Alipay circuit breaker, cache), asked over NATS on
+<prefix>.status.worker. --json prints the same as one JSON object.`
+
+// streamStatus describes one stream.
+type streamStatus struct {
+	Name     string    `json:"name"`
+	Exists   bool      `json:"exists"`
+	Messages uint64    `json:"messages"`
+	Bytes    uint64    `json:"bytes"`
+	LastTime time.Time `json:"last_time,omitzero"`
+}
+
+// consumerStatus describes one durable consumer.
+type consumerStatus struct {
+	Stream      string `json:"stream"`
+	Name        string `json:"name"`
+	Exists      bool   `json:"exists"`
+	Backlog     uint64 `json:"backlog"`
+	AckPending  int    `json:"ack_pending"`
+	Redelivered int    `json:"redelivered"`
+	Waiting     int    `json:"waiting"`
+	Paused      bool   `json:"paused"`
+}
+
+// statusReport is what eligo status prints.
+type statusReport struct {
+	ServerVersion string           `json:"server_version"`
+	Streams       []streamStatus   `json:"streams"`
+	Consumers     []consumerStatus `json:"consumers"`
+	DLQDepth      uint64           `json:"dlq_depth"`
+	Workers       []instanceStatus `json:"workers"`
+}
+
+func runStatus(ctx context.Context, c *cli, args []string) error {
+	s := newSettings("status", c.getenv)
+	var (
+		nc      natsSettings
+		asJSON  bool
+		wait    time.Duration
+		streams = worker.Config{}
+	)
+	bindNATS(s, &nc)
+	s.boolean(&asJSON, "json", "", false, "print one JSON object")
+	s.duration(&wait, "wait", "", time.Second, "how long to collect answers from running workers")
+	if done, err := c.parseOrHelp(s, args, "eligo status [--json] [flags]", statusDescription); done || err != nil {
+		return err
+	}
+	if err := checkConfig(nc.validate(s)); err != nil {
+		return usageError{err}
+	}
+	conn, err := connectNATS(ctx, nc, "eligo-status", nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, wait+20*time.Second)
+	defer cancel()
+	rep, err := collectStatus(ctx, conn, streams, nc.Prefix, wait)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if asJSON {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return nil
+	}
+	printStatus(c.stdout, redactURL(nc.URL), rep)
+	return nil
+}
+
+// collectStatus reads the streams and consumers named by the worker defaults (overridden by
+// names, if set) and asks running workers for their state.
+func collectStatus(ctx context.Context, conn *nats.Conn, names worker.Config, prefix string, wait time.Duration) (statusReport, error) {
+	def := func(v, d string) string {
+		if v == "" {
+			return d
+		}
+		return v
+	}
+	checks := def(names.ChecksStream, worker.DefaultChecksStream)
+	commands := def(names.CommandsStream, worker.DefaultCommandsStream)
+	results := def(names.ResultsStream, worker.DefaultResultsStream)
+	dlq := def(names.DLQStream, worker.DefaultDLQStream)
+
+	rep := statusReport{ServerVersion: conn.ConnectedServerVersion()}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return rep, fmt.Errorf("jetstream: %w", err)
+	}
+	for _, name := range []string{checks, commands, results, dlq} {
+		st := streamStatus{Name: name}
+		str, err := js.Stream(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			return rep, fmt.Errorf("stream %s: %w", name, err)
+		default:
+			info := str.CachedInfo()
+			st.Exists = true
+			st.Messages, st.Bytes, st.LastTime = info.State.Msgs, info.State.Bytes, info.State.LastTime
+			if name == dlq {
+				rep.DLQDepth = info.State.Msgs
+			}
+		}
+		rep.Streams = append(rep.Streams, st)
+	}
+	for _, sc := range [][2]string{
+		{checks, def(names.AnalyzeConsumer, worker.DefaultAnalyzeConsumer)},
+		{commands, def(names.CrowdConsumer, worker.DefaultCrowdConsumer)},
+	} {
+		cs := consumerStatus{Stream: sc[0], Name: sc[1]}
+		cons, err := js.Consumer(ctx, sc[0], sc[1])
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			return rep, fmt.Errorf("consumer %s: %w", sc[1], err)
+		default:
+			info := cons.CachedInfo()
+			cs.Exists = true
+			cs.Backlog, cs.AckPending, cs.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
+			cs.Waiting, cs.Paused = info.NumWaiting, info.Paused
+		}
+		rep.Consumers = append(rep.Consumers, cs)
+	}
+	workers, err := askWorkers(ctx, conn, prefix, wait)
+	if err != nil {
+		return rep, err
+	}
+	rep.Workers = workers
+	return rep, nil
+}
+
+// askWorkers sends one status request that every running worker answers, and collects the
+// answers for wait.
+func askWorkers(ctx context.Context, conn *nats.Conn, prefix string, wait time.Duration) ([]instanceStatus, error) {
+	inbox := conn.NewInbox()
+	answers := make(chan *nats.Msg, 256)
+	sub, err := conn.ChanSubscribe(inbox, answers)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe for worker answers: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := conn.PublishRequest(statusSubject(prefix), inbox, nil); err != nil {
+		return nil, fmt.Errorf("ask workers: %w", err)
+	}
+	if err := conn.FlushWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("ask workers: %w", err)
+	}
+	var out []instanceStatus
+	window := time.NewTimer(wait)
+	defer window.Stop()
+	for {
+		select {
+		case m := <-answers:
+			var st instanceStatus
+			if json.Unmarshal(m.Data, &st) == nil && st.Instance != "" {
+				out = append(out, st)
+			}
+		case <-window.C:
+			sort.Slice(out, func(i, j int) bool { return out[i].Host+out[i].Instance < out[j].Host+out[j].Instance })
+			return out, nil
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+func printStatus(w io.Writer, url string, rep statusReport) {
+	fmt.Fprintf(w, "NATS %s (server %s)\n\n", url, rep.ServerVersion)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tLAST MESSAGE")
+	for _, s := range rep.Streams {
+		if !s.Exists {
+			fmt.Fprintf(tw, "%s\t-\t-\tnot created yet (start a worker)\n", s.Name)
+			continue
+		}
+		last := "-"
+		if !s.LastTime.IsZero() {
+			last = s.LastTime.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", s.Name, s.Messages, s.Bytes, last)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "CONSUMER\tBACKLOG\tACK PENDING\tREDELIVERED\tPULLS WAITING\tPAUSED")
+	for _, c := range rep.Consumers {
+		if !c.Exists {
+			fmt.Fprintf(tw, "%s/%s\t-\t-\t-\t-\tnot created yet\n", c.Stream, c.Name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s/%s\t%d\t%d\t%d\t%d\t%v\n", c.Stream, c.Name, c.Backlog, c.AckPending, c.Redelivered, c.Waiting, c.Paused)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nDead letters: %d", rep.DLQDepth)
+	if rep.DLQDepth > 0 {
+		fmt.Fprint(w, " (eligo dlq list)")
+	}
+	fmt.Fprintf(w, "\n\nWorkers: %d answered\n", len(rep.Workers))
+	if len(rep.Workers) == 0 {
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tINSTANCE\tREADY\tBREAKER\tCACHE\tUP SINCE")
+	for _, st := range rep.Workers {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", st.Host, st.Instance, st.Ready, st.Breaker, st.Cache, st.StartedAt.Format(time.RFC3339))
+	}
+	tw.Flush()
+}
