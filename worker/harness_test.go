@@ -66,6 +66,7 @@ func testConfig() Config {
 // running is a Worker whose Run goroutine the test owns.
 type running struct {
 	w      *Worker
+	nc     *nats.Conn
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returned
 	err    error
@@ -97,7 +98,7 @@ func (e *env) start(gw Gateway, rc Cache, cfg Config) *running {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: w, cancel: cancel, done: make(chan struct{})}
+	r := &running{w: w, nc: nc, cancel: cancel, done: make(chan struct{})}
 	go func() { r.err = w.Run(ctx); close(r.done) }()
 	e.t.Cleanup(func() {
 		cancel()

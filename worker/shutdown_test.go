@@ -1,0 +1,69 @@
+package worker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// TestShutdownMidLoad cancels a worker's Run (as SIGTERM does) while it is busy: every check
+// is either settled by it or handed back and answered by a second worker long before the
+// AckWait, none is lost, and the stopped worker leaves no goroutine behind.
+func TestShutdownMidLoad(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	if err := g.sb.SetFaults(sandbox.Faults{Latency: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.AckWait = time.Minute // a lost message would only come back after this
+	cfg.HandleTimeout = 5 * time.Second
+	rcA, rcB := newMemoryCache(t), newMemoryCache(t)
+	clientA, trA := g.newClient(t, alipay.BreakerSettings{})
+	clientB, _ := g.newClient(t, alipay.BreakerSettings{})
+
+	setup, err := New(e.js, e.nc, clientB, rcB, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setup.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("sd-%03d", i)
+		c := check(ids[i], fmt.Sprintf("20881020%08d", i))
+		c.MaxAgeS = i64(0)
+		e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], c, nil)
+	}
+	before := goleak.IgnoreCurrent()
+	a := e.start(clientA, rcA, cfg)
+	waitFor(t, 30*time.Second, "worker A busy", func() bool { return e.msgCount(DefaultResultsStream) >= 50 })
+	a.stop(t)
+	handled := e.msgCount(DefaultResultsStream)
+	if handled >= n {
+		t.Fatalf("worker A finished all %d checks before the shutdown; the test proves nothing", n)
+	}
+	a.nc.Close()
+	trA.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
+
+	start := time.Now()
+	e.start(clientB, rcB, cfg)
+	waitFor(t, 30*time.Second, "worker B answers the rest", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+	if waited := time.Since(start); waited >= cfg.AckWait {
+		t.Errorf("the rest took %s: messages waited for AckWait", waited)
+	}
+	wantOnce(t, e.analyzeResults(), ids)
+	if got := e.msgCount(DefaultDLQStream); got != 0 {
+		t.Errorf("dead letters = %d, want 0", got)
+	}
+	t.Logf("worker A settled %d of %d before stopping", handled, n)
+}
