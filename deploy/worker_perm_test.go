@@ -1,0 +1,141 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/worker"
+)
+
+// TestRealWorkerWithinItsPermissions runs the real worker as the worker user of
+// accounts.conf and a service as the publisher user: the worker sets up its streams,
+// consumers and bucket, answers a check and rejects an invalid command, all without a single
+// permission violation on either side.
+func TestRealWorkerWithinItsPermissions(t *testing.T) {
+	keys := setNKeyEnv(t, "nats-1")
+	s := startNode(t)
+
+	const appID = "2021000000000000"
+	sk, err := sandbox.EnsureKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := sk.Config(appID)
+	scfg.Fixture = sandbox.DemoFixture()
+	sb, err := sandbox.New(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwSrv := httptest.NewServer(sb)
+	defer gwSrv.Close()
+	gw, err := alipay.New(alipay.Config{
+		Gateway:     gwSrv.URL + sandbox.GatewayPath,
+		AppID:       appID,
+		Credentials: alipay.Credentials{PrivateKey: sk.App, AlipayPublicKey: &sk.Sandbox.PublicKey},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := cache.NewMemory(cache.Config{})
+	defer mem.Close()
+
+	wc := connectAs(t, s, keys.seeds["ELIGO_WORKER_NKEY"])
+	wjs, err := jetstream.New(wc.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(wjs, wc.Conn, gw, mem, worker.Config{AppID: appID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := w.Setup(ctx); err != nil {
+		t.Fatalf("worker setup as the worker user: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-runDone; err != nil {
+			t.Errorf("worker run: %v", err)
+		}
+	}()
+
+	pub := connectAs(t, s, keys.seeds["ELIGO_PUBLISHER_NKEY"])
+	pjs, err := jetstream.New(pub.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(subject, id string, payload any) map[string]any {
+		t.Helper()
+		inbox := pub.NewInbox()
+		sub, err := pub.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		data, err := json.Marshal(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg(subject)
+		m.Data = data
+		m.Header.Set(messages.HeaderMsgID, id)
+		m.Header.Set(messages.HeaderReplyTo, inbox)
+		if _, err := pjs.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("publish %s: %v", id, err)
+		}
+		reply, err := sub.NextMsg(30 * time.Second)
+		if err != nil {
+			t.Fatalf("no answer to %s: %v", id, err)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(reply.Data, &out); err != nil {
+			t.Fatalf("answer to %s: %v", id, err)
+		}
+		return out
+	}
+	subj := messages.Subjects{}
+	res := ask(subj.AnalyzeCheck(), "perm-1", messages.AnalyzeCheck{
+		RequestID: "perm-1", UserID: "2088302535065344", RuleUUID: "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b",
+	})
+	if res["outcome"] != messages.OutcomeOK {
+		t.Errorf("check answer = %v, want outcome ok", res)
+	}
+	rej := ask(subj.CrowdGroupCommand(), "perm-2", messages.CrowdGroupCommand{
+		CommandID: "perm-2", Operation: "CREATE", ShopID: "2018032400077000000048031040", CrowdGroupID: "g1",
+		OperatorID: "2088222807744402",
+	})
+	if rej["outcome"] != messages.OutcomeRejected {
+		t.Errorf("invalid command answer = %v, want a rejection", rej)
+	}
+	// A valid command goes through the gateway and the applied-marker bucket.
+	ok := ask(subj.CrowdGroupCommand(), "perm-3", messages.CrowdGroupCommand{
+		CommandID: "perm-3", Operation: "CREATE", ShopID: "2018032400077000000048031040", CrowdGroupID: "g1",
+		ConditionModelList: []messages.Condition{{LogicalOperator: "GT", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}},
+		Describe:           "regulars", OperatorID: "2088222807744402",
+	})
+	if ok["outcome"] != messages.OutcomeOK || ok["status"] != "success" {
+		t.Errorf("crowd-group answer = %v, want ok / success", ok)
+	}
+	// The cache invalidation reaches the worker and its confirmation comes back.
+	op := connectAs(t, s, keys.seeds["ELIGO_OPERATOR_NKEY"])
+	if _, err := op.Request(subj.CacheInvalidate(), []byte(`{"rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}`), 10*time.Second); err != nil {
+		t.Errorf("operator cache invalidation: %v", err)
+	}
+	wc.clean(t, "worker")
+	pub.clean(t, "publisher")
+	op.clean(t, "operator")
+}
