@@ -484,6 +484,11 @@ func (c *Client) verify(method string, body []byte, traceID string) ([]byte, err
 	if env.Code != codeSuccess {
 		return nil, apiErr(false)
 	}
+	if s.Name != ResponseKey(method) {
+		// The signature covers the node, not its name: business data is taken only from the
+		// node named for the method called.
+		return nil, fmt.Errorf("alipay %s: %w: success answer under %s", method, ErrMalformed, s.Name)
+	}
 	return s.Content, nil
 }
 
@@ -491,6 +496,7 @@ func (c *Client) verify(method string, body []byte, traceID string) ([]byte, err
 // success and triggered is String). Absent or null is false.
 type flexBool bool
 
+// UnmarshalJSON accepts true, false, "true", "false", "" and null.
 func (b *flexBool) UnmarshalJSON(data []byte) error {
 	switch strings.ToLower(string(data)) {
 	case "true", `"true"`:

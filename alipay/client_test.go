@@ -552,3 +552,19 @@ func mustCert(t testing.TB, p []byte) *x509.Certificate {
 	}
 	return c
 }
+
+func TestSuccessOnlyFromTheMethodsNode(t *testing.T) {
+	// A signed 10000 node under error_response (or any node taken from another answer) carries
+	// no proof that it answers this method.
+	node := `{"code":"10000","msg":"Success","success":"true","triggered":"true"}`
+	body, err := alipay.SignResponse(alipayKey(), alipay.SignRSA2, alipay.ErrorResponseKey, []byte(node), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srv := newFakeGateway(t, raw(200, string(body)))
+	c := newClient(t, srv.URL)
+	got, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"})
+	if !errors.Is(err, alipay.ErrMalformed) || got != (alipay.AnalyzeResponse{}) {
+		t.Errorf("Analyze = %+v, %v; want ErrMalformed and no data", got, err)
+	}
+}

@@ -155,6 +155,7 @@ type StatusError struct {
 	TraceID    string
 }
 
+// Error names the method and the HTTP status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("alipay %s: HTTP status %d", e.Method, e.StatusCode)
 }
@@ -171,6 +172,7 @@ type UnavailableError struct {
 	cause      error
 }
 
+// Error names the method and the breaker state.
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("alipay %s: %v: %v", e.Method, ErrUnavailable, e.cause)
 }
@@ -190,6 +192,7 @@ type RequestError struct {
 	Reason string
 }
 
+// Error names the method and the refused field.
 func (e *RequestError) Error() string {
 	return fmt.Sprintf("alipay %s: invalid request: %s %s", e.Method, e.Field, e.Reason)
 }
