@@ -209,6 +209,10 @@ func (d *DLQ) Show(ctx context.Context, seq uint64) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("dlq show %d: %w", seq, err)
 	}
+	// A direct get adds the stream's own headers; keep the entry as it was stored.
+	for _, k := range []string{"Nats-Stream", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Subject", "Nats-Last-Sequence"} {
+		m.Header.Del(k)
+	}
 	return entryOf(m.Sequence, m.Time, m.Header, m.Data), nil
 }
 

@@ -1,0 +1,196 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/worker/dlq"
+)
+
+func crowdCmd(id, op, group, value string) messages.CrowdGroupCommand {
+	c := messages.CrowdGroupCommand{CommandID: id, Operation: op, ShopID: testShop, CrowdGroupID: group,
+		OperatorID: "2088222807744402", OperatorType: "MER"}
+	if op == opCreate || op == opUpdate {
+		c.Describe = "regulars"
+		c.ConditionModelList = []messages.Condition{{LogicalOperator: "GT", Period: "30", OperationValue: value,
+			OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}}
+	}
+	return c
+}
+
+// apply sends a command straight to the sandbox, as an earlier (lost) attempt would have.
+func (g *gatewayEnv) apply(t *testing.T, c messages.CrowdGroupCommand) {
+	t.Helper()
+	if _, err := g.client.SetCrowdGroup(context.Background(), crowdRequest(c, c.Operation)); err != nil {
+		t.Fatalf("%s %s: %v", c.Operation, c.CrowdGroupID, err)
+	}
+}
+
+func historyOps(g *gatewayEnv, group string) []string {
+	var ops []string
+	for _, op := range g.sb.History(testShop, group) {
+		ops = append(ops, op.Operation)
+	}
+	return ops
+}
+
+// TestCrowdGroupAppliedOnce: a command is never applied twice, whatever state a previous
+// attempt left behind.
+func TestCrowdGroupAppliedOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		cmd  messages.CrowdGroupCommand
+		// before is applied to the sandbox directly (earlier commands, or an attempt whose
+		// answer was lost).
+		before  []messages.CrowdGroupCommand
+		marker  string // "", markerSending or markerDone
+		wantOps []string // the sandbox's whole history afterwards
+	}{
+		{name: "create_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100")}, marker: markerSending,
+			wantOps: []string{opCreate}},
+		{name: "create_marked_sending_but_never_arrived_is_sent", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
+			marker: markerSending, wantOps: []string{opCreate}},
+		{name: "update_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", opUpdate, "g1", "200"),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100"), crowdCmd("c-2", opUpdate, "g1", "200")},
+			marker: markerSending, wantOps: []string{opCreate, opUpdate}},
+		{name: "delete_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", opDelete, "g1", ""),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100"), crowdCmd("c-2", opDelete, "g1", "")},
+			marker: markerSending, wantOps: []string{opCreate, opDelete}},
+		{name: "done_marker_republishes_without_sending", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
+			marker: markerDone, wantOps: nil},
+		{name: "fresh_command_is_sent", cmd: crowdCmd("c-1", opCreate, "g1", "100"), wantOps: []string{opCreate}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			g := newGateway(t, alipay.BreakerSettings{})
+			r := e.start(g.client, newMemoryCache(t), testConfig())
+			for _, c := range tt.before {
+				g.apply(t, c)
+			}
+			stored := []byte(`{"command_id":"c-1","operation":"CREATE","shop_id":"` + testShop +
+				`","crowd_group_id":"g1","outcome":"ok","status":"success","completed_at":"2026-11-22T10:00:00Z"}`)
+			switch tt.marker {
+			case markerSending:
+				b, _ := json.Marshal(marker{State: markerSending, Seq: 1})
+				if _, err := r.w.markers.Put(t.Context(), markerKey(tt.cmd.CommandID), b); err != nil {
+					t.Fatal(err)
+				}
+			case markerDone:
+				b, _ := json.Marshal(marker{State: markerDone, Result: stored})
+				if _, err := r.w.markers.Put(t.Context(), markerKey(tt.cmd.CommandID), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
+			waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			res := e.readAll(DefaultResultsStream, "")[0]
+			var got messages.CrowdGroupResult
+			if err := json.Unmarshal(res.Data(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.CommandID != tt.cmd.CommandID || got.Status != "success" || got.Outcome != messages.OutcomeOK {
+				t.Errorf("result = %+v", got)
+			}
+			if tt.marker == markerDone && string(res.Data()) != string(stored) {
+				t.Errorf("result %s, want the stored %s", res.Data(), stored)
+			}
+			// Exactly one application in total: the sandbox history has no repeat.
+			if diff := cmp.Diff(tt.wantOps, historyOps(g, "g1")); diff != "" {
+				t.Errorf("sandbox history (-want +got):\n%s", diff)
+			}
+			entry, err := r.w.markers.Get(t.Context(), markerKey(tt.cmd.CommandID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mk marker
+			if err := json.Unmarshal(entry.Value(), &mk); err != nil || mk.State != markerDone {
+				t.Errorf("marker = %s, want done", entry.Value())
+			}
+		})
+	}
+}
+
+// TestDeadLetterReplay: a command refused permanently is dead-lettered; after the cause is
+// fixed a replay applies it once; replaying the same dead letter again applies nothing.
+func TestDeadLetterReplay(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	e.start(g.client, newMemoryCache(t), testConfig())
+	d := dlq.New(e.js, dlq.Config{})
+
+	upd := crowdCmd("c-upd", opUpdate, "g9", "300") // the group does not exist yet: 40004
+	e.publish(messages.Subjects{}.CrowdGroupCommand(), upd.CommandID, upd, nil)
+	e.publish(messages.Subjects{}.AnalyzeCheck(), "bad-1", []byte("not json"), nil)
+	waitFor(t, 10*time.Second, "dead letters", func() bool { return e.msgCount(DefaultDLQStream) == 2 })
+
+	all, err := d.List(t.Context(), dlq.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("List = %d entries, want 2", len(all))
+	}
+	crowd, err := d.List(t.Context(), dlq.Filter{Kind: messages.KindCrowdGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(crowd) != 1 || crowd[0].ReasonCode != ReasonPermanent || crowd[0].OriginalID != "c-upd" ||
+		crowd[0].OriginalSubject != "eligo.cmd.crowdgroup" {
+		t.Fatalf("crowd-group dead letters = %+v", crowd)
+	}
+	shown, err := d.Show(t.Context(), crowd[0].Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(crowd[0], shown); diff != "" {
+		t.Errorf("Show differs from List (-list +show):\n%s", diff)
+	}
+
+	sel := dlq.Selection{Seqs: []uint64{crowd[0].Seq}}
+	dry, err := d.Replay(t.Context(), sel, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantID := "c-upd:replay:" + jsonUint(crowd[0].Seq)
+	if len(dry) != 1 || dry[0].MsgID != wantID || dry[0].InputSeq != 0 {
+		t.Fatalf("dry run = %+v, want msg id %s and nothing published", dry, wantID)
+	}
+	g.apply(t, crowdCmd("c-create", opCreate, "g9", "100")) // the fix
+	if _, err := d.Replay(t.Context(), sel, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "replayed result", func() bool {
+		return len(e.readAll(DefaultResultsStream, "eligo.result.crowdgroup.>")) == 1
+	})
+	again, err := d.Replay(t.Context(), sel, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || !again[0].Duplicate {
+		t.Errorf("second replay = %+v, want de-duplicated", again)
+	}
+	if diff := cmp.Diff([]string{opCreate, opUpdate}, historyOps(g, "g9")); diff != "" {
+		t.Errorf("sandbox history (-want +got):\n%s", diff)
+	}
+	n, err := d.Purge(t.Context(), dlq.Selection{Filtered: true, Filter: dlq.Filter{Kind: messages.KindAnalyze}})
+	if err != nil || n != 1 {
+		t.Errorf("Purge = %d, %v; want 1", n, err)
+	}
+	if got := e.msgCount(DefaultDLQStream); got != 1 {
+		t.Errorf("dead letters after purge = %d, want 1", got)
+	}
+	if _, err := d.Replay(t.Context(), dlq.Selection{}, false); err == nil {
+		t.Error("Replay of an empty selection succeeded")
+	}
+}
+
+func jsonUint(v uint64) string { b, _ := json.Marshal(v); return string(b) }
+
