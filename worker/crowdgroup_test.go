@@ -49,7 +49,7 @@ func TestCrowdGroupAppliedOnce(t *testing.T) {
 		// before is applied to the sandbox directly (earlier commands, or an attempt whose
 		// answer was lost).
 		before  []messages.CrowdGroupCommand
-		marker  string // "", markerSending or markerDone
+		marker  string   // "", markerSending or markerDone
 		wantOps []string // the sandbox's whole history afterwards
 	}{
 		{name: "create_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
@@ -193,4 +193,3 @@ func TestDeadLetterReplay(t *testing.T) {
 }
 
 func jsonUint(v uint64) string { b, _ := json.Marshal(v); return string(b) }
-
