@@ -125,6 +125,9 @@ func (c Config) String() string {
 		c.Gateway, c.AppID, c.SignType, c.Credentials.mode())
 }
 
+// GoString is String, so %#v hides the keys too.
+func (c Config) GoString() string { return c.String() }
+
 // Client calls the Alipay v1 gateway: it signs each request, verifies each answer against its
 // raw bytes, decodes it and classifies failures (see ClassOf). A circuit breaker guards the
 // gateway. A Client is safe for concurrent use.

@@ -568,3 +568,15 @@ func TestSuccessOnlyFromTheMethodsNode(t *testing.T) {
 		t.Errorf("Analyze = %+v, %v; want ErrMalformed and no data", got, err)
 	}
 }
+
+func TestConfigPrintsWithoutKeys(t *testing.T) {
+	cfg := alipay.Config{AppID: "a", Credentials: alipay.Credentials{PrivateKey: appKey(), AlipayPublicKey: &alipayKey().PublicKey}}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg)
+	n := appKey().N.String()[:20]
+	for _, s := range []string{fmtAll(cfg), fmtAll(cfg.Credentials), logged.String()} {
+		if strings.Contains(s, n) || !strings.Contains(s, "public-key") {
+			t.Errorf("printed config leaks the key or hides the mode: %s", s)
+		}
+	}
+}
