@@ -49,8 +49,8 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	if check.RuleUUID == "" {
 		errs = append(errs, s.required("rule-uuid", "the promo rule id"))
 	}
-	if s.fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q: check takes only flags", s.fs.Args()))
+	if len(s.args) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: check takes only flags", s.args))
 	}
 	if timeout <= 0 {
 		errs = append(errs, s.invalid("timeout", "must be positive"))
@@ -164,10 +164,10 @@ func (in *crowdGroupInput) bind(s *settings) {
 // command builds the command: the file (if any), then the flags given on top.
 func (in *crowdGroupInput) command(s *settings, stdin io.Reader) (messages.CrowdGroupCommand, error) {
 	switch {
-	case s.fs.NArg() == 1 && s.fs.Arg(0) == "-" && in.file == "":
+	case len(s.args) == 1 && s.args[0] == "-" && in.file == "":
 		in.file = "-"
-	case s.fs.NArg() > 0:
-		return messages.CrowdGroupCommand{}, usageError{fmt.Errorf("unexpected arguments %q (use --file or -)", s.fs.Args())}
+	case len(s.args) > 0:
+		return messages.CrowdGroupCommand{}, usageError{fmt.Errorf("unexpected arguments %q (use --file or -)", s.args)}
 	}
 	var cmd messages.CrowdGroupCommand
 	if in.file != "" {

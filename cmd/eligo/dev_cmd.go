@@ -74,8 +74,8 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	if err := validPrefix(cfg.Prefix); err != nil {
 		errs = append(errs, s.invalid("subject-prefix", "%v", err))
 	}
-	if s.fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q: dev takes only flags", s.fs.Args()))
+	if len(s.args) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: dev takes only flags", s.args))
 	}
 	if err := checkConfig(errs, cfg.Worker.validate(s), cfg.Log.validate(s)); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -293,6 +294,54 @@ func TestDevEndToEnd(t *testing.T) {
 			if !st.Exists {
 				t.Errorf("stream %s does not exist", st.Name)
 			}
+		}
+	})
+	t.Run("dlq list, show, replay and purge", func(t *testing.T) {
+		natsFlag := printedCommand(t, out, bin, "check")[1:3]
+		dlqRun := func(args ...string) string {
+			t.Helper()
+			stdout, stderr, err := eligo(t, bin, append(append([]string{"dlq"}, args...), natsFlag...)...)
+			if err != nil {
+				t.Fatalf("eligo dlq %v: %v\n%s%s", args, err, stdout, stderr)
+			}
+			return stdout
+		}
+		listed := dlqRun("list", "--kind", "crowdgroup", "--json")
+		var first struct {
+			Seq    uint64          `json:"seq"`
+			Reason string          `json:"reason_code"`
+			ID     string          `json:"original_id"`
+			Data   json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(strings.SplitN(listed, "\n", 2)[0]), &first); err != nil {
+			t.Fatalf("dlq list printed %q: %v", listed, err)
+		}
+		if first.Reason != "invalid" || !strings.HasSuffix(first.ID, "-5") {
+			t.Errorf("first dead letter = %+v, want the invalid sample command", first)
+		}
+		seq := strconv.FormatUint(first.Seq, 10)
+		if shown := dlqRun("show", seq); !strings.Contains(shown, first.ID) || !strings.Contains(shown, "TRADE_AMT") {
+			t.Errorf("dlq show %s does not show the id and payload:\n%s", seq, shown)
+		}
+		if dry := dlqRun("replay", seq); !strings.Contains(dry, "dry run") {
+			t.Errorf("replay without --yes is not a dry run:\n%s", dry)
+		}
+		if done := dlqRun("replay", seq, "--yes"); !strings.Contains(done, "queued as input seq") {
+			t.Errorf("replay --yes did not queue the message:\n%s", done)
+		}
+		// The replayed (still invalid) command is dead-lettered again, marked as a replay.
+		deadline := time.Now().Add(time.Minute)
+		for !strings.Contains(dlqRun("list", "--id", first.ID, "--json"), `"replay":"`+seq+`"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the replay of dead letter %s was not dead-lettered again", seq)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if purged := dlqRun("purge", "--all", "--yes"); !strings.Contains(purged, "deleted") {
+			t.Errorf("purge: %s", purged)
+		}
+		if left := dlqRun("list"); !strings.Contains(left, "no dead letters") {
+			t.Errorf("dead letters left after purge:\n%s", left)
 		}
 	})
 

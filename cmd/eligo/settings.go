@@ -23,6 +23,8 @@ type settings struct {
 	order []string
 	// source records where each flag's value came from after parse: "flag", "env" or "default".
 	source map[string]string
+	// args are the positional arguments, wherever they stood among the flags.
+	args []string
 }
 
 func newSettings(name string, getenv func(string) string) *settings {
@@ -70,11 +72,20 @@ func (s *settings) boolean(p *bool, name, env string, def bool, usage string) {
 // parse parses args, then fills every flag that was not given from its environment
 // variable. It returns errHelp for -h/--help, and a usageError for bad flags or values.
 func (s *settings) parse(args []string) error {
-	if err := s.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+	for {
+		if err := s.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errHelp
+			}
+			return usageError{err}
 		}
-		return usageError{err}
+		rest := s.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// Positional arguments may come before flags ("dlq show 12 --json").
+		s.args = append(s.args, rest[0])
+		args = rest[1:]
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

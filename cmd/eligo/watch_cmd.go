@@ -110,8 +110,8 @@ func runWatch(ctx context.Context, c *cli, args []string) error {
 			errs = append(errs, s.invalid("since", "%v", err))
 		}
 	}
-	if s.fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q: watch takes only flags", s.fs.Args()))
+	if len(s.args) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: watch takes only flags", s.args))
 	}
 	if err := checkConfig(nc.validate(s), errs); err != nil {
 		return usageError{err}

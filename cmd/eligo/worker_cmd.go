@@ -39,7 +39,7 @@ func parseWorkerConfig(s *settings, cfg *workerConfig, args []string) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	if s.fs.NArg() > 0 {
+	if len(s.args) > 0 {
 		return usageError{errors.New("worker takes no arguments, only flags")}
 	}
 	return checkConfig(cfg.NATS.validate(s), cfg.Alipay.validate(s), cfg.Worker.validate(s), cfg.Log.validate(s))
