@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,8 +43,9 @@ type Config struct {
 	Credentials
 	// SignType is the request and response signature algorithm. Default SignRSA2.
 	SignType SignType
-	// HTTPClient sends the requests. Default: a new http.Client using
-	// http.DefaultTransport. Its own Timeout, if any, still applies.
+	// HTTPClient sends the requests. Default: a new http.Client using http.DefaultTransport
+	// that does not follow redirects (a redirected call fails as a non-200 answer rather than
+	// re-sending signed parameters elsewhere). Its own Timeout, if any, still applies.
 	HTTPClient *http.Client
 	// Timeout bounds one gateway call, on top of the caller's context. Default
 	// DefaultTimeout (10 s).
@@ -184,7 +187,9 @@ func New(cfg Config) (*Client, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		cfg.HTTPClient = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -420,6 +425,11 @@ func (c *Client) roundTrip(ctx context.Context, method string, biz url.Values, a
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if isCertificateError(err) {
+			// The gateway's TLS certificate is not trusted: a configuration problem (or an
+			// interception) that retrying will not fix.
+			return callResult{}, fmt.Errorf("alipay %s: %w: gateway TLS certificate: %w", method, ErrCredentials, err)
+		}
 		return callResult{}, fmt.Errorf("alipay %s: %w", method, err)
 	}
 	defer resp.Body.Close()
@@ -437,6 +447,17 @@ func (c *Client) roundTrip(ctx context.Context, method string, biz url.Values, a
 	}
 	node, err := c.verify(method, body, traceID)
 	return callResult{node: node, traceID: traceID}, err
+}
+
+// isCertificateError reports whether err is a TLS certificate verification failure.
+func isCertificateError(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) || errors.As(err, &verify)
 }
 
 // envelope is what every response node carries.

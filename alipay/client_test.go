@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -579,4 +582,32 @@ func TestConfigPrintsWithoutKeys(t *testing.T) {
 			t.Errorf("printed config leaks the key or hides the mode: %s", s)
 		}
 	}
+}
+
+func TestGatewayTLSAndRedirects(t *testing.T) {
+	t.Run("untrusted TLS certificate needs attention", func(t *testing.T) {
+		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		c := newClient(t, srv.URL) // the default client does not trust the test CA
+		_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"})
+		if !errors.Is(err, alipay.ErrCredentials) || alipay.ClassOf(err) != alipay.NeedsAttention {
+			t.Errorf("err = %v (class %v), want a certificate problem needing attention", err, alipay.ClassOf(err))
+		}
+	})
+	t.Run("redirects are not followed", func(t *testing.T) {
+		elsewhere, target := newFakeGateway(t, raw(200, "{}"))
+		redirector := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
+		t.Cleanup(redirector.Close)
+		c := newClient(t, redirector.URL)
+		_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r", AppAuthToken: testToken})
+		var se *alipay.StatusError
+		if !errors.As(err, &se) || se.StatusCode != http.StatusTemporaryRedirect || alipay.ClassOf(err) != alipay.Retryable {
+			t.Errorf("err = %v, want a retryable 307 StatusError", err)
+		}
+		if n := len(elsewhere.calls()); n != 0 {
+			t.Errorf("signed request re-sent to the redirect target %d times", n)
+		}
+	})
 }
