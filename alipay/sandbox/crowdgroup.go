@@ -30,11 +30,6 @@ const (
 	SubRuleNotExist = "RULE_NOT_EXIST"
 )
 
-const (
-	subInvalidParameter = SubInvalidParameter
-	subParamEmpty       = SubParamEmpty
-)
-
 // Op is one applied CREATE, UPDATE or DELETE of a crowd group, as recorded in its history.
 type Op struct {
 	// Seq orders every applied operation of the server, from 1; it is reset by Reset.
@@ -69,42 +64,42 @@ type crowdRequest struct {
 // parseCrowdRequest decodes and validates biz_content per the method doc.
 func parseCrowdRequest(bizContent string) (crowdRequest, []cond, *fieldErr) {
 	if bizContent == "" {
-		return crowdRequest{}, nil, &fieldErr{subParamEmpty, "biz_content", "biz_content is empty"}
+		return crowdRequest{}, nil, &fieldErr{SubParamEmpty, "biz_content", "biz_content is empty"}
 	}
 	var req crowdRequest
 	dec := json.NewDecoder(bytes.NewReader([]byte(bizContent)))
 	if err := dec.Decode(&req); err != nil || dec.More() {
-		return crowdRequest{}, nil, &fieldErr{subInvalidParameter, "biz_content", "biz_content is not a JSON object of the documented fields"}
+		return crowdRequest{}, nil, &fieldErr{SubInvalidParameter, "biz_content", "biz_content is not a JSON object of the documented fields"}
 	}
 	for _, f := range [...]struct{ name, v string }{
 		{"operation", req.Operation}, {"shop_id", req.ShopID}, {"crowd_group_id", req.CrowdGroupID},
 		{"describe", req.Describe}, {"operator_id", req.OperatorID}, {"operator_type", req.OperatorType},
 	} {
 		if len(f.v) > maxFieldLen {
-			return req, nil, &fieldErr{subInvalidParameter, f.name, f.name + " is longer than 100 characters"}
+			return req, nil, &fieldErr{SubInvalidParameter, f.name, f.name + " is longer than 100 characters"}
 		}
 	}
 	switch req.Operation {
 	case "":
-		return req, nil, &fieldErr{subParamEmpty, "operation", "operation is empty"}
+		return req, nil, &fieldErr{SubParamEmpty, "operation", "operation is empty"}
 	case OpCreate, OpUpdate, OpDelete, OpRetrieve:
 	default:
-		return req, nil, &fieldErr{subInvalidParameter, "operation", "operation must be one of CREATE, DELETE, RETRIEVE, UPDATE"}
+		return req, nil, &fieldErr{SubInvalidParameter, "operation", "operation must be one of CREATE, DELETE, RETRIEVE, UPDATE"}
 	}
 	switch {
 	case req.ShopID == "":
-		return req, nil, &fieldErr{subParamEmpty, "shop_id", "shop_id is empty"}
+		return req, nil, &fieldErr{SubParamEmpty, "shop_id", "shop_id is empty"}
 	case req.CrowdGroupID == "":
-		return req, nil, &fieldErr{subParamEmpty, "crowd_group_id", "crowd_group_id is empty"}
+		return req, nil, &fieldErr{SubParamEmpty, "crowd_group_id", "crowd_group_id is empty"}
 	case req.OperatorID == "":
-		return req, nil, &fieldErr{subParamEmpty, "operator_id", "operator_id is empty"}
+		return req, nil, &fieldErr{SubParamEmpty, "operator_id", "operator_id is empty"}
 	}
 	switch req.OperatorType {
 	case "":
 		req.OperatorType = "MER"
 	case "MER", "MER_OPERATOR", "PROVIDER", "PROVIDER_STAFF":
 	default:
-		return req, nil, &fieldErr{subInvalidParameter, "operator_type", "operator_type must be one of MER, MER_OPERATOR, PROVIDER, PROVIDER_STAFF"}
+		return req, nil, &fieldErr{SubInvalidParameter, "operator_type", "operator_type must be one of MER, MER_OPERATOR, PROVIDER, PROVIDER_STAFF"}
 	}
 	if req.Operation != OpCreate && req.Operation != OpUpdate {
 		// The list is only meaningful when creating or updating; anything sent is ignored.
@@ -113,16 +108,16 @@ func parseCrowdRequest(bizContent string) (crowdRequest, []cond, *fieldErr) {
 		return req, nil, nil
 	}
 	if req.Describe == "" {
-		return req, nil, &fieldErr{subParamEmpty, "describe", "describe is required for " + req.Operation}
+		return req, nil, &fieldErr{SubParamEmpty, "describe", "describe is required for " + req.Operation}
 	}
 	if len(req.ConditionModelList) == 0 {
-		return req, nil, &fieldErr{subParamEmpty, "condition_model_list", "condition_model_list is required for " + req.Operation}
+		return req, nil, &fieldErr{SubParamEmpty, "condition_model_list", "condition_model_list is required for " + req.Operation}
 	}
 	conds := make([]cond, 0, len(req.ConditionModelList))
 	for i, c := range req.ConditionModelList {
 		path := fmt.Sprintf("condition_model_list[%d]", i)
 		if c.RuleUnit == "" {
-			return req, nil, &fieldErr{subParamEmpty, path + ".rule_unit", path + ".rule_unit is empty"}
+			return req, nil, &fieldErr{SubParamEmpty, path + ".rule_unit", path + ".rule_unit is empty"}
 		}
 		k, fe := parseCondition(c.LogicalOperator, c.Period, c.OperationValue, c.OperatorRule, c.RuleUnit)
 		if fe != nil {
@@ -166,7 +161,7 @@ func (s *store) apply(req crowdRequest, conds []cond, now time.Time) ([]alipay.C
 		return slices.Clone(g.list), nil
 	case OpCreate:
 		if exists {
-			return nil, &fieldErr{subInvalidParameter, "crowd_group_id", "crowd group " + req.CrowdGroupID + " already exists in shop " + req.ShopID}
+			return nil, &fieldErr{SubInvalidParameter, "crowd_group_id", "crowd group " + req.CrowdGroupID + " already exists in shop " + req.ShopID}
 		}
 		g = &group{}
 	case OpUpdate, OpDelete:
@@ -193,7 +188,7 @@ func (s *store) apply(req crowdRequest, conds []cond, now time.Time) ([]alipay.C
 }
 
 func errGroupMissing(req crowdRequest) *fieldErr {
-	return &fieldErr{subInvalidParameter, "crowd_group_id", "crowd group " + req.CrowdGroupID + " does not exist in shop " + req.ShopID}
+	return &fieldErr{SubInvalidParameter, "crowd_group_id", "crowd group " + req.CrowdGroupID + " does not exist in shop " + req.ShopID}
 }
 
 // conditions returns a group's compiled conditions; the slice is never modified after it is

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -370,14 +369,4 @@ func parseYuan(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: amount must be > 0", s)
 	}
 	return fen, nil
-}
-
-// ruleUUIDs lists the fixture's rules, sorted (for documentation and tests).
-func (c *compiled) ruleUUIDs() []string {
-	ids := make([]string, 0, len(c.rules))
-	for id := range c.rules {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

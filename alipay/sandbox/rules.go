@@ -19,10 +19,14 @@ const (
 	RuleWorkShopDis      = "WORK_SHOP_DIS"      // workplace to shop, km
 )
 
-// periodRules need a period; the other four ignore it.
-var periodRules = map[string]bool{
-	RuleTradeAmt: true, RuleTradeCnt: true, RulePctAmt: true,
-	RuleApplyVoucherCnt: true, RuleVerifyVoucherCnt: true,
+// needsPeriod reports whether rule is one of the five that need a period; the other four
+// ignore it.
+func needsPeriod(rule string) bool {
+	switch rule {
+	case RuleTradeAmt, RuleTradeCnt, RulePctAmt, RuleApplyVoucherCnt, RuleVerifyVoucherCnt:
+		return true
+	}
+	return false
 }
 
 func validRule(r string) bool {
@@ -73,7 +77,7 @@ type cond struct {
 
 // fieldErr is a validation failure of one field, answered as a 40004 business error.
 type fieldErr struct {
-	subCode string // subParamEmpty or subInvalidParameter
+	subCode string // SubParamEmpty or SubInvalidParameter
 	field   string
 	msg     string
 }
@@ -88,38 +92,38 @@ func parseCondition(op, period, value, rule, unit string) (cond, *fieldErr) {
 		{"operator_rule", rule}, {"rule_unit", unit},
 	} {
 		if len(f.v) > maxFieldLen {
-			return cond{}, &fieldErr{subInvalidParameter, f.name, f.name + " is longer than 100 characters"}
+			return cond{}, &fieldErr{SubInvalidParameter, f.name, f.name + " is longer than 100 characters"}
 		}
 	}
 	switch {
 	case rule == "":
-		return cond{}, &fieldErr{subParamEmpty, "operator_rule", "operator_rule is empty"}
+		return cond{}, &fieldErr{SubParamEmpty, "operator_rule", "operator_rule is empty"}
 	case !validRule(rule):
-		return cond{}, &fieldErr{subInvalidParameter, "operator_rule", "operator_rule must be one of TRADE_AMT, TRADE_CNT, PCT_AMT, APPLY_VOUCHER_CNT, VERIFY_VOUCHER_CNT, LAST_PAY_DATE, LAST_PAY_AMT, HOME_SHOP_DIS, WORK_SHOP_DIS"}
+		return cond{}, &fieldErr{SubInvalidParameter, "operator_rule", "operator_rule must be one of TRADE_AMT, TRADE_CNT, PCT_AMT, APPLY_VOUCHER_CNT, VERIFY_VOUCHER_CNT, LAST_PAY_DATE, LAST_PAY_AMT, HOME_SHOP_DIS, WORK_SHOP_DIS"}
 	case op == "":
-		return cond{}, &fieldErr{subParamEmpty, "logical_operator", "logical_operator is empty"}
+		return cond{}, &fieldErr{SubParamEmpty, "logical_operator", "logical_operator is empty"}
 	case !validLogicalOperator(op):
-		return cond{}, &fieldErr{subInvalidParameter, "logical_operator", "logical_operator must be one of EQ, GT, GTEQ, LT, LTEQ"}
+		return cond{}, &fieldErr{SubInvalidParameter, "logical_operator", "logical_operator must be one of EQ, GT, GTEQ, LT, LTEQ"}
 	case unit != "" && !validRuleUnit(unit):
-		return cond{}, &fieldErr{subInvalidParameter, "rule_unit", "rule_unit must be one of DAY, KM, COUNT, TICKET, YUAN"}
+		return cond{}, &fieldErr{SubInvalidParameter, "rule_unit", "rule_unit must be one of DAY, KM, COUNT, TICKET, YUAN"}
 	case value == "":
-		return cond{}, &fieldErr{subParamEmpty, "operation_value", "operation_value is empty"}
+		return cond{}, &fieldErr{SubParamEmpty, "operation_value", "operation_value is empty"}
 	}
 	v, ok := parsePositiveDecimal(value)
 	if !ok {
-		return cond{}, &fieldErr{subInvalidParameter, "operation_value", "operation_value must be a number > 0"}
+		return cond{}, &fieldErr{SubInvalidParameter, "operation_value", "operation_value must be a number > 0"}
 	}
 	c := cond{rule: rule, op: op, value: v, raw: value}
 	if period != "" {
 		n, ok := parsePeriod(period)
 		if !ok {
-			return cond{}, &fieldErr{subInvalidParameter, "period", "period must be one of 30, 60, 90, 180, 365"}
+			return cond{}, &fieldErr{SubInvalidParameter, "period", "period must be one of 30, 60, 90, 180, 365"}
 		}
-		if periodRules[rule] {
+		if needsPeriod(rule) {
 			c.period = n
 		}
-	} else if periodRules[rule] {
-		return cond{}, &fieldErr{subParamEmpty, "period", "period is required for " + rule + "; one of 30, 60, 90, 180, 365"}
+	} else if needsPeriod(rule) {
+		return cond{}, &fieldErr{SubParamEmpty, "period", "period is required for " + rule + "; one of 30, 60, 90, 180, 365"}
 	}
 	return c, nil
 }

@@ -162,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = s.log.With("component", "sandbox")
 	if s.skew == 0 {
 		s.skew = DefaultMaxClockSkew
 	}
@@ -253,18 +254,29 @@ const (
 	codeCallLimited   = "40005"
 )
 
-var codeMsg = map[string]string{
-	codeSuccess:       "Success",
-	codeUnknownError:  "Service Currently Unavailable",
-	codeTokenInvalid:  "Insufficient Token Permissions",
-	codeMissingArg:    "Missing Required Arguments",
-	codeInvalidArg:    "Invalid Arguments",
-	codeBusinessError: "Business Failed",
-	codeCallLimited:   "Call Limited",
+// codeMsg is the msg Alipay sends with each code.
+func codeMsg(code string) string {
+	switch code {
+	case codeSuccess:
+		return "Success"
+	case codeUnknownError:
+		return "Service Currently Unavailable"
+	case codeTokenInvalid:
+		return "Insufficient Token Permissions"
+	case codeMissingArg:
+		return "Missing Required Arguments"
+	case codeInvalidArg:
+		return "Invalid Arguments"
+	case codeBusinessError:
+		return "Business Failed"
+	case codeCallLimited:
+		return "Call Limited"
+	}
+	return "Unknown"
 }
 
 func errorNode(code, subCode, subMsg string) []byte {
-	n := newNode(code, codeMsg[code])
+	n := newNode(code, codeMsg(code))
 	n.str("sub_code", subCode)
 	n.str("sub_msg", subMsg)
 	return n.bytes()
@@ -456,16 +468,16 @@ func (s *Server) analyze(p map[string]string) ([]byte, *fieldErr) {
 	userID, ruleUUID := p["user_id"], p["rule_uuid"]
 	switch {
 	case userID == "":
-		return nil, &fieldErr{subParamEmpty, "user_id", "user_id is empty"}
+		return nil, &fieldErr{SubParamEmpty, "user_id", "user_id is empty"}
 	case ruleUUID == "":
-		return nil, &fieldErr{subParamEmpty, "rule_uuid", "rule_uuid is empty"}
+		return nil, &fieldErr{SubParamEmpty, "rule_uuid", "rule_uuid is empty"}
 	}
 	rule, ok := s.fixture.rules[ruleUUID]
 	if !ok {
 		return nil, &fieldErr{SubRuleNotExist, "rule_uuid", "规则不存在, rule " + ruleUUID + " does not exist"}
 	}
 	v := evaluate(rule, s.fixture.users[userID], s.groups.conditions, s.now())
-	n := newNode(codeSuccess, codeMsg[codeSuccess])
+	n := newNode(codeSuccess, codeMsg(codeSuccess))
 	n.str("result_code", "000")
 	n.str("success", "true")
 	n.str("triggered", strconv.FormatBool(v.triggered))
@@ -484,7 +496,7 @@ func (s *Server) crowdGroup(bizContent string) ([]byte, *fieldErr) {
 	if fe != nil {
 		return nil, fe
 	}
-	n := newNode(codeSuccess, codeMsg[codeSuccess])
+	n := newNode(codeSuccess, codeMsg(codeSuccess))
 	n.str("crowd_group_id", req.CrowdGroupID)
 	n.conditions("condition_model_list", list)
 	n.str("status", "success")
