@@ -334,13 +334,11 @@ func TestTransportFailuresAreRetryable(t *testing.T) {
 	})
 }
 
+// TestUTCHostSendsGMT8Timestamp: the clock of a UTC host (a container) yields GMT+8 timestamps.
 func TestUTCHostSendsGMT8Timestamp(t *testing.T) {
-	prev := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = prev })
 	g, srv := newFakeGateway(t, signed(t, alipay.MethodRuleAnalyze, `{"code":"10000","msg":"Success","success":"true","triggered":"true"}`))
 	c := newClient(t, srv.URL, func(c *alipay.Config) {
-		c.Now = func() time.Time { return time.Date(2026, 12, 31, 20, 15, 0, 0, time.UTC).Local() }
+		c.Now = func() time.Time { return time.Date(2026, 12, 31, 20, 15, 0, 0, time.UTC) }
 	})
 	if _, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}); err != nil {
 		t.Fatal(err)
