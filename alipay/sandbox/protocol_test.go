@@ -33,6 +33,7 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "app_id missing", before: del("app_id"), wantCode: "40001", wantSub: "isv.missing-app-id"},
 		{name: "wrong app_id", before: set("app_id", "2021000000000999"), wantCode: "40002", wantSub: "isv.invalid-app-id"},
 		{name: "sign_type missing", before: del("sign_type"), wantCode: "40001", wantSub: "isv.missing-signature-type", wantSigned: true},
+		{name: "sign_type in lower case", before: set("sign_type", "rsa2"), wantCode: "10000", wantSigned: true},
 		{name: "unknown sign_type", before: set("sign_type", "SM2"), wantCode: "40002", wantSub: "isv.invalid-signature-type", wantSigned: true},
 		{name: "sign missing", after: del("sign"), wantCode: "40001", wantSub: "isv.missing-signature", wantSigned: true},
 		{name: "signed with another key", after: resignWith(t, e.k.other), wantCode: "40002", wantSub: "isv.invalid-signature", wantSigned: true},
@@ -98,7 +99,7 @@ func TestProtocolErrors(t *testing.T) {
 				t.Fatalf("signed = %v, want %v: %s", got, tt.wantSigned, r.body)
 			}
 			if tt.wantSigned {
-				st := alipay.SignType(p["sign_type"])
+				st := alipay.SignType(strings.ToUpper(p["sign_type"]))
 				if !st.Valid() {
 					st = alipay.SignRSA2
 				}

@@ -186,6 +186,7 @@ func (s *Server) SetFaults(f Faults) error {
 	}
 	f.ErrorRates = cloneMap(f.ErrorRates)
 	s.faults.Store(&f)
+	s.log.Info("faults set", slog.Any("faults", f))
 	return nil
 }
 
@@ -208,6 +209,7 @@ func (s *Server) Reset() {
 	s.groups.reset()
 	s.stats.reset()
 	s.faults.Store(nil)
+	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
 }
 
 // History returns the CREATE, UPDATE and DELETE operations applied to crowd group groupID of
@@ -355,7 +357,9 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 		return failure(name, false, alipay.SignRSA2, codeInvalidArg, "isv.invalid-app-id", "无效的AppID参数")
 	}
 	// From here on the app is known, so answers are signed.
-	t := alipay.SignType(p["sign_type"])
+	// The signed string carries sign_type as sent; the algorithm is chosen case-insensitively
+	// (Alipay's own signing guide writes sign_type=rsa2).
+	t := alipay.SignType(strings.ToUpper(p["sign_type"]))
 	fail := func(code, subCode, subMsg string) answer {
 		st := t
 		if !st.Valid() {
