@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
@@ -283,4 +284,13 @@ func (e *env) readAll(stream, filter string) []jetstream.Msg {
 			return out
 		}
 	}
+}
+
+// counterValue reads a counter.
+func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }
