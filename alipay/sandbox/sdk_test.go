@@ -55,7 +55,7 @@ type sdkResult struct {
 }
 
 // runSDK runs call.mjs against gateway and returns the results per run.
-func runSDK(t *testing.T, node, gateway string, runs []sdkRun) map[string][]sdkResult {
+func runSDK(t *testing.T, node, gateway, tz string, runs []sdkRun) map[string][]sdkResult {
 	t.Helper()
 	in, err := json.Marshal(map[string]any{"gateway": gateway, "runs": runs})
 	if err != nil {
@@ -64,8 +64,8 @@ func runSDK(t *testing.T, node, gateway string, runs []sdkRun) map[string][]sdkR
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(sdkDir, "call.mjs"))
-	// The SDK stamps requests with the local time; the gateway expects GMT+8.
-	cmd.Env = append(os.Environ(), "TZ=Asia/Shanghai")
+	// The SDK stamps requests with the process's local time; the gateway expects GMT+8.
+	cmd.Env = append(os.Environ(), "TZ="+tz)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -132,7 +132,7 @@ func TestOfficialNodeSDK(t *testing.T) {
 		}
 		return m
 	}
-	got := runSDK(t, node, e.gateway, []sdkRun{
+	got := runSDK(t, node, e.gateway, "Asia/Shanghai", []sdkRun{
 		{Name: "rsa2", Config: with("signType", "RSA2"), Calls: []sdkCall{
 			analyze(seedRule),
 			crowd("CREATE", testGroup),
@@ -142,6 +142,9 @@ func TestOfficialNodeSDK(t *testing.T) {
 			crowd("CREATE", "vip/2026"),
 			analyze("00000000000000000000000000000000"),
 			crowd("DELETE", testGroup),
+			{alipay.MethodCrowdGroupCondSet, map[string]any{"bizContent": map[string]any{"operation": "CREATE", "shop_id": testShop,
+				"crowd_group_id": "no-period", "operator_id": "o", "describe": "d",
+				"condition_model_list": []alipay.Condition{{LogicalOperator: "GT", OperationValue: "1", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}}}}},
 		}},
 		{Name: "rsa", Config: with("signType", "RSA"), Calls: []sdkCall{analyze(seedRule)}},
 		{Name: "wrong alipay public key", Config: with("signType", "RSA2", "alipayPublicKey", otherPub), Calls: []sdkCall{analyze(seedRule)}},
@@ -168,6 +171,7 @@ func TestOfficialNodeSDK(t *testing.T) {
 			grouped("vip/2026"),
 			refused("RULE_NOT_EXIST"),
 			grouped(testGroup),
+			refused("PARAM_EMPTY"),
 		},
 		"rsa": {analyzed("false", "crowdGroupValidate")},
 	}
@@ -191,8 +195,8 @@ func TestOfficialNodeSDK(t *testing.T) {
 		t.Errorf("with the wrong Alipay public key the SDK must reject the answer: %+v", r)
 	}
 	st := e.srv.Stats()
-	if st.Total != 10 {
-		t.Errorf("sandbox saw %d calls, want 10: %+v", st.Total, st.Calls)
+	if st.Total != 11 {
+		t.Errorf("sandbox saw %d calls, want 11: %+v", st.Total, st.Calls)
 	}
 	for method, outcomes := range st.Calls {
 		for outcome := range outcomes {
@@ -202,7 +206,14 @@ func TestOfficialNodeSDK(t *testing.T) {
 		}
 	}
 
-	certRes := runSDK(t, node, ce.gateway, []sdkRun{{Name: "cert", Config: map[string]any{
+	// The time-zone pitfall: an SDK on a UTC clock stamps requests 8 hours off. The signed
+	// refusal still verifies in the SDK.
+	utc := runSDK(t, node, e.gateway, "UTC", []sdkRun{{Name: "utc", Config: with("signType", "RSA2"), Calls: []sdkCall{analyze(seedRule)}}})
+	if r := utc["utc"]; len(r) != 1 || !r[0].OK || r[0].Response.Code != "40002" || r[0].Response.SubCode != "isv.invalid-timestamp" {
+		t.Errorf("an SDK on UTC time must get a verified 40002 isv.invalid-timestamp: %+v", r)
+	}
+
+	certRes := runSDK(t, node, ce.gateway, "Asia/Shanghai", []sdkRun{{Name: "cert", Config: map[string]any{
 		"appId": testAppID, "privateKey": appKey, "signType": "RSA2",
 		"appCertContent":          strings.TrimSpace(string(k.appCertPEM)),
 		"alipayPublicCertContent": strings.TrimSpace(string(k.sbCertPEM)),
