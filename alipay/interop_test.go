@@ -3,7 +3,14 @@ package alipay_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -203,4 +210,72 @@ func TestNodeSDKVerifiesAnswers(t *testing.T) {
 	if out.OK {
 		t.Error("SDK accepted a tampered answer")
 	}
+}
+
+// TestNodeSDKCertSN has the Node SDK compute app_cert_sn, alipay_cert_sn and
+// alipay_root_cert_sn for Alipay's published test certificates and for a generated chain whose
+// root bundle also holds an ECDSA root (skipped by both).
+func TestNodeSDKCertSN(t *testing.T) {
+	requireNodeSDK(t)
+	cs := newCertSetup(t)
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	ecRoot := ecdsaRootPEM(t)
+	sets := map[string][3]string{
+		"Alipay test certificates": {
+			read("testdata/vectors/appCertPublicKey_2021001161683774.crt"),
+			read("testdata/vectors/alipayCertPublicKey_RSA2.crt"),
+			read("testdata/vectors/alipayRootCert.crt"),
+		},
+		"generated chain": {read(cs.files.AppCert), read(cs.files.AlipayCert), ecRoot + read(cs.files.AlipayRootCert)},
+	}
+	for name, set := range sets {
+		t.Run(name, func(t *testing.T) {
+			var sdk struct {
+				AppCertSn, AlipayCertSn, AlipayRootCertSn string
+			}
+			runNode(t, "certsn.mjs", map[string]string{"appCert": set[0], "alipayPublicCert": set[1], "alipayRootCert": set[2]}, &sdk)
+			app, err := alipay.LoadCertificate([]byte(set[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ali, err := alipay.LoadCertificate([]byte(set[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, err := alipay.RootCertSN([]byte(set[2]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := [3]string{alipay.CertSN(app), alipay.CertSN(ali), root}
+			want := [3]string{sdk.AppCertSn, sdk.AlipayCertSn, sdk.AlipayRootCertSn}
+			if got != want {
+				t.Errorf("Go SNs %q, Node SDK SNs %q", got, want)
+			}
+		})
+	}
+}
+
+// ecdsaRootPEM is a self-signed ECDSA root, which alipay_root_cert_sn leaves out.
+func ecdsaRootPEM(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "Eligo Test E1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
