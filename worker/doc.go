@@ -1,0 +1,100 @@
+// Package worker is Eligo's JetStream worker: it consumes analyze checks and crowd-group
+// commands, answers them through the Alipay gateway (behind the client's circuit breaker)
+// and the result cache, and publishes result events.
+//
+// # Streams and consumers
+//
+// Setup creates or updates, idempotently (any replica, any time):
+//
+//	ELIGO_CHECKS    eligo.check.analyze        work queue; durable pull consumer eligo-analyze
+//	ELIGO_COMMANDS  eligo.cmd.crowdgroup       work queue; durable pull consumer eligo-crowdgroup
+//	ELIGO_RESULTS   eligo.result.>, eligo.rejected.>   limits, MaxAge 7d (replayable)
+//	ELIGO_DLQ       eligo.dlq.<kind>           limits, MaxAge 30d (see package worker/dlq)
+//	KV ELIGO_CROWDGROUP_APPLIED                applied-markers per command_id, TTL 30d
+//
+// Every replica binds to the same durable consumers. Each replica handles at most
+// Config.Concurrency checks at once and buffers only Config.PullBatch ahead, so buffered
+// messages do not sit out their AckWait. Cache invalidations (eligo.cmd.cache.invalidate)
+// arrive on a core-NATS subscription without a queue group, so every replica sees them.
+//
+// # Analyze path
+//
+// decode/validate → cache (max_age_s: nil = Config.CacheMaxAge, 0 = skip the cache read) →
+// coalesce identical in-flight checks (singleflight keyed by the cache key in this process,
+// the cache lease across replicas: a replica that does not hold the lease waits up to
+// Config.LeaseWait for the holder's answer) → Alipay → cache → publish the result on
+// eligo.result.analyze.<rule_uuid> with Nats-Msg-Id "res:<input Nats-Msg-Id>" → send it to
+// Eligo-Reply-To when set (core NATS) → Ack. traceparent and tracestate are copied from the
+// input to the result, the reply, the rejection and the dead letter.
+//
+// # Crowd-group path
+//
+// Order: all commands are published on one subject and read through one durable consumer
+// with MaxAckPending 1, so the server hands out the next command only after the previous one
+// was acked (DoubleAck) or terminated, whichever replica took it; a NakWithDelay keeps the
+// command pending, so nothing overtakes it. This is strict publish order per
+// (shop_id, crowd_group_id), and in fact globally; crowd-group commands are low-volume admin
+// operations, so one in flight across the fleet is enough. (Partitioning by
+// hash(shop_id, crowd_group_id) into per-partition consumers is the next step if volume
+// grows; it needs no change to the contract.)
+//
+// At most once: an applied-marker per command_id lives in a replicated JetStream KV bucket
+// (authoritative; Redis is only a cache). "sending" is written before the call, "done" with
+// the result after it. A done marker makes a redelivery or dead-letter replay republish the
+// stored result without calling Alipay. A sending marker without done means a previous
+// attempt may have reached Alipay (e.g. it timed out after sending): the group is read back
+// with RETRIEVE and the command counts as applied when the group already is in the state it
+// asks for (CREATE/UPDATE: same conditions; DELETE: the group is gone, which Alipay and the
+// sandbox report as 40004). Results go to eligo.result.crowdgroup.<shop_id>.
+//
+// # Settle policy
+//
+//	handler outcome                          settle
+//	success                                  publish result (PubAck), reply, Ack (DoubleAck for crowd groups)
+//	invalid input; alipay.Permanent          dead-letter copy (Nats-Msg-Id dlq:<stream>:<seq>, reason in headers,
+//	                                         PubAck awaited), rejection on eligo.rejected.<kind> (+ reply),
+//	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
+//	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
+//	                                         failure (bad response signature) is logged at error level and
+//	                                         its answer is never cached or published
+//	alipay.ErrUnavailable (breaker open)     stop intake for Config.BreakerPause (see Outages), NakWithDelay
+//	                                         until the pause ends
+//	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; never dead-lettered
+//	MaxAttempts deliveries, still Retryable  dead-letter (reason "exhausted") + rejection + Term, but only while
+//	                                         the gateway is healthy (no breaker opening within 2×BreakerPause)
+//	shutdown                                 buffered messages: Nak at once; in-flight ones finish, or are
+//	                                         Nak'ed when Config.DrainTimeout passes
+//
+// Consumers use MaxDeliver -1: the worker counts attempts itself, so exhausted retries are
+// dead-lettered with a reason instead of silently staying in the stream, and an outage,
+// however long, dead-letters nothing. A bare Nak is used only on shutdown.
+//
+// # Outages
+//
+// When a call fails with alipay.ErrUnavailable the replica stops intake for BreakerPause:
+// its consumers stop fetching (Drain; buffered messages are handed back with a delay) and,
+// on nats-server ≥ 2.11, both shared consumers are paused on the server (PauseConsumer until
+// the same deadline), which stops every replica at once and costs no deliveries. On older
+// servers (2.10) only the local fetching stops; other replicas stop as their own breakers
+// open. Config.DisablePause forces the fallback. After a pause intake restarts with one
+// message in flight per replica (bounded half-open probing) and doubles the limit with each
+// round of successes back to Config.Concurrency, so a backlog drains at full speed without
+// stampeding a gateway that has just recovered.
+//
+// # Shutdown
+//
+// Run returns after its context is cancelled: fetching stops first, buffered messages are
+// handed back (Nak) at once, in-flight messages finish within Config.DrainTimeout, then the
+// rest is handed back. Nothing waits for AckWait. The caller then drains the NATS connection.
+//
+// # Observability
+//
+// Metrics (registered on Config.Registerer): eligo_worker_messages_total{kind,outcome},
+// eligo_worker_handle_duration_seconds{kind}, eligo_worker_alipay_calls_total{method,class},
+// eligo_worker_cache_requests_total{result}, eligo_worker_coalesced_total,
+// eligo_worker_intake_paused, eligo_worker_intake_limit, eligo_worker_backlog{consumer},
+// eligo_worker_ack_pending{consumer}, eligo_worker_dead_letters_total{kind,reason},
+// eligo_worker_cache_invalidations_total. The Alipay client exports its own
+// eligo_alipay_* series and the breaker state. HealthHandler serves /healthz and /readyz.
+// Logs are slog records with kind, id, stream_seq and delivered; user ids are never logged.
+package worker
