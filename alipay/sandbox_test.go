@@ -111,14 +111,11 @@ func TestSandboxRefusalsAreClassified(t *testing.T) {
 	_, c := startSandbox(t)
 	ctx := context.Background()
 	_, err := c.Analyze(ctx, alipay.AnalyzeRequest{UserID: demoUser, RuleUUID: "no-such-rule"})
-	if err != nil {
-		// An unknown rule may be a business answer or an error; either way it must be typed.
-		if c := alipay.ClassOf(err); c != alipay.Permanent {
-			t.Errorf("unknown rule: %v (class %v), want permanent", err, c)
-		}
+	var ae *alipay.APIError
+	if !errors.As(err, &ae) || ae.Code != "40004" || ae.SubCode != "RULE_NOT_EXIST" || alipay.ClassOf(err) != alipay.Permanent || ae.TraceID == "" {
+		t.Errorf("unknown rule: %v (class %v), want a permanent 40004 RULE_NOT_EXIST with a trace id", err, alipay.ClassOf(err))
 	}
 	_, err = c.SetCrowdGroup(ctx, alipay.CrowdGroupRequest{Operation: "CREATE", ShopID: demoShop, CrowdGroupID: "g1", OperatorID: "2088222807744402"})
-	var ae *alipay.APIError
 	if !errors.As(err, &ae) || alipay.ClassOf(err) != alipay.Permanent || ae.Unsigned() {
 		t.Errorf("CREATE without conditions: %v, want a signed permanent APIError", err)
 	}
