@@ -1,7 +1,6 @@
 package alipay
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -16,13 +15,15 @@ const (
 	// SYSTEM_ERROR, an open breaker. Try again later.
 	Retryable Class = iota + 1
 	// NeedsAttention: 20001 (bad app_auth_token), 40006 (insufficient permissions), key or
-	// certificate problems. An operator has to fix configuration; retrying as-is is pointless
-	// until then.
+	// certificate problems (ErrCredentials, and gateway refusals such as
+	// isv.invalid-signature or isv.app-cert-not-exist). An operator has to fix configuration;
+	// retrying as-is is pointless until then.
 	NeedsAttention
-	// Permanent: 40001, 40002, 40004 (incl. INVALID_PARAMETER, PARAM_EMPTY). The request
-	// itself will never succeed.
+	// Permanent: 40001, 40002, 40004 (incl. INVALID_PARAMETER, PARAM_EMPTY), and requests the
+	// client refuses to send (*RequestError). The request itself will never succeed.
 	Permanent
-	// Security: the response signature did not verify. The answer must not be used.
+	// Security: the response signature is missing or did not verify (ErrSignature). The answer
+	// must not be used.
 	Security
 )
 
@@ -56,12 +57,12 @@ var ErrSignature = errors.New("alipay: response signature verification failed")
 // APIError is a gateway answer whose code is not 10000. Its fields are Alipay's; none of them
 // holds a request parameter.
 type APIError struct {
-	Method  string
-	Code    string
-	Msg     string
-	SubCode string
-	SubMsg  string
-	TraceID string
+	Method  string // the method called
+	Code    string // gateway code: 20000, 20001, 40001, 40002, 40004, 40005, 40006, …
+	Msg     string // gateway message for Code
+	SubCode string // detail code, e.g. isp.unknow-error, INVALID_PARAMETER
+	SubMsg  string // detail message (often Chinese)
+	TraceID string // the trace_id response header, when the gateway sent one
 
 	unsigned bool
 }
@@ -136,10 +137,7 @@ func ClassOf(err error) Class {
 	if errors.As(err, &c) {
 		return c.Class()
 	}
-	if errors.Is(err, context.Canceled) {
-		return Retryable
-	}
-	return Retryable
+	return Retryable // transport errors, timeouts, cancellations
 }
 
 // Unsigned reports whether the answer came from a body without a signature. Alipay leaves some
