@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nkeys"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{"duration ago", "10m", now.Add(-10 * time.Minute), false},
+		{"RFC 3339 time", "2026-11-22T09:00:00Z", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), false},
+		{"negative duration", "-5m", time.Time{}, true},
+		{"neither", "yesterday", time.Time{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSince(tt.in, now)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !got.Equal(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWatchFilterSubjects(t *testing.T) {
+	subj := messages.Subjects{}
+	tests := []struct {
+		name    string
+		f       watchFilter
+		want    []string
+		wantErr bool
+	}{
+		{"everything", watchFilter{}, []string{"eligo.result.analyze.*", "eligo.rejected.analyze", "eligo.result.crowdgroup.*", "eligo.rejected.crowdgroup"}, false},
+		{"one kind", watchFilter{Kind: "crowdgroup"}, []string{"eligo.result.crowdgroup.*", "eligo.rejected.crowdgroup"}, false},
+		{"one rule", watchFilter{RuleUUID: "r1"}, []string{"eligo.result.analyze.r1"}, false},
+		{"one shop", watchFilter{Kind: "crowdgroup", ShopID: "s1"}, []string{"eligo.result.crowdgroup.s1"}, false},
+		{"unknown kind", watchFilter{Kind: "payment"}, nil, true},
+		{"rule with a crowdgroup kind", watchFilter{Kind: "crowdgroup", RuleUUID: "r1"}, nil, true},
+		{"rule and shop together", watchFilter{RuleUUID: "r1", ShopID: "s1"}, nil, true},
+		{"wildcard in a rule", watchFilter{RuleUUID: "r.>"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.f.subjects(subj)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("subjects (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseSeqs(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    []uint64
+		wantErr bool
+	}{
+		{"single", []string{"7"}, []uint64{7}, false},
+		{"several", []string{"3", "9"}, []uint64{3, 9}, false},
+		{"range", []string{"4-6"}, []uint64{4, 5, 6}, false},
+		{"zero", []string{"0"}, nil, true},
+		{"backwards range", []string{"6-4"}, nil, true},
+		{"a flag by mistake", []string{"--nats"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSeqs(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCrowdGroupInput(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cmd.json")
+	if err := os.WriteFile(file, []byte(`{"command_id":"c-1","operation":"CREATE","shop_id":"s1","crowd_group_id":"g1",
+		"condition_model_list":[{"logical_operator":"GT","period":"30","operation_value":"100","operator_rule":"TRADE_AMT","rule_unit":"YUAN"}],
+		"describe":"regulars","operator_id":"o1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("secret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := messages.CrowdGroupCommand{
+		CommandID: "c-1", Operation: "CREATE", ShopID: "s1", CrowdGroupID: "g1",
+		ConditionModelList: []messages.Condition{{LogicalOperator: "GT", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}},
+		Describe:           "regulars", OperatorID: "o1",
+	}
+	withOp := func(c messages.CrowdGroupCommand, op string) messages.CrowdGroupCommand { c.Operation = op; return c }
+	withToken := fromFile
+	withToken.AppAuthToken = "secret-token"
+	tests := []struct {
+		name    string
+		args    []string
+		stdin   string
+		want    messages.CrowdGroupCommand
+		wantErr bool
+	}{
+		{"from a file", []string{"--file", file}, "", fromFile, false},
+		{"from standard input with -", []string{"-"}, readFile(t, file), fromFile, false},
+		{"from standard input with --file -", []string{"--file", "-"}, readFile(t, file), fromFile, false},
+		{"flags override the file", []string{"--file", file, "--operation", "UPDATE"}, "", withOp(fromFile, "UPDATE"), false},
+		{"token from a file", []string{"--file", file, "--app-auth-token-file", token}, "", withToken, false},
+		{
+			"from flags only",
+			[]string{"--operation", "DELETE", "--shop-id", "s1", "--crowd-group-id", "g1", "--operator-id", "o1", "--condition", "rule=TRADE_CNT,op=GTEQ,value=3,unit=COUNT,period=90"},
+			"",
+			messages.CrowdGroupCommand{Operation: "DELETE", ShopID: "s1", CrowdGroupID: "g1", OperatorID: "o1",
+				ConditionModelList: []messages.Condition{{LogicalOperator: "GTEQ", Period: "90", OperationValue: "3", OperatorRule: "TRADE_CNT", RuleUnit: "COUNT"}}},
+			false,
+		},
+		{"nothing given", nil, "", messages.CrowdGroupCommand{}, true},
+		{"not JSON", []string{"-"}, "operation=CREATE", messages.CrowdGroupCommand{}, true},
+		{"bad condition", []string{"--operation", "CREATE", "--condition", "rule"}, "", messages.CrowdGroupCommand{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSettings("crowdgroup", mapEnv(nil))
+			var in crowdGroupInput
+			in.bind(s)
+			err := s.parse(tt.args)
+			var got messages.CrowdGroupCommand
+			if err == nil {
+				got, err = in.command(s, strings.NewReader(tt.stdin))
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("command (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCredsOption(t *testing.T) {
+	dir := t.TempDir()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedFile := filepath.Join(dir, "user.nk")
+	garbage := filepath.Join(dir, "garbage")
+	for p, data := range map[string][]byte{seedFile: seed, garbage: []byte("hunter2")} {
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := credsOption(seedFile); err != nil {
+		t.Errorf("an NKey seed file is refused: %v", err)
+	}
+	_, err = credsOption(garbage)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("garbage credentials: err = %v, want a refusal that does not print the content", err)
+	}
+	if _, err := credsOption(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing credentials file is accepted")
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("nats://user:pa55@h1:4222,nats://h2:4222")
+	if strings.Contains(got, "pa55") || !strings.Contains(got, "h1:4222") || !strings.Contains(got, "h2:4222") {
+		t.Errorf("redactURL = %q", got)
+	}
+}
+
+func TestNestedHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"dlq", "list", "--help"}, {"dlq", "show", "--help"}, {"dlq", "replay", "--help"}, {"dlq", "purge", "--help"},
+		{"call", "analyze", "--help"}, {"call", "crowdgroup", "--help"}, {"cache", "invalidate", "--help"},
+		{"help", "worker"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), args, mapEnv(nil), &stdout, &stderr); err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			if !strings.Contains(stdout.String(), "Usage: eligo ") {
+				t.Errorf("no usage printed:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestClientCommandsReportUsageErrors(t *testing.T) {
+	tests := [][]string{
+		{"check"},                                    // no user or rule
+		{"check", "--user-id", "u", "extra"},         // stray argument
+		{"watch", "--kind", "payment"},               // unknown kind
+		{"watch", "--since", "yesterday"},            // bad since
+		{"cache", "invalidate"},                      // no rule
+		{"dlq", "replay"},                            // no selection
+		{"dlq", "replay", "3", "--all"},              // two selections
+		{"dlq", "show"},                              // no sequence
+		{"call", "refund"},                           // unknown method
+		{"dev", "--nats-port", "70000"},              // not a port
+		{"crowdgroup", "--nats", "not a url at all"}, // bad URL
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, mapEnv(nil), &stdout, &stderr)
+			var ue usageError
+			var ce *configError
+			if !errors.As(err, &ue) && !errors.As(err, &ce) {
+				t.Errorf("err = %v, want a usage or configuration error", err)
+			}
+		})
+	}
+}

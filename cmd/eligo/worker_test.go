@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestWorkerCommand runs `eligo worker` in-process against a real NATS server, a real Redis
+// and the sandbox over HTTP: it serves /healthz, /readyz and /metrics, answers a check and a
+// status request, and returns nil after its context ends.
+func TestWorkerCommand(t *testing.T) {
+	ns := natstest.NewServer(t)
+	rds := redistest.NewServer(t)
+	keys, err := sandbox.EnsureKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := keys.Config(devAppID)
+	scfg.Fixture = sandbox.DemoFixture()
+	sb, err := sandbox.New(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(sb)
+	defer gw.Close()
+
+	env := map[string]string{
+		"ELIGO_NATS_URL":                ns.URL(),
+		"ELIGO_REDIS_URL":               rds.URL,
+		"ELIGO_ALIPAY_GATEWAY":          gw.URL + sandbox.GatewayPath,
+		"ELIGO_ALIPAY_APP_ID":           devAppID,
+		"ELIGO_ALIPAY_PRIVATE_KEY_FILE": keys.Path(sandbox.AppPrivateKeyFile),
+		"ELIGO_ALIPAY_PUBLIC_KEY_FILE":  keys.Path(sandbox.SandboxPublicKeyFile),
+		"ELIGO_HTTP_ADDR":               "127.0.0.1:0",
+		"ELIGO_LOG_LEVEL":               "info",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"worker", "--drain-timeout", "5s"}, mapEnv(env), stdout, stderr) }()
+
+	addrRe := regexp.MustCompile(`msg="eligo worker started".* http=(127\.0\.0\.1:\d+)`)
+	var base string
+	waitUntil(t, time.Minute, "the worker to start", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("worker exited early: %v\n%s", err, stderr)
+		default:
+		}
+		if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+			return true
+		}
+		return false
+	})
+	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	waitUntil(t, 30*time.Second, "/readyz to answer 200", func() bool {
+		code, _ := httpGet(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+
+	nc := ns.Connect()
+	subj := messages.Subjects{}
+	check, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "w-1", UserID: devUserID, RuleUUID: devRegularsRule})
+	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+	a, err := publishAndAwait(actx, nc, subj, messages.KindAnalyze, subj.AnalyzeCheck(), "w-1", check)
+	acancel()
+	if err != nil || a.Rejected {
+		t.Fatalf("check: %v rejected=%v %s", err, a.Rejected, a.Data)
+	}
+	var res messages.AnalyzeResult
+	if err := json.Unmarshal(a.Data, &res); err != nil || res.Outcome != messages.OutcomeOK {
+		t.Errorf("result %s: %v", a.Data, err)
+	}
+
+	// The same check again is answered from Redis.
+	check2, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "w-2", UserID: devUserID, RuleUUID: devRegularsRule})
+	actx, acancel = context.WithTimeout(ctx, 30*time.Second)
+	a, err = publishAndAwait(actx, nc, subj, messages.KindAnalyze, subj.AnalyzeCheck(), "w-2", check2)
+	acancel()
+	if err != nil {
+		t.Fatalf("second check: %v", err)
+	}
+	if err := json.Unmarshal(a.Data, &res); err != nil || res.Source != messages.SourceCache {
+		t.Errorf("second result %s: source = %q, want %q (%v)", a.Data, res.Source, messages.SourceCache, err)
+	}
+
+	_, metrics := httpGet(t, base+"/metrics")
+	for _, want := range []string{"go_goroutines", "eligo_alipay_requests_total", "eligo_worker_messages_total", "eligo_breaker_state"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	msg, err := nc.Request(statusSubject(messages.DefaultPrefix), nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("status request: %v", err)
+	}
+	var st instanceStatus
+	if err := json.Unmarshal(msg.Data, &st); err != nil || !st.Ready || st.Breaker != "closed" || st.Cache != "redis" {
+		t.Errorf("status = %+v (%v), want ready, breaker closed, redis cache", st, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("worker returned %v after its context ended, want nil", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("worker did not stop within a minute")
+	}
+	if code, _ := httpGet(t, base+"/healthz"); code != 0 {
+		t.Errorf("HTTP server still answers after shutdown (%d)", code)
+	}
+	if strings.Contains(stderr.String(), "BEGIN RSA PRIVATE KEY") {
+		t.Error("a private key was logged")
+	}
+}
