@@ -217,6 +217,9 @@ func TestLoadFixture(t *testing.T) {
 		{"user listed twice", `{"users":[{"user_id":"u"},{"user_id":"u"}]}`, true},
 		{"amount with three decimals", `{"users":[{"user_id":"u","shops":{"s":{"trades":[{"amount":"1.005","at":1}]}}}]}`, true},
 		{"negative days ago", `{"users":[{"user_id":"u","shops":{"s":{"trades":[{"amount":"1","at":-1}]}}}]}`, true},
+		{"trade without time", `{"users":[{"user_id":"u","shops":{"s":{"trades":[{"amount":"1"}]}}}]}`, true},
+		{"trade time null", `{"users":[{"user_id":"u","shops":{"s":{"trades":[{"amount":"1","at":null}]}}}]}`, true},
+		{"voucher without applied_at", `{"users":[{"user_id":"u","shops":{"s":{"vouchers":[{"verified_at":1}]}}}]}`, true},
 		{"negative distance", `{"users":[{"user_id":"u","shops":{"s":{"home_distance_km":-1}}}]}`, true},
 	}
 	for i, tt := range tests {

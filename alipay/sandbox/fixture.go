@@ -115,6 +115,9 @@ type When struct {
 // DaysBefore returns a relative When, d days before the evaluation time.
 func DaysBefore(d float64) When { return When{DaysAgo: &d} }
 
+// isZero reports whether w was never set.
+func (w When) isZero() bool { return w.DaysAgo == nil && w.Time.IsZero() }
+
 // resolve returns the absolute time of w at evaluation time now.
 func (w When) resolve(now time.Time) time.Time {
 	if w.DaysAgo != nil {
@@ -134,6 +137,9 @@ func (w When) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a number of days ago or an RFC 3339 time.
 func (w *When) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return errors.New("time: want an RFC 3339 string or a number of days ago, got null")
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -335,9 +341,15 @@ func compileShopData(d ShopData) (*shopData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trades[%d].amount: %w", i, err)
 		}
+		if t.At.isZero() {
+			return nil, fmt.Errorf("trades[%d].at is missing", i)
+		}
 		sd.trades = append(sd.trades, trade{fen: fen, at: t.At})
 	}
-	for _, v := range d.Vouchers {
+	for i, v := range d.Vouchers {
+		if v.AppliedAt.isZero() {
+			return nil, fmt.Errorf("vouchers[%d].applied_at is missing", i)
+		}
 		sd.vouchers = append(sd.vouchers, voucher{applied: v.AppliedAt, verified: v.VerifiedAt})
 	}
 	for _, p := range []*float64{d.HomeDistanceKM, d.WorkDistanceKM} {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,6 +116,34 @@ func FuzzCrowdRequest(f *testing.F) {
 		}
 		if _, _, fe := parseCrowdRequest(string(b)); fe != nil {
 			t.Fatalf("re-encoded request rejected: %s", fe.msg)
+		}
+	})
+}
+
+// FuzzFixture: fixture decoding never panics, and every rule of an accepted fixture evaluates
+// for every user (and for an unknown one) without panicking.
+func FuzzFixture(f *testing.F) {
+	f.Add(string(demoFixtureJSON))
+	f.Add(`{"rules":[{"rule_uuid":"r","shop_id":"s","conditions":[{"operator_rule":"LAST_PAY_DATE","logical_operator":"EQ","operation_value":"1"},{"crowd_group_id":"g"}]}],"users":[{"user_id":"u","shops":{"s":{"trades":[{"amount":"0.01","at":"2026-11-22T10:00:00Z"}]}}}]}`)
+	f.Add(`{"users":[{"user_id":"u","shops":{"s":{"vouchers":[{"applied_at":1e300}]}}}]}`)
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	groups := func(shopID, groupID string) ([]cond, bool) {
+		return []cond{{rule: RuleTradeCnt, op: "GT", period: 30, value: 1, raw: "1"}}, groupID == "g"
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		fx, err := decodeFixture([]byte(data))
+		if err != nil {
+			return
+		}
+		c, err := compileFixture(fx)
+		if err != nil {
+			t.Fatalf("a decoded fixture does not compile: %v", err)
+		}
+		for _, r := range c.rules {
+			for _, shops := range c.users {
+				evaluate(r, shops, groups, now)
+			}
+			evaluate(r, nil, groups, now)
 		}
 	})
 }
