@@ -97,8 +97,8 @@ type Config struct {
 	// jitter, n the delivery count. Defaults 500ms and 2m.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
-	// BreakerPause is how long intake stops when the gateway's circuit breaker is open. Set
-	// it to the breaker's open timeout. Default 30s.
+	// BreakerPause is how long intake stops when the gateway's circuit breaker is open.
+	// Default: the gateway's BreakerTimeout() when it has one (*alipay.Client does), else 30s.
 	BreakerPause time.Duration
 	// AttentionDelay is the redelivery delay for failures an operator must fix (bad
 	// credentials, missing permissions). Default 5m.

@@ -70,49 +70,60 @@ func TestCoalescing(t *testing.T) {
 }
 
 // TestOutage: the gateway is down for longer than MaxAttempts × backoff would survive;
-// nothing is dead-lettered, and after recovery every check gets exactly one result.
+// nothing is dead-lettered, and after recovery every check gets exactly one result. It runs
+// with the server-side consumer pause and with the local fallback (no pause, < 2.11).
 func TestOutage(t *testing.T) {
-	e := newEnv(t)
-	br := alipay.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 200 * time.Millisecond, HalfOpenMaxRequests: 1}
-	g := newGateway(t, br)
-	if err := g.sb.SetFaults(sandbox.Faults{Outage: true}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig()
-	cfg.MaxAttempts = 3 // a naive count would dead-letter within a few backoffs
-	cfg.BreakerPause = 200 * time.Millisecond
-	r := e.start(g.client, newMemoryCache(t), cfg)
+	for _, tt := range []struct {
+		name         string
+		disablePause bool
+	}{{"server_pause", false}, {"local_stop_fetching", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			br := alipay.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 200 * time.Millisecond, HalfOpenMaxRequests: 1}
+			g := newGateway(t, br)
+			if err := g.sb.SetFaults(sandbox.Faults{Outage: true}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig()
+			cfg.MaxAttempts = 3 // a naive count would dead-letter within a few backoffs
+			cfg.BreakerPause = 0 // taken from the client's breaker
+			cfg.DisablePause = tt.disablePause
+			r := e.start(g.client, newMemoryCache(t), cfg)
+			if got := r.w.Config().BreakerPause; got != br.OpenTimeout {
+				t.Errorf("BreakerPause = %s, want the breaker's %s", got, br.OpenTimeout)
+			}
 
-	const n = 100
-	ids := make([]string, n)
-	for i := range n {
-		ids[i] = fmt.Sprintf("out-%03d", i)
-		c := check(ids[i], fmt.Sprintf("20881020%08d", i))
-		e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], c, nil)
-	}
-	// Let the outage last well beyond MaxAttempts × BackoffCap (300ms) and several breaker
-	// cycles: wait until the sandbox has refused many probes.
-	waitFor(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
-	if got := e.msgCount(DefaultDLQStream); got != 0 {
-		t.Fatalf("dead letters during the outage = %d, want 0", got)
-	}
-	if got := e.msgCount(DefaultResultsStream); got != 0 {
-		t.Fatalf("results during the outage = %d, want 0", got)
-	}
-	refused := g.sb.Stats().Faults[sandbox.OutcomeOutage]
-	if refused > 200 {
-		t.Errorf("the outage saw %d calls: intake was not stopped", refused)
-	}
-	if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
-	wantOnce(t, e.analyzeResults(), ids)
-	if got := e.msgCount(DefaultDLQStream); got != 0 {
-		t.Errorf("dead letters = %d, want 0", got)
-	}
-	limit, _, _ := r.w.analyzeIn.state()
-	if limit != cfg.Concurrency {
-		t.Errorf("intake limit after recovery = %d, want ramped back to %d", limit, cfg.Concurrency)
+			const n = 100
+			ids := make([]string, n)
+			for i := range n {
+				ids[i] = fmt.Sprintf("out-%03d", i)
+				c := check(ids[i], fmt.Sprintf("20881020%08d", i))
+				e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], c, nil)
+			}
+			// The outage lasts well beyond MaxAttempts × BackoffCap (300ms) and many breaker
+			// cycles: wait until the sandbox has refused many probes.
+			waitFor(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
+			if got := e.msgCount(DefaultDLQStream); got != 0 {
+				t.Fatalf("dead letters during the outage = %d, want 0", got)
+			}
+			if got := e.msgCount(DefaultResultsStream); got != 0 {
+				t.Fatalf("results during the outage = %d, want 0", got)
+			}
+			if refused := g.sb.Stats().Faults[sandbox.OutcomeOutage]; refused > 200 {
+				t.Errorf("the outage saw %d calls: intake was not stopped", refused)
+			}
+			if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+			wantOnce(t, e.analyzeResults(), ids)
+			if got := e.msgCount(DefaultDLQStream); got != 0 {
+				t.Errorf("dead letters = %d, want 0", got)
+			}
+			limit, _, _ := r.w.analyzeIn.state()
+			if limit != cfg.Concurrency {
+				t.Errorf("intake limit after recovery = %d, want ramped back to %d", limit, testConfig().Concurrency)
+			}
+		})
 	}
 }

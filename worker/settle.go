@@ -94,7 +94,7 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	}
 	// Retryable, Security (an answer that failed verification is never used) and
 	// infrastructure errors (KV, publish).
-	if int(md.NumDelivered) >= w.cfg.MaxAttempts && w.analyzeIn.healthy(2*w.cfg.BreakerPause) {
+	if int(md.NumDelivered) >= w.cfg.MaxAttempts && w.gatewayHealthy() {
 		w.deadLetter(kind, msg, md, rep.id, ReasonExhausted,
 			"gave up after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(),
 			[]messages.FieldError{{Code: "RETRIES_EXHAUSTED", Message: err.Error()}})

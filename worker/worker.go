@@ -39,6 +39,10 @@ type Cache interface {
 	WaitFor(ctx context.Context, k cache.Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error)
 }
 
+// breakerStater is implemented by gateways that expose their breaker state
+// (*alipay.Client: "closed", "half-open", "open").
+type breakerStater interface{ BreakerState() string }
+
 // Worker consumes analyze checks and crowd-group commands from JetStream, answers them
 // through the Alipay gateway and the cache, and publishes result events. Create it with
 // New, then call Run (Setup is called by Run when it was not called before).
@@ -63,7 +67,7 @@ type Worker struct {
 	pauseSupported bool
 	setupDone      bool
 
-	running  atomic.Int32 // consume loops alive
+	running  atomic.Int32 // consume loops alive (also while paused)
 	stopping atomic.Bool
 
 	// baseCtx bounds in-flight handlers; it is cancelled only when the drain deadline
@@ -78,6 +82,9 @@ type Worker struct {
 func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config) (*Worker, error) {
 	if js == nil || nc == nil || gw == nil || rc == nil {
 		return nil, errors.New("worker: js, nc, gateway and cache are required")
+	}
+	if bt, ok := gw.(interface{ BreakerTimeout() time.Duration }); ok && cfg.BreakerPause == 0 {
+		cfg.BreakerPause = bt.BreakerTimeout()
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -97,6 +104,15 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config
 	}
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil
+}
+
+// gatewayHealthy reports whether no outage was seen recently and, when the gateway exposes
+// it, its breaker is closed. Only then are exhausted retries dead-lettered.
+func (w *Worker) gatewayHealthy() bool {
+	if bs, ok := w.gw.(breakerStater); ok && bs.BreakerState() != "closed" {
+		return false
+	}
+	return w.analyzeIn.healthy(2 * w.cfg.BreakerPause)
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -241,6 +257,8 @@ func (w *Worker) consumeLoop(ctx context.Context, cons jetstream.Consumer, in *i
 	kind messages.Kind, fn handlerFunc) {
 	log := w.log.With("kind", kind)
 	retry := w.cfg.BackoffBase
+	w.running.Add(1)
+	defer w.running.Add(-1)
 	for {
 		if err := in.waitOpen(ctx); err != nil {
 			return
@@ -267,7 +285,6 @@ func (w *Worker) consumeLoop(ctx context.Context, cons jetstream.Consumer, in *i
 			continue
 		}
 		retry = w.cfg.BackoffBase
-		w.running.Add(1)
 		stop := false
 		select {
 		case <-ctx.Done():
@@ -277,7 +294,6 @@ func (w *Worker) consumeLoop(ctx context.Context, cons jetstream.Consumer, in *i
 		}
 		cc.Drain()
 		<-cc.Closed()
-		w.running.Add(-1)
 		if stop {
 			return
 		}
