@@ -123,6 +123,7 @@
 // /_sandbox/reset clears crowd groups, histories, stats and faults (the fixture stays). The
 // admin endpoints are not authenticated: serve the sandbox on a trusted network only.
 //
+// Server.Close releases calls held by injected hangs so the HTTP server can shut down.
 // Injected latency and hangs hold no lock; a call costs one signature verification and one
 // signature.
 package sandbox

@@ -401,3 +401,40 @@ func TestStatsAndReset(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseReleasesHangingCalls(t *testing.T) {
+	e := newEnv(t, withFixture(sandbox.DemoFixture()))
+	if err := e.srv.SetFaults(sandbox.Faults{TimeoutRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan rawResult, 1)
+	go func() {
+		done <- e.tryNoFatal(alipay.MethodRuleAnalyze, map[string]string{"user_id": "u", "rule_uuid": "r"})
+	}()
+	waitFor(t, "the call to hang", func() bool { return e.srv.Stats().Faults[sandbox.OutcomeTimeout] == 1 })
+	e.srv.Close()
+	select {
+	case r := <-done:
+		if r.err == nil {
+			t.Errorf("a released call must end without an answer, got status %d: %s", r.status, r.body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not release the hanging call")
+	}
+	// Later hanging faults end at once.
+	if r := e.tryNoFatal(alipay.MethodRuleAnalyze, map[string]string{"user_id": "u", "rule_uuid": "r"}); r.err == nil {
+		t.Errorf("after Close a timeout fault must end the call, got status %d", r.status)
+	}
+}
+
+// tryNoFatal is try for use off the test goroutine: a long client timeout and no t.Fatal.
+func (e *env) tryNoFatal(method string, extra map[string]string) rawResult {
+	p := e.params(method, extra)
+	s, err := signString(e.k.app, p)
+	if err != nil {
+		return rawResult{err: err}
+	}
+	p["sign"] = s
+	body, err := postTo(e.ts.Client(), e.gateway, p)
+	return rawResult{err: err, status: http.StatusOK, body: body}
+}

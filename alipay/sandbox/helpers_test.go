@@ -156,6 +156,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 	e.srv = srv
 	e.ts = httptest.NewServer(srv)
 	t.Cleanup(e.ts.Close)
+	t.Cleanup(srv.Close) // runs first: releases calls held by injected hangs
 	e.gateway = e.ts.URL + sandbox.GatewayPath
 	return e
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -104,6 +105,8 @@ type Server struct {
 	maxBody    int64
 	tracePre   string
 	traceSeq   atomic.Uint64
+	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 // New validates cfg and returns a Server.
@@ -127,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		key:     cfg.PrivateKey,
 		fixture: fx,
 		groups:  newStore(),
+		closing: make(chan struct{}),
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		skew:    cfg.MaxClockSkew,
@@ -210,6 +214,14 @@ func (s *Server) Reset() {
 	s.stats.reset()
 	s.faults.Store(nil)
 	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
+}
+
+// Close releases the calls held by injected timeouts and latency (they end without an answer,
+// as if the client had given up) and makes later ones end at once, so an http.Server or
+// httptest.Server serving s can shut down promptly. s keeps serving otherwise. Close is
+// idempotent.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 // History returns the CREATE, UPDATE and DELETE operations applied to crowd group groupID of
@@ -577,8 +589,9 @@ func (s *Server) transportFault(w http.ResponseWriter, r *http.Request, f *Fault
 		return true
 	case hit(f.TimeoutRate):
 		s.stats.fault(OutcomeTimeout)
-		if !wait(ctx, f.Timeout) {
+		if !s.wait(ctx, f.Timeout) {
 			s.stats.call(method, OutcomeTimeout)
+			s.abandon(w, ctx)
 			return true
 		}
 	}
@@ -590,27 +603,39 @@ func (s *Server) transportFault(w http.ResponseWriter, r *http.Request, f *Fault
 	}
 	if d := f.delay(); d > 0 {
 		s.stats.fault("latency")
-		if !wait(ctx, d) {
+		if !s.wait(ctx, d) {
 			s.stats.call(method, OutcomeTimeout)
+			s.abandon(w, ctx)
 			return true
 		}
 	}
 	return false
 }
 
-// wait blocks for d (forever when d is 0) or until ctx ends; it reports whether d elapsed.
-func wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		<-ctx.Done()
-		return false
+// wait blocks for d (forever when d is 0) or until ctx ends or s is closed; it reports whether
+// d elapsed.
+func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-timeout:
 		return true
 	case <-ctx.Done():
 		return false
+	case <-s.closing:
+		return false
+	}
+}
+
+// abandon ends a call whose wait was cut short: when the client is still there (the server is
+// closing), its connection is closed without an answer.
+func (s *Server) abandon(w http.ResponseWriter, ctx context.Context) {
+	if ctx.Err() == nil {
+		dropConn(w, false)
 	}
 }
 
