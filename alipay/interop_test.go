@@ -115,42 +115,48 @@ func TestNodeSDKSignsLikeClient(t *testing.T) {
 			return err
 		}},
 	}
-	for _, tt := range tests {
+	// Capture what the Go client sends for each case, then have the SDK sign all of them in
+	// one node run.
+	goParams := make([]map[string]string, len(tests))
+	inputs := make([]map[string]any, len(tests))
+	for i, tt := range tests {
+		g, srv := newFakeGateway(t, func(w http.ResponseWriter, p url.Values) {
+			certSN := ""
+			if tt.certMode {
+				certSN = cs.alipayCertN
+			}
+			signedBy(t, alipayKey(), p.Get("method"), ok, certSN)(w, p)
+		})
+		c := newClient(t, srv.URL, func(c *alipay.Config) {
+			c.SignType = tt.signType
+			if tt.certMode {
+				c.Credentials = certCreds
+			}
+		})
+		if err := tt.call(c); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		sent := g.calls()[0].params
+		goParams[i] = map[string]string{}
+		unsigned := map[string]string{}
+		for k := range sent {
+			goParams[i][k] = sent.Get(k)
+			if k != "sign" {
+				unsigned[k] = sent.Get(k)
+			}
+		}
+		inputs[i] = map[string]any{"method": sent.Get("method"), "privateKey": string(keys[tt.keyType]), "keyType": tt.keyType, "params": unsigned}
+	}
+	var outs []struct {
+		Params map[string]string `json:"params"`
+	}
+	runNode(t, "sign.mjs", inputs, &outs)
+	if len(outs) != len(tests) {
+		t.Fatalf("SDK answered %d of %d requests", len(outs), len(tests))
+	}
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, srv := newFakeGateway(t, func(w http.ResponseWriter, p url.Values) {
-				certSN := ""
-				if tt.certMode {
-					certSN = cs.alipayCertN
-				}
-				signedBy(t, alipayKey(), p.Get("method"), ok, certSN)(w, p)
-			})
-			c := newClient(t, srv.URL, func(c *alipay.Config) {
-				c.SignType = tt.signType
-				if tt.certMode {
-					c.Credentials = certCreds
-				}
-			})
-			if err := tt.call(c); err != nil {
-				t.Fatal(err)
-			}
-			sent := g.calls()[0].params
-			goParams := map[string]string{}
-			for k := range sent {
-				goParams[k] = sent.Get(k)
-			}
-			in := map[string]any{"method": sent.Get("method"), "privateKey": string(keys[tt.keyType]), "keyType": tt.keyType}
-			unsigned := map[string]string{}
-			for k, v := range goParams {
-				if k != "sign" {
-					unsigned[k] = v
-				}
-			}
-			in["params"] = unsigned
-			var out struct {
-				Params map[string]string `json:"params"`
-			}
-			runNode(t, "sign.mjs", in, &out)
-			if diff := cmp.Diff(goParams, out.Params); diff != "" {
+			if diff := cmp.Diff(goParams[i], outs[i].Params); diff != "" {
 				t.Errorf("Go client vs Node SDK parameters, sign included (-go +sdk):\n%s", diff)
 			}
 		})
@@ -171,44 +177,57 @@ func TestNodeSDKVerifiesAnswers(t *testing.T) {
 		"Chinese & = \\/": `{"code":"10000","msg":"Success","fail_condition_name":"a\/b","fail_condition_msg":"脚本返回值:Y&a=b,比较符:strEquals"}`,
 		"unicode escapes": `{"code":"40004","msg":"Business Failed","sub_code":"INVALID_PARAMETER","sub_msg":"\u53c2\u6570\u6709\u8bef"}`,
 	}
+	type verifyCase struct {
+		name    string
+		body    []byte
+		st      alipay.SignType
+		wantOK  bool
+		content string // what ExtractSigned returns; the SDK must verify the same text
+	}
+	var cases []verifyCase
 	for name, node := range nodes {
 		for _, st := range []alipay.SignType{alipay.SignRSA2, alipay.SignRSA} {
-			t.Run(name+"/"+string(st), func(t *testing.T) {
-				body, err := alipay.SignResponse(alipayKey(), st, alipay.ResponseKey(m), []byte(node), "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var out struct {
-					OK        bool   `json:"ok"`
-					Extracted string `json:"extracted"`
-					Error     string `json:"error"`
-				}
-				runNode(t, "verify.mjs", map[string]any{"method": m, "body": string(body), "alipayPublicKey": string(pubPEM), "signType": st}, &out)
-				if !out.OK {
-					t.Errorf("SDK refused the answer: %s", out.Error)
-				}
-				s, err := alipay.ExtractSigned(body, m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if out.Extracted != string(s.Content) {
-					t.Errorf("SDK verified %q, ExtractSigned returned %q", out.Extracted, s.Content)
-				}
-			})
+			body, err := alipay.SignResponse(alipayKey(), st, alipay.ResponseKey(m), []byte(node), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := alipay.ExtractSigned(body, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cases = append(cases, verifyCase{name + "/" + string(st), body, st, true, string(s.Content)})
 		}
 	}
-	// And the SDK, like the client, rejects a tampered answer.
-	body, err := alipay.SignResponse(alipayKey(), alipay.SignRSA2, alipay.ResponseKey(m), []byte(nodes["plain"]), "")
+	// The SDK, like the client, rejects a tampered answer.
+	good, err := alipay.SignResponse(alipayKey(), alipay.SignRSA2, alipay.ResponseKey(m), []byte(nodes["plain"]), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := bytes.Replace(body, []byte(`"triggered":"true"`), []byte(`"triggered":"fals"`), 1)
-	var out struct {
-		OK bool `json:"ok"`
+	tampered := bytes.Replace(good, []byte(`"triggered":"true"`), []byte(`"triggered":"fals"`), 1)
+	cases = append(cases, verifyCase{"tampered", tampered, alipay.SignRSA2, false, ""})
+
+	inputs := make([]map[string]any, len(cases))
+	for i, c := range cases {
+		inputs[i] = map[string]any{"method": m, "body": string(c.body), "alipayPublicKey": string(pubPEM), "signType": c.st}
 	}
-	runNode(t, "verify.mjs", map[string]any{"method": m, "body": string(tampered), "alipayPublicKey": string(pubPEM)}, &out)
-	if out.OK {
-		t.Error("SDK accepted a tampered answer")
+	var outs []struct {
+		OK        bool   `json:"ok"`
+		Extracted string `json:"extracted"`
+		Error     string `json:"error"`
+	}
+	runNode(t, "verify.mjs", inputs, &outs)
+	if len(outs) != len(cases) {
+		t.Fatalf("SDK answered %d of %d answers", len(outs), len(cases))
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if outs[i].OK != c.wantOK {
+				t.Errorf("SDK verification ok=%v (%s), want %v", outs[i].OK, outs[i].Error, c.wantOK)
+			}
+			if c.wantOK && outs[i].Extracted != c.content {
+				t.Errorf("SDK verified %q, ExtractSigned returned %q", outs[i].Extracted, c.content)
+			}
+		})
 	}
 }
 
@@ -226,34 +245,44 @@ func TestNodeSDKCertSN(t *testing.T) {
 		return string(b)
 	}
 	ecRoot := ecdsaRootPEM(t)
-	sets := map[string][3]string{
-		"Alipay test certificates": {
+	sets := []struct {
+		name string
+		pems [3]string // app certificate, Alipay certificate, root bundle
+	}{
+		{"Alipay test certificates", [3]string{
 			read("testdata/vectors/appCertPublicKey_2021001161683774.crt"),
 			read("testdata/vectors/alipayCertPublicKey_RSA2.crt"),
 			read("testdata/vectors/alipayRootCert.crt"),
-		},
-		"generated chain": {read(cs.files.AppCert), read(cs.files.AlipayCert), ecRoot + read(cs.files.AlipayRootCert)},
+		}},
+		{"generated chain", [3]string{read(cs.files.AppCert), read(cs.files.AlipayCert), ecRoot + read(cs.files.AlipayRootCert)}},
 	}
-	for name, set := range sets {
-		t.Run(name, func(t *testing.T) {
-			var sdk struct {
-				AppCertSn, AlipayCertSn, AlipayRootCertSn string
-			}
-			runNode(t, "certsn.mjs", map[string]string{"appCert": set[0], "alipayPublicCert": set[1], "alipayRootCert": set[2]}, &sdk)
-			app, err := alipay.LoadCertificate([]byte(set[0]))
+	inputs := make([]map[string]string, len(sets))
+	for i, set := range sets {
+		inputs[i] = map[string]string{"appCert": set.pems[0], "alipayPublicCert": set.pems[1], "alipayRootCert": set.pems[2]}
+	}
+	var outs []struct {
+		AppCertSn, AlipayCertSn, AlipayRootCertSn string
+	}
+	runNode(t, "certsn.mjs", inputs, &outs)
+	if len(outs) != len(sets) {
+		t.Fatalf("SDK answered %d of %d", len(outs), len(sets))
+	}
+	for i, set := range sets {
+		t.Run(set.name, func(t *testing.T) {
+			app, err := alipay.LoadCertificate([]byte(set.pems[0]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ali, err := alipay.LoadCertificate([]byte(set[1]))
+			ali, err := alipay.LoadCertificate([]byte(set.pems[1]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			root, err := alipay.RootCertSN([]byte(set[2]))
+			root, err := alipay.RootCertSN([]byte(set.pems[2]))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := [3]string{alipay.CertSN(app), alipay.CertSN(ali), root}
-			want := [3]string{sdk.AppCertSn, sdk.AlipayCertSn, sdk.AlipayRootCertSn}
+			want := [3]string{outs[i].AppCertSn, outs[i].AlipayCertSn, outs[i].AlipayRootCertSn}
 			if got != want {
 				t.Errorf("Go SNs %q, Node SDK SNs %q", got, want)
 			}

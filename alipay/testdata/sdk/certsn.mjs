@@ -5,18 +5,24 @@
 //
 // stdin:  {"appCert": "<PEM>", "alipayPublicCert": "<PEM>", "alipayRootCert": "<PEM bundle>"}
 // stdout: {"appCertSn": "...", "alipayCertSn": "...", "alipayRootCertSn": "..."}
+// A JSON array of such requests gets a JSON array of answers, in order (one node start).
 import { AlipaySdk } from 'alipay-sdk';
 
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
-const req = JSON.parse(input);
+const parsed = JSON.parse(input);
 
-const sdk = new AlipaySdk({
-  appId: 'certsn-only', privateKey: 'unused',
-  appCertContent: req.appCert, alipayPublicCertContent: req.alipayPublicCert, alipayRootCertContent: req.alipayRootCert,
-});
-process.stdout.write(JSON.stringify({
-  appCertSn: sdk.config.appCertSn,
-  alipayCertSn: sdk.config.alipayCertSn,
-  alipayRootCertSn: sdk.config.alipayRootCertSn,
-}) + '\n');
+function certSN(req) {
+  const sdk = new AlipaySdk({
+    appId: 'certsn-only', privateKey: 'unused',
+    appCertContent: req.appCert, alipayPublicCertContent: req.alipayPublicCert, alipayRootCertContent: req.alipayRootCert,
+  });
+  return {
+    appCertSn: sdk.config.appCertSn,
+    alipayCertSn: sdk.config.alipayCertSn,
+    alipayRootCertSn: sdk.config.alipayRootCertSn,
+  };
+}
+
+const out = Array.isArray(parsed) ? parsed.map(certSN) : certSN(parsed);
+process.stdout.write(JSON.stringify(out) + '\n');
