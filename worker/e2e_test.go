@@ -85,7 +85,7 @@ func TestOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := testConfig()
-			cfg.MaxAttempts = 3 // a naive count would dead-letter within a few backoffs
+			cfg.MaxAttempts = 3  // a naive count would dead-letter within a few backoffs
 			cfg.BreakerPause = 0 // taken from the client's breaker
 			cfg.DisablePause = tt.disablePause
 			r := e.start(g.client, newMemoryCache(t), cfg)
