@@ -44,8 +44,9 @@
 // Answers are laid out exactly as Alipay's: {"<method>_response":{…},"alipay_cert_sn":"…",
 // "sign":"…"} in that order, no white space, "/" escaped as "\/", non-ASCII as raw UTF-8,
 // alipay_cert_sn only in certificate mode. The signature covers the exact bytes of the node and
-// is made once per answer with Config.PrivateKey, using the request's sign_type. Every answer
-// carries a trace_id header.
+// is made once per answer with Config.PrivateKey, using the request's sign_type; signatures of
+// recent identical answers are reused (PKCS#1 v1.5 is deterministic, so the bytes are the
+// same). Every answer carries a trace_id header.
 //
 // # koubei.catering.crowdgroup.condition.set
 //
@@ -124,6 +125,6 @@
 // admin endpoints are not authenticated: serve the sandbox on a trusted network only.
 //
 // Server.Close releases calls held by injected hangs so the HTTP server can shut down.
-// Injected latency and hangs hold no lock; a call costs one signature verification and one
-// signature.
+// Injected latency and hangs hold no lock; a call costs one signature verification and at
+// most one signature.
 package sandbox

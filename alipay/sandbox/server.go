@@ -107,6 +107,7 @@ type Server struct {
 	traceSeq   atomic.Uint64
 	closing    chan struct{}
 	closeOnce  sync.Once
+	sigs       sigCache
 }
 
 // New validates cfg and returns a Server.
@@ -525,7 +526,7 @@ func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
 	var sig, certSN string
 	if a.signed {
 		var err error
-		sig, err = alipay.Sign(s.key, a.signType, a.node)
+		sig, err = s.sign(a.signType, a.node)
 		if err != nil {
 			s.log.Error("sign response", slog.Any("error", err))
 			http.Error(w, "sandbox cannot sign", http.StatusInternalServerError)
@@ -550,6 +551,53 @@ func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(envelope(a.name, a.node, certSN, sig))
 	return traceID
+}
+
+// sign signs an answer node. PKCS#1 v1.5 signatures are deterministic, so the signatures of
+// recent nodes are kept and reused: the many identical answers of a load test then cost no
+// RSA operation, and clients see the same bytes either way.
+func (s *Server) sign(t alipay.SignType, node []byte) (string, error) {
+	key := string(t) + "\x00" + string(node)
+	if sig, ok := s.sigs.get(key); ok {
+		return sig, nil
+	}
+	sig, err := alipay.Sign(s.key, t, node)
+	if err != nil {
+		return "", err
+	}
+	s.sigs.put(key, sig)
+	return sig, nil
+}
+
+// sigCacheSize bounds the signature cache (entries of about a kilobyte).
+const sigCacheSize = 4096
+
+// sigCache maps sign type + node to its signature. Its lock is held only for the map access.
+type sigCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (c *sigCache) get(k string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *sigCache) put(k, v string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]string, 64)
+	}
+	if len(c.m) >= sigCacheSize {
+		for old := range c.m { // evict an arbitrary entry
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = v
 }
 
 // corrupt flips one bit of a base64 signature, so it stays well-formed but cannot verify.
