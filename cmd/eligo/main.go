@@ -165,12 +165,3 @@ func newLogger(w io.Writer, ls logSettings) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
-// runBench is the benchmark harness of CONTRACT §6; it is not part of this build yet.
-func runBench(ctx context.Context, c *cli, args []string) error {
-	s := newSettings("bench", c.getenv)
-	if done, err := c.parseOrHelp(s, args, "eligo bench [flags]", "The benchmark harness (scenarios hot, miss, dup, outage). Not built yet."); done || err != nil {
-		return err
-	}
-	return errors.New("bench: not built yet; the benchmark harness (CONTRACT §6) is not part of this build")
-}

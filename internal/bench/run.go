@@ -1,0 +1,482 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/eligo-dev/eligo/alipay/sandbox"
+)
+
+// Targets of the issue, checked by Run.
+const (
+	targetHotRatio    = 0.80
+	targetHotP99MS    = 15.0
+	targetMissRatio   = 0.85
+	targetDrainRatio  = 0.80
+	targetRSSMB       = 150.0
+	defaultStallAfter = 60 * time.Second
+)
+
+// runner holds the state of one run.
+type runner struct {
+	cfg Config
+	e   *env
+	col *collector
+	pub *publisher
+	seq uint64 // next sequence number
+	rep *Report
+}
+
+// Run runs cfg.Scenario and returns its report. It starts (or connects to) every server it
+// needs and removes everything it created before returning.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, pub: &publisher{}}
+	r.e, err = newEnv(ctx, cfg, func(error) { r.pub.errs.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	defer r.e.close(context.WithoutCancel(ctx))
+	r.pub.js, r.pub.runID = r.e.js, r.e.id
+	subj := r.e.subjects()
+	r.col, err = newCollector(r.e.nc, subj.AllAnalyzeResults(), subj.Rejected("analyze"), r.e.ceilingOut()+".>")
+	if err != nil {
+		return nil, err
+	}
+	defer r.col.close()
+	r.rep = &Report{
+		Scenario: cfg.Scenario,
+		Machine:  machine(r.e.nc.ConnectedServerVersion()),
+		Setup: Setup{
+			NATS: r.e.natsDescription(), Cache: r.e.cacheDescription(), Replicas: cfg.Replicas,
+			Inflight: cfg.Inflight, Messages: cfg.Messages, Keys: cfg.Keys, Rounds: cfg.Rounds,
+			LatencyMS: float64(cfg.Latency) / float64(time.Millisecond), Prefix: r.e.prefix,
+		},
+	}
+	switch cfg.Scenario {
+	case Hot:
+		err = r.hot(ctx)
+	case Miss:
+		err = r.miss(ctx)
+	case Dup:
+		err = r.dup(ctx)
+	case Outage:
+		r.rep.Setup.OutageS, r.rep.Setup.Rate = cfg.Duration.Seconds(), cfg.Rate
+		r.rep.Setup.Keys = 0
+		err = r.outage(ctx)
+	case Mixed:
+		err = r.mixed(ctx)
+	}
+	if err != nil {
+		return r.rep, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
+	}
+	return r.rep, nil
+}
+
+func (r *runner) progress(format string, a ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, "bench: "+format+"\n", a...)
+	}
+}
+
+// phaseSpec describes one phase: n checks described by gen.
+type phaseSpec struct {
+	name string
+	n    int
+	gen  func(i int) check
+	// rate > 0 paces the publishes (checks per second) while the consumers run.
+	rate float64
+	// start, when set, is called after every check was published and acknowledged (the
+	// backlog is in the stream); the clock starts then. Without it the checks are published
+	// while the consumers run, and the clock starts with the first publish.
+	start func(ctx context.Context) error
+	// measure marks the scenario's measured phase (CPU profile and memory samples).
+	measure bool
+}
+
+// phase runs one phase and waits for every answer.
+func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
+	base := r.seq
+	r.seq += uint64(ps.n)
+	r.col.window(base, ps.n)
+	if ps.start != nil {
+		if err := r.pub.publishAll(ctx, base, ps.n, 0, ps.gen); err != nil {
+			return Phase{}, fmt.Errorf("%s: preload: %w", ps.name, err)
+		}
+	}
+	calls0, by0 := r.e.gatewayStats()
+	var sampler *rssSampler
+	if ps.measure {
+		runtime.GC()
+		r.rep.Memory.AfterWarmupMB = round1(rssMB())
+		sampler = startRSSSampler(100 * time.Millisecond)
+		if r.cfg.CPUProfile != nil {
+			if err := pprof.StartCPUProfile(r.cfg.CPUProfile); err != nil {
+				return Phase{}, fmt.Errorf("cpu profile: %w", err)
+			}
+		}
+	}
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	pubErr := make(chan error, 1)
+	pctx, cancelPub := context.WithCancel(ctx)
+	defer cancelPub()
+	if ps.start != nil {
+		pubErr <- ps.start(ctx)
+	} else {
+		go func() { pubErr <- r.pub.publishAll(pctx, base, ps.n, ps.rate, ps.gen) }()
+	}
+	stall := defaultStallAfter + 3*r.cfg.BreakerTimeout
+	werr := r.col.wait(ctx, ps.n, stall)
+	cancelPub()
+	perr := <-pubErr
+	cpu := cpuSeconds() - cpu0
+	if ps.measure {
+		if r.cfg.CPUProfile != nil {
+			pprof.StopCPUProfile()
+		}
+		r.rep.Memory.PeakMB = round1(sampler.Stop())
+		r.rep.Memory.EndMB = round1(rssMB())
+		r.rep.Memory.ProcessPeakMB = round1(procStatusMB("VmHWM"))
+	}
+	if perr != nil && !errors.Is(perr, context.Canceled) {
+		return Phase{}, fmt.Errorf("%s: %w", ps.name, perr)
+	}
+	if werr != nil {
+		return Phase{}, fmt.Errorf("%s: %w", ps.name, werr)
+	}
+	results, rejected, dups, last, lat := r.col.snapshot()
+	calls1, by1 := r.e.gatewayStats()
+	secs := last.Sub(start).Seconds()
+	p := Phase{
+		Name: ps.name, Messages: ps.n, Results: results, Rejected: rejected, Duplicates: dups,
+		Seconds: round3(secs), Throughput: round1(float64(results) / secs), Latency: lat,
+		AlipayCalls: calls1 - calls0, CPUSeconds: round3(cpu), CPUPer1k: round3(cpu / float64(ps.n) * 1000),
+	}
+	for o, v := range by1 {
+		if d := v - by0[o]; d > 0 {
+			if p.CallsBy == nil {
+				p.CallsBy = map[string]int64{}
+			}
+			p.CallsBy[o] = d
+		}
+	}
+	r.progress("%s: %d answers in %.2fs (%.0f/s), p50 %.2fms p99 %.2fms, %d Alipay calls, %.3f CPU s/1k",
+		ps.name, results, secs, p.Throughput, lat.P50, lat.P99, p.AlipayCalls, p.CPUPer1k)
+	return p, nil
+}
+
+// ceilingJetStream measures the bare JetStream loop over a backlog of n messages.
+func (r *runner) ceilingJetStream(ctx context.Context, n int) (Phase, error) {
+	b, err := r.e.newBareLoop(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	defer b.stop(context.WithoutCancel(ctx))
+	in := r.e.ceilingIn()
+	p, err := r.phase(ctx, phaseSpec{name: "bare jetstream loop", n: n, start: b.start, gen: func(i int) check {
+		return check{subject: in, userKey: i % max(1, r.cfg.Keys), maxAge: -1}
+	}})
+	if err != nil {
+		return Phase{}, err
+	}
+	if f := b.failed.Load(); f > 0 {
+		return Phase{}, fmt.Errorf("bare loop: %d result publishes failed", f)
+	}
+	return p, nil
+}
+
+// rounds measures the ceiling and the scenario cfg.Rounds times, alternating, and keeps the
+// fastest of each: other processes on the machine only ever slow a phase down. The first
+// round's scenario phase is the measured one (CPU profile, memory).
+func (r *runner) rounds(ctx context.Context, ceiling func(context.Context) (Phase, error),
+	scenario func(ctx context.Context, measure bool) (Phase, error)) error {
+	for i := range r.cfg.Rounds {
+		c, err := ceiling(ctx)
+		if err != nil {
+			return err
+		}
+		if i == 0 || c.Throughput > r.rep.Ceiling.Throughput {
+			r.rep.Ceiling = c
+		}
+		p, err := scenario(ctx, i == 0)
+		if err != nil {
+			return err
+		}
+		if i == 0 || p.Throughput > r.rep.Result.Throughput {
+			r.rep.Result = p
+		}
+	}
+	r.rep.Ratio = ratio(r.rep.Result.Throughput, r.rep.Ceiling.Throughput)
+	r.rep.CPURatio = ratio(r.rep.Ceiling.CPUPer1k, r.rep.Result.CPUPer1k)
+	return nil
+}
+
+// workerPhase returns a scenario phase over gen that preloads the backlog, then starts a
+// fleet and measures it draining.
+func (r *runner) workerPhase(n int, gen func(i int) check) func(ctx context.Context, measure bool) (Phase, error) {
+	return func(ctx context.Context, measure bool) (Phase, error) {
+		start, stop := r.workersAfterBacklog()
+		defer stop()
+		return r.phase(ctx, phaseSpec{name: "worker", n: n, gen: gen, start: start, measure: measure})
+	}
+}
+
+// workersAfterBacklog returns a phase start function that starts the worker fleet (stopped
+// by the returned stop function).
+func (r *runner) workersAfterBacklog() (start func(context.Context) error, stop func()) {
+	var f *fleet
+	start = func(ctx context.Context) error {
+		var err error
+		f, err = r.e.startWorkers(ctx)
+		return err
+	}
+	stop = func() {
+		if f != nil {
+			f.stop()
+		}
+	}
+	return start, stop
+}
+
+// hotCheck is check i over the warm keys.
+func (r *runner) hotCheck(i int) check {
+	return check{subject: r.e.subjects().AnalyzeCheck(), userKey: i % r.cfg.Keys, maxAge: -1}
+}
+
+// warm answers every key once with a running fleet, so the caches hold them.
+func (r *runner) warm(ctx context.Context) error {
+	f, err := r.e.startWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.stop()
+	_, err = r.phase(ctx, phaseSpec{name: "warm-up", n: r.cfg.Keys, gen: r.hotCheck})
+	return err
+}
+
+func (r *runner) jsCeiling(ctx context.Context) (Phase, error) {
+	return r.ceilingJetStream(ctx, r.cfg.Messages)
+}
+
+func (r *runner) hot(ctx context.Context) error {
+	if err := r.warm(ctx); err != nil {
+		return err
+	}
+	if err := r.rounds(ctx, r.jsCeiling, r.workerPhase(r.cfg.Messages, r.hotCheck)); err != nil {
+		return err
+	}
+	r.target("throughput / bare jetstream loop", fmt.Sprintf(">= %.2f", targetHotRatio), r.rep.Ratio, r.rep.Ratio >= targetHotRatio)
+	r.target("alipay calls (all hits)", "0", float64(r.rep.Result.AlipayCalls), r.rep.Result.AlipayCalls == 0)
+	r.target("rss peak MB", fmt.Sprintf("<= %.0f", targetRSSMB), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= targetRSSMB)
+	if r.cfg.PacedSeconds > 0 {
+		rate := r.rep.Result.Throughput / 2
+		n := max(100, int(rate*r.cfg.PacedSeconds))
+		f, err := r.e.startWorkers(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := r.phase(ctx, phaseSpec{name: "worker at half rate", n: n, rate: rate, gen: r.hotCheck})
+		f.stop()
+		if err != nil {
+			return err
+		}
+		r.rep.Paced = &p
+		r.target("p99 ms at half rate", fmt.Sprintf("<= %.0f", targetHotP99MS), p.Latency.P99, p.Latency.P99 <= targetHotP99MS)
+	}
+	return nil
+}
+
+func (r *runner) miss(ctx context.Context) error {
+	if err := r.e.setupStreams(ctx); err != nil {
+		return err
+	}
+	ceiling := func(ctx context.Context) (Phase, error) { return r.e.bareGateway(ctx, r.cfg.Messages) }
+	scenario := func(ctx context.Context, measure bool) (Phase, error) {
+		base := r.seq
+		return r.workerPhase(r.cfg.Messages, func(i int) check {
+			return check{subject: r.e.subjects().AnalyzeCheck(), userKey: 100_000_000 + int(base) + i, maxAge: -1}
+		})(ctx, measure)
+	}
+	if err := r.rounds(ctx, ceiling, scenario); err != nil {
+		return err
+	}
+	r.target("throughput / bare sign+post+verify loop", fmt.Sprintf(">= %.2f", targetMissRatio), r.rep.Ratio, r.rep.Ratio >= targetMissRatio)
+	r.target("alipay calls per check", "1", float64(r.rep.Result.AlipayCalls)/float64(r.cfg.Messages),
+		r.rep.Result.AlipayCalls == int64(r.cfg.Messages))
+	return nil
+}
+
+func (r *runner) dup(ctx context.Context) error {
+	var err error
+	if r.rep.Ceiling, err = r.ceilingJetStream(ctx, r.cfg.Messages); err != nil {
+		return err
+	}
+	if err := r.e.setupStreams(ctx); err != nil {
+		return err
+	}
+	start, stop := r.workersAfterBacklog()
+	defer stop()
+	// Keys no earlier phase used, so the cache is cold; the whole backlog is waiting when
+	// the workers start, so identical checks really are concurrent.
+	off := 200_000_000 + int(r.seq)
+	if r.rep.Result, err = r.phase(ctx, phaseSpec{name: "worker", n: r.cfg.Messages, start: start, measure: true, gen: func(i int) check {
+		return check{subject: r.e.subjects().AnalyzeCheck(), userKey: off + i%r.cfg.Keys, maxAge: -1}
+	}}); err != nil {
+		return err
+	}
+	r.rep.Ratio = ratio(r.rep.Result.Throughput, r.rep.Ceiling.Throughput)
+	r.rep.CPURatio = ratio(r.rep.Ceiling.CPUPer1k, r.rep.Result.CPUPer1k)
+	limit := r.cfg.Keys * r.cfg.Replicas // one per key per replica
+	if r.e.redisOp != nil && r.cfg.Replicas > 1 {
+		limit = r.cfg.Keys * 3 / 2 // a shared cache: at most half the keys asked twice
+	}
+	got := r.rep.Result.AlipayCalls
+	r.target("alipay calls", fmt.Sprintf("<= %d", limit), float64(got), got <= int64(limit))
+	return nil
+}
+
+func (r *runner) outage(ctx context.Context) error {
+	var err error
+	nMiss := max(200, min(2_000, r.cfg.Messages))
+	if r.rep.Ceiling, err = r.e.bareGateway(ctx, nMiss); err != nil {
+		return err
+	}
+	if err := r.e.setupStreams(ctx); err != nil {
+		return err
+	}
+	base := r.seq
+	startW, stopW := r.workersAfterBacklog()
+	miss, err := r.phase(ctx, phaseSpec{name: "worker (miss rate)", n: nMiss, start: startW, gen: func(i int) check {
+		return check{subject: r.e.subjects().AnalyzeCheck(), userKey: 300_000_000 + int(base) + i, maxAge: -1}
+	}})
+	stopW()
+	if err != nil {
+		return err
+	}
+	r.rep.MissRate = miss.Throughput
+	f, err := r.e.startWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.stop()
+
+	// The outage: the sandbox fails every call while checks arrive at Rate.
+	if err := r.e.sb.SetFaults(sandbox.Faults{Outage: true, Latency: r.cfg.Latency}); err != nil {
+		return err
+	}
+	n := r.cfg.Messages
+	base = r.seq
+	r.seq += uint64(n)
+	r.col.window(base, n)
+	r.col.keepTimes()
+	calls0, _ := r.e.gatewayStats()
+	r.rep.Memory.AfterWarmupMB = round1(rssMB())
+	sampler := startRSSSampler(100 * time.Millisecond)
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	r.progress("outage for %s at %d checks/s", r.cfg.Duration, r.cfg.Rate)
+	perr := r.pub.publishAll(ctx, base, n, float64(r.cfg.Rate), func(i int) check {
+		return check{subject: r.e.subjects().AnalyzeCheck(), userKey: 400_000_000 + int(base) + i, maxAge: -1}
+	})
+	if rest := r.cfg.Duration - time.Since(start); rest > 0 && perr == nil {
+		select {
+		case <-ctx.Done():
+			perr = ctx.Err()
+		case <-time.After(rest):
+		}
+	}
+	ended := time.Now()
+	answeredDuring, _, _, _, _ := r.col.snapshot()
+	if err := r.e.sb.SetFaults(sandbox.Faults{Latency: r.cfg.Latency}); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	r.progress("outage over; %d checks waiting", n-answeredDuring)
+	werr := r.col.wait(ctx, n, defaultStallAfter+3*r.cfg.BreakerTimeout)
+	cpu := cpuSeconds() - cpu0
+	r.rep.Memory.PeakMB = round1(sampler.Stop())
+	r.rep.Memory.EndMB = round1(rssMB())
+	r.rep.Memory.ProcessPeakMB = round1(procStatusMB("VmHWM"))
+	if werr != nil {
+		return werr
+	}
+	results, rejected, dups, last, lat := r.col.snapshot()
+	calls1, _ := r.e.gatewayStats()
+	secs := last.Sub(start).Seconds()
+	r.rep.Result = Phase{
+		Name: "worker through the outage", Messages: n, Results: results, Rejected: rejected, Duplicates: dups,
+		Seconds: round3(secs), Throughput: round1(float64(results) / secs), Latency: lat,
+		AlipayCalls: calls1 - calls0, CPUSeconds: round3(cpu), CPUPer1k: round3(cpu / float64(n) * 1000),
+	}
+	closed, ok := f.breakerClosedAfter(ended)
+	d := &Drain{Backlog: n - answeredDuring}
+	if ok {
+		d.BreakerClosedAfterS = round3(closed.Sub(ended).Seconds())
+		d.Drained = r.col.answeredSince(closed)
+		d.Seconds = round3(last.Sub(closed).Seconds())
+		if d.Seconds > 0 {
+			d.Rate = round1(float64(d.Drained) / d.Seconds)
+		}
+	}
+	r.rep.Drain = d
+	r.rep.Ratio = ratio(d.Rate, r.rep.MissRate)
+	r.target("drain rate / miss rate", fmt.Sprintf(">= %.2f", targetDrainRatio), r.rep.Ratio, r.rep.Ratio >= targetDrainRatio)
+	r.target("answered", fmt.Sprintf("%d", n), float64(results), results == n && rejected == 0)
+	return nil
+}
+
+func (r *runner) mixed(ctx context.Context) error {
+	if err := r.warm(ctx); err != nil {
+		return err
+	}
+	subject := r.e.subjects().AnalyzeCheck()
+	scenario := func(ctx context.Context, measure bool) (Phase, error) {
+		off := 500_000_000 + int(r.seq)
+		return r.workerPhase(r.cfg.Messages, func(i int) check {
+			switch m := i % 100; {
+			case m < 90: // a warm key
+				return check{subject: subject, userKey: i % r.cfg.Keys, maxAge: -1}
+			case m < 98: // a new user
+				return check{subject: subject, userKey: off + i, maxAge: -1}
+			default: // invalid: rejected and dead-lettered
+				return check{subject: subject, userKey: i % r.cfg.Keys, badRule: true, maxAge: -1}
+			}
+		})(ctx, measure)
+	}
+	if err := r.rounds(ctx, r.jsCeiling, scenario); err != nil {
+		return err
+	}
+	wantRejected := 0
+	for i := range r.cfg.Messages {
+		if i%100 >= 98 {
+			wantRejected++
+		}
+	}
+	r.target("rejections", fmt.Sprintf("%d", wantRejected), float64(r.rep.Result.Rejected), r.rep.Result.Rejected == wantRejected)
+	return nil
+}
+
+func (r *runner) target(name, want string, got float64, met bool) {
+	r.rep.Targets = append(r.rep.Targets, Target{Name: name, Want: want, Got: round3(got), Met: met})
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return round3(a / b)
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
