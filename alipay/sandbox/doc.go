@@ -119,10 +119,12 @@
 //
 // SetFaults (or POST /_sandbox/faults with the JSON form of Faults) injects latency, 20000
 // errors (optionally per method), 40005 throttling, a full outage (HTTP 503 page, or closed
-// connections), hanging calls, connection resets, HTML 502 pages, bad response signatures and
-// unsigned answers. GET /_sandbox/stats returns Stats (calls per method and outcome), POST
-// /_sandbox/reset clears crowd groups, histories, stats and faults (the fixture stays). The
-// admin endpoints are not authenticated: serve the sandbox on a trusted network only.
+// connections), hanging calls, connection resets, HTML 502 pages, bad response signatures,
+// unsigned answers, and answers lost after the change was applied. GET /_sandbox/stats
+// returns Stats (calls per method and outcome), POST /_sandbox/reset clears crowd groups,
+// histories, stats and faults (the fixture stays), GET /_sandbox/history returns a crowd
+// group's history. The admin endpoints are not authenticated: serve the sandbox on a trusted
+// network only.
 //
 // Server.Close releases calls held by injected hangs so the HTTP server can shut down.
 // Injected latency and hangs hold no lock; a call costs one signature verification and at

@@ -26,8 +26,9 @@ const (
 // endpoints are never affected). The zero value injects nothing. Rates are probabilities in
 // [0, 1], drawn independently per call in this order: outage, reset, timeout, HTML error page,
 // latency, then (for a call that passed the protocol checks) throttling and unknown error, then
-// on the signed answer bad signature and unsigned. A call that a fault answers instead of the
-// business logic changes no state.
+// lost answer, then on the signed answer bad signature and unsigned. A call that a fault
+// answers instead of the business logic changes no state; a lost answer is lost after the
+// change.
 //
 // Its JSON form (the body of POST /_sandbox/faults) uses the snake_case names below; durations
 // are Go duration strings ("150ms") or numbers of milliseconds.
@@ -61,6 +62,10 @@ type Faults struct {
 	BadSignatureRate float64
 	// UnsignedRate sends this share of signed answers without their sign (and alipay_cert_sn).
 	UnsignedRate float64
+	// LostAnswerRate processes this share of calls normally (a crowd-group change is applied)
+	// and then closes the connection without the answer, as when a response is lost after
+	// the gateway acted: the case a retried write has to be idempotent for.
+	LostAnswerRate float64
 }
 
 // faultsJSON is the wire form of Faults.
@@ -78,6 +83,7 @@ type faultsJSON struct {
 	HTMLErrorRate    float64            `json:"html_error_rate,omitempty"`
 	BadSignatureRate float64            `json:"bad_signature_rate,omitempty"`
 	UnsignedRate     float64            `json:"unsigned_rate,omitempty"`
+	LostAnswerRate   float64            `json:"lost_answer_rate,omitempty"`
 }
 
 // MarshalJSON encodes f in its documented wire form.
@@ -87,7 +93,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		ErrorRates: f.ErrorRates, ThrottleRate: f.ThrottleRate, Outage: f.Outage,
 		OutageMode: f.OutageMode, TimeoutRate: f.TimeoutRate, Timeout: jsonDuration(f.Timeout),
 		ResetRate: f.ResetRate, HTMLErrorRate: f.HTMLErrorRate,
-		BadSignatureRate: f.BadSignatureRate, UnsignedRate: f.UnsignedRate,
+		BadSignatureRate: f.BadSignatureRate, UnsignedRate: f.UnsignedRate, LostAnswerRate: f.LostAnswerRate,
 	})
 }
 
@@ -105,7 +111,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		ErrorRates: w.ErrorRates, ThrottleRate: w.ThrottleRate, Outage: w.Outage,
 		OutageMode: w.OutageMode, TimeoutRate: w.TimeoutRate, Timeout: time.Duration(w.Timeout),
 		ResetRate: w.ResetRate, HTMLErrorRate: w.HTMLErrorRate,
-		BadSignatureRate: w.BadSignatureRate, UnsignedRate: w.UnsignedRate,
+		BadSignatureRate: w.BadSignatureRate, UnsignedRate: w.UnsignedRate, LostAnswerRate: w.LostAnswerRate,
 	}
 	return nil
 }
@@ -119,6 +125,7 @@ func (f Faults) Validate() error {
 		"error_rate": f.ErrorRate, "throttle_rate": f.ThrottleRate, "timeout_rate": f.TimeoutRate,
 		"reset_rate": f.ResetRate, "html_error_rate": f.HTMLErrorRate,
 		"bad_signature_rate": f.BadSignatureRate, "unsigned_rate": f.UnsignedRate,
+		"lost_answer_rate": f.LostAnswerRate,
 	}
 	for m, r := range f.ErrorRates {
 		rates["error_rates["+m+"]"] = r
@@ -145,7 +152,7 @@ func (f Faults) Validate() error {
 func (f *Faults) active() bool {
 	return f != nil && (f.Latency > 0 || f.Jitter > 0 || f.ErrorRate > 0 || len(f.ErrorRates) > 0 ||
 		f.ThrottleRate > 0 || f.Outage || f.TimeoutRate > 0 || f.ResetRate > 0 ||
-		f.HTMLErrorRate > 0 || f.BadSignatureRate > 0 || f.UnsignedRate > 0)
+		f.HTMLErrorRate > 0 || f.BadSignatureRate > 0 || f.UnsignedRate > 0 || f.LostAnswerRate > 0)
 }
 
 // hit draws one Bernoulli trial.

@@ -269,6 +269,32 @@ func TestFaultedCommandChangesNothing(t *testing.T) {
 	}
 }
 
+func TestLostAnswerAppliesTheChange(t *testing.T) {
+	e := newEnv(t)
+	if err := e.srv.SetFaults(sandbox.Faults{LostAnswerRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.try(alipay.MethodCrowdGroupCondSet, map[string]string{"biz_content": mustJSON(createReq())}, 30*time.Second)
+	if r.err == nil {
+		t.Fatalf("want no answer, got status %d: %s", r.status, r.body)
+	}
+	if err := e.srv.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	req := createReq()
+	req.Operation, req.ConditionModelList, req.Describe = "RETRIEVE", nil, ""
+	if got := e.crowd(req); got.node.Code != "10000" {
+		t.Errorf("the CREATE whose answer was lost must be applied: %s", got.body)
+	}
+	if r := e.crowd(createReq()); r.node.SubCode != "INVALID_PARAMETER" {
+		t.Errorf("re-sending it must find the group existing: %s", r.body)
+	}
+	st := e.srv.Stats()
+	if st.Calls[alipay.MethodCrowdGroupCondSet][sandbox.OutcomeLostAnswer] != 1 || st.Faults[sandbox.OutcomeLostAnswer] != 1 {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
 func TestFaultsEndpoint(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
@@ -277,10 +303,10 @@ func TestFaultsEndpoint(t *testing.T) {
 		wantStatus int
 		want       sandbox.Faults
 	}{
-		{"durations as strings and milliseconds", `{"latency":"5ms","jitter":2,"error_rate":0.25,"error_rates":{"alipay.promorulecenter.rule.analyze":1},"outage":true,"outage_mode":"refuse","timeout":"1s","timeout_rate":0.5,"reset_rate":0.1,"html_error_rate":0.1,"bad_signature_rate":0.1,"unsigned_rate":0.1,"throttle_rate":0.1}`,
+		{"durations as strings and milliseconds", `{"latency":"5ms","jitter":2,"error_rate":0.25,"error_rates":{"alipay.promorulecenter.rule.analyze":1},"outage":true,"outage_mode":"refuse","timeout":"1s","timeout_rate":0.5,"reset_rate":0.1,"html_error_rate":0.1,"bad_signature_rate":0.1,"unsigned_rate":0.1,"throttle_rate":0.1,"lost_answer_rate":0.1}`,
 			http.StatusOK, sandbox.Faults{Latency: 5 * time.Millisecond, Jitter: 2 * time.Millisecond, ErrorRate: 0.25,
 				ErrorRates: map[string]float64{alipay.MethodRuleAnalyze: 1}, Outage: true, OutageMode: sandbox.OutageRefuse,
-				Timeout: time.Second, TimeoutRate: 0.5, ResetRate: 0.1, HTMLErrorRate: 0.1, BadSignatureRate: 0.1, UnsignedRate: 0.1, ThrottleRate: 0.1}},
+				Timeout: time.Second, TimeoutRate: 0.5, ResetRate: 0.1, HTMLErrorRate: 0.1, BadSignatureRate: 0.1, UnsignedRate: 0.1, ThrottleRate: 0.1, LostAnswerRate: 0.1}},
 		{"empty object clears", `{}`, http.StatusOK, sandbox.Faults{}},
 		{"rate above 1", `{"error_rate":1.5}`, http.StatusBadRequest, sandbox.Faults{}},
 		{"negative rate", `{"reset_rate":-0.1}`, http.StatusBadRequest, sandbox.Faults{}},

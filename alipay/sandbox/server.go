@@ -322,6 +322,12 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a := s.handle(p, perr, f)
+	if f != nil && hit(f.LostAnswerRate) {
+		s.stats.fault(OutcomeLostAnswer)
+		s.stats.call(method, OutcomeLostAnswer)
+		dropConn(w, false)
+		return
+	}
 	traceID := s.write(w, a, f)
 	s.stats.call(method, a.outcome())
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {

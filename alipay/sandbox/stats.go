@@ -17,6 +17,8 @@ const (
 	OutcomeTimeout = "timeout"
 	// OutcomeHTMLError: the call was answered with HTTP 502 and an HTML page.
 	OutcomeHTMLError = "html_error"
+	// OutcomeLostAnswer: the call was processed, then its connection closed without the answer.
+	OutcomeLostAnswer = "lost_answer"
 )
 
 // Method keys in Stats for calls without a method or with one the sandbox does not serve.
