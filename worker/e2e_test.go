@@ -127,3 +127,30 @@ func TestOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestBadSignatureIsNeverUsed: answers whose signature does not verify are retried and
+// never cached or published; once the gateway signs correctly again, the check is answered.
+func TestBadSignatureIsNeverUsed(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{ConsecutiveFailures: 1000})
+	if err := g.sb.SetFaults(sandbox.Faults{BadSignatureRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rc := newMemoryCache(t)
+	e.start(g.client, rc, testConfig())
+	e.publish(messages.Subjects{}.AnalyzeCheck(), "sig-1", check("sig-1", "2088302535065344"), nil)
+	waitFor(t, 10*time.Second, "several refused answers", func() bool { return g.sb.Stats().Faults["bad_signature"] >= 3 })
+	if got := e.msgCount(DefaultResultsStream); got != 0 {
+		t.Fatalf("results = %d from answers that failed verification", got)
+	}
+	if n := rc.Len(); n != 0 {
+		t.Fatalf("cache holds %d entries from answers that failed verification", n)
+	}
+	if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+	if got := e.msgCount(DefaultDLQStream); got != 0 {
+		t.Errorf("dead letters = %d, want 0", got)
+	}
+}

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -299,15 +297,6 @@ func apiFieldErrors(err error) []messages.FieldError {
 func (w *Worker) logMsg(level slog.Level, what string, kind messages.Kind, id string, md *jetstream.MsgMetadata, err error, attrs ...any) {
 	args := append([]any{"kind", kind, "id", id, "stream_seq", md.Sequence.Stream, "delivered", md.NumDelivered, "err", err}, attrs...)
 	w.log.Log(context.Background(), level, what, args...)
-}
-
-// hashedUser is a slog value that logs a user id as a short hash, never raw.
-type hashedUser string
-
-// LogValue implements slog.LogValuer.
-func (u hashedUser) LogValue() slog.Value {
-	sum := sha256.Sum256([]byte(u))
-	return slog.StringValue("u_" + hex.EncodeToString(sum[:6]))
 }
 
 func truncate(s string, n int) string {

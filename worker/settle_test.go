@@ -199,7 +199,7 @@ func TestSettle(t *testing.T) {
 				t.Errorf("no %s log line; logs:\n%s", tt.logLevel, logs.String())
 			}
 			if tt.paused {
-				if !bytes.Contains([]byte(logs.String()), []byte("pausing intake")) {
+				if !bytes.Contains([]byte(logs.String()), []byte(`"server_pause":true`)) {
 					t.Errorf("intake was not paused; logs:\n%s", logs.String())
 				}
 			}

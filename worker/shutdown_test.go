@@ -67,3 +67,37 @@ func TestShutdownMidLoad(t *testing.T) {
 	}
 	t.Logf("worker A settled %d of %d before stopping", handled, n)
 }
+
+// TestShutdownHandsBackSlowWork: a call still running when the drain timeout passes is
+// handed back at once (Nak), so another replica answers it without waiting for AckWait.
+func TestShutdownHandsBackSlowWork(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	if err := g.sb.SetFaults(sandbox.Faults{Latency: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.AckWait = time.Minute
+	cfg.HandleTimeout = 5 * time.Second
+	cfg.DrainTimeout = 100 * time.Millisecond
+	a := e.start(g.client, newMemoryCache(t), cfg)
+	e.publish(messages.Subjects{}.AnalyzeCheck(), "slow-1", check("slow-1", "2088302535065344"), nil)
+	waitFor(t, 10*time.Second, "call in flight", func() bool { return g.sb.Stats().Faults["latency"] >= 1 })
+	stopped := time.Now()
+	a.stop(t)
+	if took := time.Since(stopped); took > 3*time.Second {
+		t.Errorf("Run took %s to return with DrainTimeout %s", took, cfg.DrainTimeout)
+	}
+	if got := e.msgCount(DefaultResultsStream); got != 0 {
+		t.Fatalf("results = %d: the slow call was not cut off by the drain timeout", got)
+	}
+	if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	clientB, _ := g.newClient(t, alipay.BreakerSettings{})
+	e.start(clientB, newMemoryCache(t), cfg)
+	waitFor(t, 20*time.Second, "answered by the second replica", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+	if waited := time.Since(stopped); waited >= cfg.AckWait {
+		t.Errorf("answered after %s: the message waited for AckWait", waited)
+	}
+}
