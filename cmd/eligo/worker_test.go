@@ -41,10 +41,12 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 // TestWorkerCommand runs `eligo worker` in-process against a real NATS server, a real Redis
-// and the sandbox over HTTP: it serves /healthz, /readyz and /metrics, answers a check and a
-// status request, and returns nil after its context ends.
+// and the sandbox over HTTP: started before NATS is up, it is alive but not ready and keeps
+// retrying; once NATS is there it serves /readyz and /metrics, answers a check (the second
+// time from Redis) and a status request, and returns nil after its context ends.
 func TestWorkerCommand(t *testing.T) {
 	ns := natstest.NewServer(t)
+	ns.Stop() // the worker starts first
 	rds := redistest.NewServer(t)
 	keys, err := sandbox.EnsureKeys(t.TempDir())
 	if err != nil {
@@ -75,7 +77,7 @@ func TestWorkerCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"worker", "--drain-timeout", "5s"}, mapEnv(env), stdout, stderr) }()
 
-	addrRe := regexp.MustCompile(`msg="eligo worker started".* http=(127\.0\.0\.1:\d+)`)
+	addrRe := regexp.MustCompile(`msg="serving /metrics, /healthz and /readyz" http=(127\.0\.0\.1:\d+)`)
 	var base string
 	waitUntil(t, time.Minute, "the worker to start", func() bool {
 		select {
@@ -89,9 +91,16 @@ func TestWorkerCommand(t *testing.T) {
 		}
 		return false
 	})
+	waitUntil(t, time.Minute, "a retry of the NATS connection", func() bool {
+		return strings.Contains(stderr.String(), "NATS not ready for the worker; retrying")
+	})
 	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz = %d %q", code, body)
+		t.Errorf("/healthz without NATS = %d %q, want 200 (alive)", code, body)
 	}
+	if code, _ := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without NATS = %d, want 503", code)
+	}
+	ns.Restart()
 	waitUntil(t, 30*time.Second, "/readyz to answer 200", func() bool {
 		code, _ := httpGet(t, base+"/readyz")
 		return code == http.StatusOK

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -61,7 +62,8 @@ type workerApp struct {
 	rdb       redis.UniversalClient // nil without Redis
 	mem       *cache.Memory         // nil with Redis
 	gw        *alipay.Client
-	w         *worker.Worker
+	w         atomic.Pointer[worker.Worker] // set once streams are set up
+	httpDone  chan error
 	svc       micro.Service
 	httpLn    net.Listener // nil when HTTP is disabled
 	httpSrv   *http.Server
@@ -72,7 +74,8 @@ type workerApp struct {
 // newWorkerApp builds the worker and sets up its streams. On error everything opened so far
 // is closed again.
 func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
-	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout, ncClosed: make(chan struct{})}
+	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout,
+		ncClosed: make(chan struct{}), httpDone: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.WithoutCancel(ctx))
@@ -124,35 +127,85 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 		a.cacheKind = "memory"
 	}
 
-	if a.nc, err = connectNATS(ctx, cfg.NATS, cfg.ConnName, logger); err != nil {
-		return nil, err
+	// HTTP comes up first: /healthz answers while NATS is still being reached, /readyz only
+	// once the worker runs.
+	if a.httpLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+		mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = rw.Write([]byte("ok\n"))
+		})
+		mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if w := a.w.Load(); w == nil || !w.Ready() {
+				rw.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = rw.Write([]byte("not ready\n"))
+				return
+			}
+			_, _ = rw.Write([]byte("ready\n"))
+		})
+		a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { a.httpDone <- ignoreServerClosed(a.httpSrv.Serve(a.httpLn)) }()
+		logger.Info("serving /metrics, /healthz and /readyz", "http", a.httpLn.Addr().String())
 	}
-	a.nc.SetClosedHandler(func(*nats.Conn) { close(a.ncClosed) })
-	js, err := jetstream.New(a.nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
+
 	wc := cfg.Worker.workerConfig(cfg.NATS.Prefix, cfg.Alipay.AppID)
 	wc.Logger = logger
 	wc.Registerer = a.reg
-	if a.w, err = worker.New(js, a.nc, a.gw, rc, wc); err != nil {
-		return nil, err
-	}
-	if err := a.w.Setup(ctx); err != nil {
-		return nil, err
+	// NATS may still be starting (a cluster electing its JetStream leader): retry the
+	// connection and the stream setup with a capped backoff until ctx ends.
+	for attempt := 1; ; attempt++ {
+		err := a.connectAndSetup(ctx, cfg.NATS, cfg.ConnName, rc, wc)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		delay := min(time.Second<<min(attempt-1, 4), 15*time.Second)
+		logger.Warn("NATS not ready for the worker; retrying", "attempt", attempt, "retry_in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
 	}
 	if err := a.addStatusService(cfg.NATS.Prefix, cfg.Worker.BreakerTimeout); err != nil {
 		return nil, err
 	}
-	if a.httpLn != nil {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-		health := a.w.HealthHandler()
-		mux.Handle("GET /healthz", health)
-		mux.Handle("GET /readyz", health)
-		a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	}
 	return a, nil
+}
+
+// connectAndSetup connects (once) and sets up the worker's streams and consumers.
+func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc worker.Cache, wc worker.Config) error {
+	if a.nc == nil {
+		nc, err := connectNATS(ctx, nset, name, a.log)
+		if err != nil {
+			return err
+		}
+		nc.SetClosedHandler(func(*nats.Conn) { close(a.ncClosed) })
+		a.nc = nc
+	}
+	w := a.w.Load()
+	if w == nil {
+		js, err := jetstream.New(a.nc)
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		if w, err = worker.New(js, a.nc, a.gw, rc, wc); err != nil {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.Setup(sctx); err != nil {
+		return err
+	}
+	a.w.Store(w)
+	return nil
 }
 
 // addStatusService registers the NATS service that answers eligo status.
@@ -171,7 +224,7 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 	id := svc.Info().ID
 	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
 		st := instanceStatus{
-			Instance: id, Host: host, Ready: a.w.Ready(), Breaker: a.gw.BreakerState(),
+			Instance: id, Host: host, Ready: a.w.Load().Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
 		}
 		b, err := json.Marshal(st)
@@ -195,14 +248,11 @@ func (a *workerApp) HTTPAddr() string {
 // messages finish (bounded by the drain timeout), HTTP, the NATS connection (drained), and
 // the cache.
 func (a *workerApp) run(ctx context.Context) error {
-	httpDone := make(chan error, 1)
-	if a.httpSrv != nil {
-		go func() { httpDone <- ignoreServerClosed(a.httpSrv.Serve(a.httpLn)) }()
-	}
+	httpDone := a.httpDone
 	runCtx, stopIntake := context.WithCancel(ctx)
 	defer stopIntake()
 	runDone := make(chan error, 1)
-	go func() { runDone <- a.w.Run(runCtx) }()
+	go func() { runDone <- a.w.Load().Run(runCtx) }()
 
 	var runErr error
 	select {
