@@ -104,8 +104,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if !cfg.Embedded && cfg.NATSURL == "" {
 		errs = append(errs, errors.New("--embedded=false needs --nats URL"))
 	}
-	if s.fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q: bench takes only flags", s.fs.Args()))
+	if len(s.args) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: bench takes only flags", s.args))
 	}
 	if err := checkConfig(errs, cfg.Log.validate(s)); err != nil {
 		return err
