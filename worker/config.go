@@ -29,6 +29,7 @@ const (
 	DefaultBackoffCap        = 2 * time.Minute
 	DefaultBreakerPause      = 30 * time.Second
 	DefaultAttentionDelay    = 5 * time.Minute
+	DefaultAttentionAttempts = 12
 	DefaultCacheMaxAge       = 5 * time.Minute
 	DefaultLeaseWait         = 3 * time.Second
 	DefaultDrainTimeout      = 20 * time.Second
@@ -103,6 +104,12 @@ type Config struct {
 	// AttentionDelay is the redelivery delay for failures an operator must fix (bad
 	// credentials, missing permissions). Default 5m.
 	AttentionDelay time.Duration
+	// AttentionAttempts is the delivery count after which a message that still needs an
+	// operator's attention is dead-lettered (reason "needs_attention"; replay it after the
+	// fix), so that one shop's bad app_auth_token cannot block the ordered crowd-group
+	// consumer for ever. Never on first sight: values below 2 mean the default, 12 (about
+	// an hour with the default AttentionDelay).
+	AttentionAttempts int
 	// CacheMaxAge is the oldest cached answer served when a check has no max_age_s.
 	// Default 5m.
 	CacheMaxAge time.Duration
@@ -171,6 +178,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = -1
+	}
+	if c.AttentionAttempts <= 1 {
+		c.AttentionAttempts = DefaultAttentionAttempts
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -59,7 +59,9 @@
 //	                                         its answer is never cached or published
 //	alipay.ErrUnavailable (breaker open)     stop intake for Config.BreakerPause (see Outages), NakWithDelay
 //	                                         until the pause ends
-//	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; never dead-lettered
+//	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; dead-lettered (reason
+//	                                         "needs_attention") only after Config.AttentionAttempts deliveries,
+//	                                         so one bad app_auth_token cannot block the ordered stream for ever
 //	MaxAttempts deliveries, still Retryable  dead-letter (reason "exhausted") + rejection + Term, but only while
 //	                                         the gateway is healthy (no breaker opening within 2×BreakerPause)
 //	shutdown                                 buffered messages: Nak at once; in-flight ones finish, or are

@@ -25,6 +25,9 @@ const (
 	// ReasonExhausted: the message failed retryably MaxAttempts times while the gateway
 	// was otherwise healthy.
 	ReasonExhausted = "exhausted"
+	// ReasonNeedsAttention: Alipay kept refusing the worker's credentials or permissions for
+	// this message for AttentionAttempts deliveries (replay it once the cause is fixed).
+	ReasonNeedsAttention = "needs_attention"
 )
 
 // reply is what a handler produced: the result event to publish, and the message id once
@@ -83,6 +86,10 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	case class == alipay.Permanent:
 		w.deadLetter(kind, msg, md, rep.id, ReasonPermanent, err.Error(), apiFieldErrors(err))
 		return true
+	case class == alipay.NeedsAttention && int(md.NumDelivered) >= w.cfg.AttentionAttempts:
+		w.deadLetter(kind, msg, md, rep.id, ReasonNeedsAttention,
+			"still refused after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(), apiFieldErrors(err))
+		return false
 	case class == alipay.NeedsAttention:
 		w.logMsg(slog.LevelError, "Alipay refused the worker's credentials or permissions; fix the configuration (message retried later)",
 			kind, rep.id, md, err)
@@ -162,7 +169,7 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 	if err := msg.TermWithReason(code); err != nil {
 		w.logMsg(slog.LevelWarn, "terminate", kind, id, md, err)
 	}
-	if code == ReasonExhausted {
+	if code == ReasonExhausted || code == ReasonNeedsAttention {
 		w.m.outcome(kind, outcomeExhausted)
 	} else {
 		w.m.outcome(kind, outcomeRejected)

@@ -50,6 +50,8 @@ func TestSettle(t *testing.T) {
 		// fail is the gateway error of the n-th call.
 		fail        func(n int) error
 		maxAttempts int
+		// attentionAttempts and attentionDelay override the defaults (1m delay) when set.
+		attentionAttempts int
 		// want
 		result     bool   // a result event is published (and replied)
 		reason     string // dead-letter reason code, "" for none
@@ -85,6 +87,8 @@ func TestSettle(t *testing.T) {
 			}, result: true, minCalls: 2, paused: true},
 		{name: "needs_attention_waits_long_and_logs_loudly", fail: func(int) error { return attention },
 			pendingNow: true, minCalls: 1, logLevel: "ERROR"},
+		{name: "needs_attention_is_dead_lettered_after_attention_attempts", fail: func(int) error { return attention },
+			attentionAttempts: 2, reason: ReasonNeedsAttention, minCalls: 2, logLevel: "ERROR"},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
 			maxAttempts: 3, reason: ReasonExhausted, minCalls: 3},
 	}
@@ -97,6 +101,10 @@ func TestSettle(t *testing.T) {
 			cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 			cfg.MaxAttempts = tt.maxAttempts
 			cfg.AttentionDelay = time.Minute
+			if tt.attentionAttempts > 0 {
+				cfg.AttentionAttempts = tt.attentionAttempts
+				cfg.AttentionDelay = 20 * time.Millisecond
+			}
 			r := e.start(gw, newMemoryCache(t), cfg)
 
 			inbox := nats.NewInbox()
