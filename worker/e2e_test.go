@@ -50,11 +50,14 @@ func TestCoalescing(t *testing.T) {
 	rs := redistest.NewServer(t)
 	cfg := testConfig()
 	cfg.Concurrency = 64
+	cfg.LeaseWait = 20 * time.Second // the other replica waits for the lease holder, however loaded the machine
+	cfg.HandleTimeout = 25 * time.Second
+	cfg.AckWait = time.Minute
 	for range 2 {
 		rc := rs.Client()
 		t.Cleanup(func() { _ = rc.Close() })
 		c, _ := g.newClient(t, alipay.BreakerSettings{})
-		e.start(c, cache.NewRedis(rc, cache.Config{}), cfg)
+		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second}), cfg)
 	}
 	const n = 1000
 	ids := make([]string, n)
