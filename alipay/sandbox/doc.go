@@ -52,8 +52,8 @@
 //
 // Crowd groups are kept in memory, keyed by (shop_id, crowd_group_id). biz_content is validated
 // as the method doc defines it: operation in CREATE/UPDATE/DELETE/RETRIEVE; shop_id,
-// crowd_group_id and operator_id required; operator_type in MER/MER_OPERATOR/PROVIDER/
-// PROVIDER_STAFF (default MER); describe and condition_model_list required for CREATE and
+// crowd_group_id and operator_id required; operator_type one of MER, MER_OPERATOR, PROVIDER
+// and PROVIDER_STAFF (default MER); describe and condition_model_list required for CREATE and
 // UPDATE (ignored otherwise); each condition needs logical_operator (EQ/GT/GTEQ/LT/LTEQ),
 // operator_rule (the nine rules), rule_unit (DAY/KM/COUNT/TICKET/YUAN) and operation_value (a
 // decimal > 0), and period (30/60/90/180/365) for TRADE_AMT, TRADE_CNT, PCT_AMT,
