@@ -11,15 +11,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/messages/client"
 )
 
 const defaultAwaitTimeout = 30 * time.Second
 
 const checkDescription = `
 Publish one rule-analyze check (alipay.promorulecenter.rule.analyze) and wait for its
-result, which is printed as one JSON line. Exit status: 0 on a result (triggered or not),
-3 when the check was rejected, 4 when no result came in time, 1 on other errors.
+result, which is printed as one JSON line. The check is validated before it is sent (a
+problem found there is printed as a rejection and nothing is sent; --skip-validation sends it
+anyway). Exit status: 0 on a result (triggered or not), 3 when the check was rejected, 4 when
+no result came in time, 1 on other errors.
 
 Example:
   eligo check --user-id 2088302535065344 --rule-uuid 7acd2b42617dc6165ca6637df06e6c3e`
@@ -27,10 +32,12 @@ Example:
 func runCheck(ctx context.Context, c *cli, args []string) error {
 	s := newSettings("check", c.getenv)
 	var (
-		nc      natsSettings
-		check   messages.AnalyzeCheck
-		maxAge  int64
-		timeout time.Duration
+		nc          natsSettings
+		check       messages.AnalyzeCheck
+		maxAge      int64
+		timeout     time.Duration
+		raw         bool
+		traceparent string
 	)
 	bindNATS(s, &nc)
 	s.str(&check.RequestID, "request-id", "", "", "request id (also the JetStream de-duplication id); default: a new random id")
@@ -39,6 +46,8 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	s.str(&check.BizID, "biz-id", "", "", "optional business id")
 	s.fs.Int64Var(&maxAge, "max-age-s", -1, "oldest cached answer accepted, in seconds; 0 forces a fresh call; -1 uses the worker's default")
 	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
+	s.boolean(&raw, "skip-validation", "", false, "send the check as given, without validating it first (to see the worker's rejection)")
+	s.str(&traceparent, "traceparent", "", "", "W3C traceparent to send with the check")
 	if done, err := c.parseOrHelp(s, args, "eligo check --user-id ID --rule-uuid UUID [flags]", checkDescription); done || err != nil {
 		return err
 	}
@@ -64,20 +73,66 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	if maxAge >= 0 {
 		check.MaxAgeS = &maxAge
 	}
-	data, err := json.Marshal(check)
-	if err != nil {
-		return fmt.Errorf("encode check: %w", err)
-	}
 	conn, err := connectNATS(ctx, nc, "eligo-check", nil)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if raw {
+		return publishRaw(ctx, c, conn, nc, messages.KindAnalyze, check.RequestID, check, timeout)
+	}
+	cl, err := client.New(conn, client.Config{Prefix: nc.Prefix, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	var opts []client.CallOption
+	if traceparent != "" {
+		opts = append(opts, client.WithTraceparent(traceparent, ""))
+	}
+	res, err := cl.Check(ctx, check, opts...)
+	return printClientAnswer(c, "check", check.RequestID, res, err)
+}
+
+// printClientAnswer prints a result or a rejection as one JSON line and maps it to the exit
+// status: 0 result, exitRejected rejection (also one found before sending), exitTimeout.
+func printClientAnswer(c *cli, what, id string, res any, err error) error {
+	var rej *client.RejectedError
+	switch {
+	case errors.As(err, &rej):
+		b, merr := json.Marshal(rej.Rejection)
+		if merr != nil {
+			return fmt.Errorf("encode rejection: %w", merr)
+		}
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return &exitError{code: exitRejected, err: rej}
+	case errors.Is(err, client.ErrTimeout):
+		return &exitError{code: exitTimeout, err: fmt.Errorf("%w (is a worker running? see eligo status)", err)}
+	case err != nil:
+		return err
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode %s result: %w", what, err)
+	}
+	fmt.Fprintf(c.stdout, "%s\n", b)
+	return nil
+}
+
+// publishRaw publishes payload without validating it and waits for the answer.
+func publishRaw(ctx context.Context, c *cli, conn *nats.Conn, nc natsSettings, kind messages.Kind, id string, payload any, timeout time.Duration) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", kind, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	subj := nc.subjects()
-	a, err := publishAndAwait(ctx, conn, subj, messages.KindAnalyze, subj.AnalyzeCheck(), check.RequestID, data)
-	return printAwaited(c.stdout, "check", check.RequestID, timeout, a, err)
+	subject := subj.AnalyzeCheck()
+	if kind == messages.KindCrowdGroup {
+		subject = subj.CrowdGroupCommand()
+	}
+	a, err := publishAndAwait(ctx, conn, subj, kind, subject, id, data)
+	return printAwaited(c.stdout, string(kind), id, timeout, a, err)
 }
 
 const crowdGroupDescription = `
@@ -219,10 +274,12 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 		nc      natsSettings
 		in      crowdGroupInput
 		timeout time.Duration
+		raw     bool
 	)
 	bindNATS(s, &nc)
 	in.bind(s)
 	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
+	s.boolean(&raw, "skip-validation", "", false, "send the command as given, without validating it first (to see the worker's rejection)")
 	if done, err := c.parseOrHelp(s, args, "eligo crowdgroup [--file cmd.json | -] [flags]", crowdGroupDescription); done || err != nil {
 		return err
 	}
@@ -236,18 +293,18 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 	if cmd.CommandID == "" {
 		cmd.CommandID = newID("cmd")
 	}
-	data, err := json.Marshal(cmd)
-	if err != nil {
-		return fmt.Errorf("encode command: %w", err)
-	}
 	conn, err := connectNATS(ctx, nc, "eligo-crowdgroup", nil)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	subj := nc.subjects()
-	a, err := publishAndAwait(ctx, conn, subj, messages.KindCrowdGroup, subj.CrowdGroupCommand(), cmd.CommandID, data)
-	return printAwaited(c.stdout, "command", cmd.CommandID, timeout, a, err)
+	if raw {
+		return publishRaw(ctx, c, conn, nc, messages.KindCrowdGroup, cmd.CommandID, cmd, timeout)
+	}
+	cl, err := client.New(conn, client.Config{Prefix: nc.Prefix, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	res, err := cl.CrowdGroup(ctx, cmd)
+	return printClientAnswer(c, "command", cmd.CommandID, res, err)
 }
