@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -22,34 +21,11 @@ awaiting acknowledgement, redeliveries, pause state), the dead-letter depth, and
 running worker's state (readiness, Alipay circuit breaker, cache), asked over NATS on
 <prefix>.status.worker. --json prints the same as one JSON object.`
 
-// streamStatus describes one stream.
-type streamStatus struct {
-	Name     string    `json:"name"`
-	Exists   bool      `json:"exists"`
-	Messages uint64    `json:"messages"`
-	Bytes    uint64    `json:"bytes"`
-	LastTime time.Time `json:"last_time,omitzero"`
-}
-
-// consumerStatus describes one durable consumer.
-type consumerStatus struct {
-	Stream      string `json:"stream"`
-	Name        string `json:"name"`
-	Exists      bool   `json:"exists"`
-	Backlog     uint64 `json:"backlog"`
-	AckPending  int    `json:"ack_pending"`
-	Redelivered int    `json:"redelivered"`
-	Waiting     int    `json:"waiting"`
-	Paused      bool   `json:"paused"`
-}
-
-// statusReport is what eligo status prints.
+// statusReport is what eligo status prints: the worker package's view of the streams and
+// consumers, plus the answers of the running workers.
 type statusReport struct {
-	ServerVersion string           `json:"server_version"`
-	Streams       []streamStatus   `json:"streams"`
-	Consumers     []consumerStatus `json:"consumers"`
-	DLQDepth      uint64           `json:"dlq_depth"`
-	Workers       []instanceStatus `json:"workers"`
+	worker.StatusReport
+	Workers []instanceStatus `json:"workers"`
 }
 
 func runStatus(ctx context.Context, c *cli, args []string) error {
@@ -92,65 +68,22 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// collectStatus reads the streams and consumers named by the worker defaults (overridden by
-// names, if set) and asks running workers for their state.
-func collectStatus(ctx context.Context, conn *nats.Conn, names worker.Config, prefix string, wait time.Duration) (statusReport, error) {
-	def := func(v, d string) string {
-		if v == "" {
-			return d
-		}
-		return v
-	}
-	checks := def(names.ChecksStream, worker.DefaultChecksStream)
-	commands := def(names.CommandsStream, worker.DefaultCommandsStream)
-	results := def(names.ResultsStream, worker.DefaultResultsStream)
-	dlq := def(names.DLQStream, worker.DefaultDLQStream)
-
-	rep := statusReport{ServerVersion: conn.ConnectedServerVersion()}
+// collectStatus reads the streams and consumers (worker.Status) and asks running workers
+// for their state.
+func collectStatus(ctx context.Context, conn *nats.Conn, cfg worker.Config, prefix string, wait time.Duration) (statusReport, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
-		return rep, fmt.Errorf("jetstream: %w", err)
+		return statusReport{}, fmt.Errorf("jetstream: %w", err)
 	}
-	for _, name := range []string{checks, commands, results, dlq} {
-		st := streamStatus{Name: name}
-		str, err := js.Stream(ctx, name)
-		switch {
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-		case err != nil:
-			return rep, fmt.Errorf("stream %s: %w", name, err)
-		default:
-			info := str.CachedInfo()
-			st.Exists = true
-			st.Messages, st.Bytes, st.LastTime = info.State.Msgs, info.State.Bytes, info.State.LastTime
-			if name == dlq {
-				rep.DLQDepth = info.State.Msgs
-			}
-		}
-		rep.Streams = append(rep.Streams, st)
-	}
-	for _, sc := range [][2]string{
-		{checks, def(names.AnalyzeConsumer, worker.DefaultAnalyzeConsumer)},
-		{commands, def(names.CrowdConsumer, worker.DefaultCrowdConsumer)},
-	} {
-		cs := consumerStatus{Stream: sc[0], Name: sc[1]}
-		cons, err := js.Consumer(ctx, sc[0], sc[1])
-		switch {
-		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-		case err != nil:
-			return rep, fmt.Errorf("consumer %s: %w", sc[1], err)
-		default:
-			info := cons.CachedInfo()
-			cs.Exists = true
-			cs.Backlog, cs.AckPending, cs.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
-			cs.Waiting, cs.Paused = info.NumWaiting, info.Paused
-		}
-		rep.Consumers = append(rep.Consumers, cs)
-	}
-	workers, err := askWorkers(ctx, conn, prefix, wait)
+	cfg.Prefix = prefix
+	base, err := worker.Status(ctx, js, cfg)
 	if err != nil {
+		return statusReport{}, err
+	}
+	rep := statusReport{StatusReport: base}
+	if rep.Workers, err = askWorkers(ctx, conn, prefix, wait); err != nil {
 		return rep, err
 	}
-	rep.Workers = workers
 	return rep, nil
 }
 
