@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,7 +122,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		suite.secrets.Add("raw user id", u.UserID)
 	}
 	sb, err := sandbox.New(sandbox.Config{AppID: appID, AppPublicKey: &keys.App.PublicKey,
-		PrivateKey: keys.Sandbox, Fixture: fixture})
+		PrivateKey: keys.Sandbox, Fixture: fixture, Logger: debugLogger(t, "sandbox")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +152,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.watcher = w
 	t.Cleanup(w.Close)
 	return e
+}
+
+// debugLogger returns a JSON slog logger at debug level writing to a file in the suite's log
+// directory, so in-process components' logs are scanned for secrets too.
+func debugLogger(t testing.TB, name string) *slog.Logger {
+	t.Helper()
+	return slog.New(slog.NewJSONHandler(logFile(t, name), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // workerProc is one `eligo worker` process.

@@ -54,7 +54,7 @@ func (e *env) checkTruth(a *Audit) int {
 	keys := alipayKeys(e.t)
 	c, err := alipay.New(alipay.Config{Gateway: e.gateway.URL + sandbox.GatewayPath, AppID: appID,
 		Credentials: alipay.Credentials{PrivateKey: keys.App, AlipayPublicKey: &keys.Sandbox.PublicKey},
-		Timeout:     5 * time.Second})
+		Timeout:     5 * time.Second, Logger: debugLogger(e.t, "truth-client")})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -136,10 +136,13 @@ func TestAlipayOutage(t *testing.T) {
 	if err := e.sb.SetFaults(sandbox.Faults{}); err != nil {
 		t.Fatal(err)
 	}
+	recovered := time.Now()
 	if got := e.watcher.Settled(e.ledger); got != 0 {
 		t.Errorf("%d checks had an outcome during a full outage", got)
 	}
-	drain := e.waitSettled(suite.profile.settle)
+	e.waitSettled(suite.profile.settle)
+	// Here the time to drain counts from the gateway's recovery, not from the last publish.
+	drain := time.Since(recovered)
 
 	// Each worker may fail BreakerFailures calls in a row plus what it had in flight before
 	// its breaker opened, then probes once per open period (a few calls when half-open).
@@ -149,7 +152,7 @@ func TestAlipayOutage(t *testing.T) {
 		t.Errorf("%d gateway calls during a %s outage with %d workers; want at most %d (breaker open, bounded half-open probes)",
 			during, down.Round(time.Second), len(e.workers), bound)
 	}
-	_, a := e.finish("Alipay outage", fmt.Sprintf("full outage %s (503 pages, then refused connections), max attempts %d; %d gateway calls during it (bound %d)",
+	_, a := e.finish("Alipay outage", fmt.Sprintf("full outage %s (503 pages, then refused connections), max attempts %d; %d gateway calls during it (bound %d); drain counted from recovery",
 		down.Round(time.Second), faultMaxAttempts, during, bound), drain)
 	if n := e.checkTruth(a); n == 0 {
 		t.Error("no result compared with the sandbox's truth")

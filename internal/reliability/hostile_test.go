@@ -121,7 +121,8 @@ func hostileCases() []hostileCase {
 // 6. Hostile input: each case is rejected with a reason naming the problem and
 // dead-lettered; the workers never crash and keep answering valid checks.
 func TestHostileInput(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	// Without Redis: the workers use their in-process cache.
+	e := newEnv(t, envOptions{noRedis: true})
 	e.startWorker("w1")
 	e.startWorker("w2")
 	cases := hostileCases()

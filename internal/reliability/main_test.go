@@ -16,6 +16,9 @@ import (
 // EnvProfile selects the profile: "full" for the long run, anything else for the short one.
 const EnvProfile = "ELIGO_RELIABILITY"
 
+// EnvLogs names a directory to keep the captured logs in (they are deleted by default).
+const EnvLogs = "ELIGO_RELIABILITY_LOGS"
+
 // profile sizes the scenarios.
 type profile struct {
 	name string
@@ -73,6 +76,9 @@ func runMain(m *testing.M) int {
 	s := &suiteState{profile: shortProfile, dir: dir, logs: filepath.Join(dir, "logs"), secrets: NewSecrets()}
 	if os.Getenv(EnvProfile) == "full" {
 		s.profile = fullProfile
+	}
+	if keep := os.Getenv(EnvLogs); keep != "" {
+		s.logs = keep // kept after the run, for reading
 	}
 	if err := os.MkdirAll(s.logs, 0o700); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability:", err)

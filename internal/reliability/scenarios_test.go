@@ -135,7 +135,7 @@ func (e *env) stream(role string) string { return "ELIGO_" + role }
 
 // 4. Redis killed and restarted (empty) mid-run: nothing fails, and cache hits resume.
 func TestRedisRestart(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{tcpRedis: true})
 	e.startWorkers("w")
 	n := suite.profile.messages
 	e.runMixed("Redis restart", "Redis killed at ~30%, down 2s, restarted empty", n, func() {
