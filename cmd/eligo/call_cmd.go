@@ -37,7 +37,7 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *s
 		AlipayRootCert:  c.RootCertFile,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("Alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)
+		return nil, fmt.Errorf("alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)
 	}
 	client, err := alipay.New(alipay.Config{
 		Gateway:     c.Gateway,
@@ -50,7 +50,7 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *s
 		Breaker:     breaker,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("Alipay client: %w", err)
+		return nil, fmt.Errorf("alipay client: %w", err)
 	}
 	return client, nil
 }

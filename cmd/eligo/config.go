@@ -64,7 +64,7 @@ func (c natsSettings) validate(s *settings) []error {
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, fmt.Errorf("NATS mutual TLS needs both a certificate and a key: set ELIGO_NATS_TLS_CERT and ELIGO_NATS_TLS_KEY (or --nats-tls-cert and --nats-tls-key)"))
+		errs = append(errs, errors.New("NATS mutual TLS needs both a certificate and a key: set ELIGO_NATS_TLS_CERT and ELIGO_NATS_TLS_KEY (or --nats-tls-cert and --nats-tls-key)"))
 	}
 	if err := validPrefix(c.Prefix); err != nil {
 		errs = append(errs, s.invalid("subject-prefix", "%v", err))
@@ -150,7 +150,7 @@ func (c alipaySettings) validate(s *settings) []error {
 			}
 		}
 	default:
-		errs = append(errs, errors.New("Alipay's public key is required to verify responses: set ELIGO_ALIPAY_PUBLIC_KEY_FILE (or --alipay-public-key-file), or use certificate mode with ELIGO_ALIPAY_APP_CERT_FILE, ELIGO_ALIPAY_CERT_FILE and ELIGO_ALIPAY_ROOT_CERT_FILE"))
+		errs = append(errs, errors.New("the Alipay public key is required to verify responses: set ELIGO_ALIPAY_PUBLIC_KEY_FILE (or --alipay-public-key-file), or use certificate mode with ELIGO_ALIPAY_APP_CERT_FILE, ELIGO_ALIPAY_CERT_FILE and ELIGO_ALIPAY_ROOT_CERT_FILE"))
 	}
 	switch c.SignType {
 	case "RSA2", "RSA":
