@@ -100,6 +100,6 @@ collect:
 	if confirmed == 0 {
 		return fmt.Errorf("invalidation of rule %s published on %s, but no worker confirmed within %s (is one running? see eligo status)", rule, subject, wait)
 	}
-	printLine(c.stdout, "cache invalidation for rule %s published on %s; %d worker(s) confirmed", rule, subject, confirmed)
+	fmt.Fprintf(c.stdout, "cache invalidation for rule %s published on %s; %d worker(s) confirmed\n", rule, subject, confirmed)
 	return nil
 }

@@ -20,7 +20,6 @@ const (
 	defaultAlipayGateway  = "https://openapi.alipay.com/gateway.do"
 	defaultAlipayTimeout  = 10 * time.Second
 	defaultWorkerHTTPAddr = ":8080"
-	defaultResultsStream  = "ELIGO_RESULTS"
 )
 
 // natsSettings says how to reach NATS.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,16 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, g); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
+			}
+			wantSource := "default"
+			switch {
+			case slices.ContainsFunc(tt.args, func(a string) bool { return a == "--nats" }):
+				wantSource = "flag"
+			case tt.env["ELIGO_NATS_URL"] != "":
+				wantSource = "env"
+			}
+			if got := s.source["nats"]; got != wantSource {
+				t.Errorf("source of --nats = %q, want %q", got, wantSource)
 			}
 		})
 	}

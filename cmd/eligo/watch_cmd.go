@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/worker"
 )
 
 const watchDescription = `
@@ -94,7 +94,7 @@ func runWatch(ctx context.Context, c *cli, args []string) error {
 	s.str(&f.RuleUUID, "rule-uuid", "", "", "only analyze results of this rule")
 	s.str(&f.ShopID, "shop-id", "", "", "only crowd-group results of this shop")
 	s.str(&since, "since", "", "", "replay stored events from this long ago (10m) or this RFC 3339 time, then follow")
-	s.str(&resultsStream, "results-stream", "ELIGO_RESULTS_STREAM", defaultResultsStream, "name of the results stream (for --since)")
+	s.str(&resultsStream, "results-stream", "ELIGO_RESULTS_STREAM", worker.DefaultResultsStream, "name of the results stream (for --since)")
 	s.integer(&limit, "limit", "", 0, "exit after printing this many events; 0 means never")
 	if done, err := c.parseOrHelp(s, args, "eligo watch [--kind K] [--rule-uuid R | --shop-id S] [--since 10m]", watchDescription); done || err != nil {
 		return err
@@ -195,6 +195,3 @@ func watchFrom(ctx context.Context, conn *nats.Conn, stream string, subjects []s
 		}
 	}
 }
-
-// printLine writes one line; a helper kept for commands printing plain text.
-func printLine(w io.Writer, format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
