@@ -143,7 +143,7 @@ func watchLive(ctx context.Context, conn *nats.Conn, subjects []string, emit fun
 		}
 		defer sub.Unsubscribe()
 	}
-	if err := conn.FlushWithContext(ctx); err != nil {
+	if err := conn.FlushTimeout(10 * time.Second); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	for {

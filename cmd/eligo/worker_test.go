@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/redistest"
@@ -106,6 +108,31 @@ func TestWorkerCommand(t *testing.T) {
 		return code == http.StatusOK
 	})
 
+	// A live watcher (no --since) sees both answers below.
+	watchOut := newSyncBuffer()
+	watchErr := newSyncBuffer()
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- run(ctx, []string{"watch", "--nats", ns.URL(), "--kind", "analyze", "--limit", "2"}, mapEnv(nil), watchOut, watchErr)
+	}()
+	waitUntil(t, 30*time.Second, "the watcher to subscribe", func() bool {
+		select {
+		case err := <-watchDone:
+			t.Fatalf("watch exited: %v\n%s", err, watchErr)
+		default:
+		}
+		cz, err := ns.Connz(&server.ConnzOptions{Subscriptions: true})
+		if err != nil {
+			return false
+		}
+		for _, c := range cz.Conns {
+			if c.Name == "eligo-watch" && len(c.Subs) == 2 {
+				return true
+			}
+		}
+		return false
+	})
+
 	nc := ns.Connect()
 	subj := messages.Subjects{}
 	check, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "w-1", UserID: devUserID, RuleUUID: devRegularsRule})
@@ -130,6 +157,19 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal(a.Data, &res); err != nil || res.Source != messages.SourceCache {
 		t.Errorf("second result %s: source = %q, want %q (%v)", a.Data, res.Source, messages.SourceCache, err)
+	}
+
+	select {
+	case err := <-watchDone:
+		if err != nil {
+			t.Errorf("watch: %v", err)
+		}
+		lines := strings.Split(strings.TrimSpace(watchOut.String()), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], `"request_id":"w-1"`) || !strings.Contains(lines[1], `"request_id":"w-2"`) {
+			t.Errorf("watch printed:\n%s\nwant the results of w-1 and w-2", watchOut)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("watch did not stop after 2 events; printed:\n%s", watchOut)
 	}
 
 	_, metrics := httpGet(t, base+"/metrics")
