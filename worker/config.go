@@ -21,6 +21,8 @@ const (
 	DefaultAnalyzeConsumer   = "eligo-analyze"
 	DefaultCrowdConsumer     = "eligo-crowdgroup"
 	DefaultMarkerBucket      = "ELIGO_CROWDGROUP_APPLIED"
+	DefaultPartitionsStream  = "ELIGO_CROWDGROUP_PARTITIONS"
+	maxCrowdPartitions       = 256
 	DefaultConcurrency       = 32
 	DefaultHandleTimeout     = 10 * time.Second
 	DefaultAckWait           = 30 * time.Second
@@ -66,6 +68,17 @@ type Config struct {
 	// CrowdConsumer is the durable pull consumer shared by all replicas for crowd-group
 	// commands (MaxAckPending 1: strict publish order). Default "eligo-crowdgroup".
 	CrowdConsumer string
+	// CrowdPartitions, when above 1, turns on partitioned crowd-group processing: a router
+	// (the CrowdConsumer, MaxAckPending 1) re-publishes every command, in publish order,
+	// into one of CrowdPartitions partition subjects chosen by hash(shop_id,
+	// crowd_group_id), and each partition has its own MaxAckPending-1 consumer, so different
+	// groups are applied in parallel while each group keeps publish order. Changing the
+	// number remaps groups: change it only with the partitions drained. At most 256.
+	// Default 0: one ordered consumer for all commands.
+	CrowdPartitions int
+	// PartitionsStream holds routed crowd-group commands when CrowdPartitions > 1 (work
+	// queue). Default "ELIGO_CROWDGROUP_PARTITIONS".
+	PartitionsStream string
 	// MarkerBucket is the JetStream key-value bucket holding per-command applied markers.
 	// Default "ELIGO_CROWDGROUP_APPLIED".
 	MarkerBucket string
@@ -164,6 +177,10 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.AnalyzeConsumer, DefaultAnalyzeConsumer)
 	def(&c.CrowdConsumer, DefaultCrowdConsumer)
 	def(&c.MarkerBucket, DefaultMarkerBucket)
+	def(&c.PartitionsStream, DefaultPartitionsStream)
+	if c.CrowdPartitions < 0 || c.CrowdPartitions > maxCrowdPartitions {
+		return c, fmt.Errorf("worker config: CrowdPartitions %d out of range 0..%d", c.CrowdPartitions, maxCrowdPartitions)
+	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
@@ -218,3 +235,16 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c Config) subjects() messages.Subjects { return messages.Subjects{Prefix: c.Prefix} }
+
+// partitioned reports whether crowd-group commands are routed into partitions.
+func (c Config) partitioned() bool { return c.CrowdPartitions > 1 }
+
+// partitionSubject is the subject of crowd-group partition i.
+func (c Config) partitionSubject(i int) string {
+	return fmt.Sprintf("%s.part.crowdgroup.%03d", c.Prefix, i)
+}
+
+// partitionConsumer is the durable consumer of crowd-group partition i.
+func (c Config) partitionConsumer(i int) string {
+	return fmt.Sprintf("%s-p%03d", c.CrowdConsumer, i)
+}

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -119,11 +120,20 @@ func TestCrowdGroupAppliedOnce(t *testing.T) {
 }
 
 // TestDeadLetterReplay: a command refused permanently is dead-lettered; after the cause is
-// fixed a replay applies it once; replaying the same dead letter again applies nothing.
+// fixed a replay applies it once; replaying the same dead letter again applies nothing. With
+// partitions, the dead letter names the command as published, not as routed.
 func TestDeadLetterReplay(t *testing.T) {
+	for _, partitions := range []int{0, 4} {
+		t.Run(fmt.Sprintf("partitions_%d", partitions), func(t *testing.T) { testDeadLetterReplay(t, partitions) })
+	}
+}
+
+func testDeadLetterReplay(t *testing.T, partitions int) {
 	e := newEnv(t)
 	g := newGateway(t, alipay.BreakerSettings{})
-	e.start(g.client, newMemoryCache(t), testConfig())
+	cfg := testConfig()
+	cfg.CrowdPartitions = partitions
+	e.start(g.client, newMemoryCache(t), cfg)
 	d := dlq.New(e.js, dlq.Config{})
 
 	upd := crowdCmd("c-upd", opUpdate, "g9", "300") // the group does not exist yet: 40004
@@ -143,7 +153,7 @@ func TestDeadLetterReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(crowd) != 1 || crowd[0].ReasonCode != ReasonPermanent || crowd[0].OriginalID != "c-upd" ||
-		crowd[0].OriginalSubject != "eligo.cmd.crowdgroup" {
+		crowd[0].OriginalSubject != "eligo.cmd.crowdgroup" || crowd[0].OriginalSeq != 1 {
 		t.Fatalf("crowd-group dead letters = %+v", crowd)
 	}
 	shown, err := d.Show(t.Context(), crowd[0].Seq)

@@ -11,6 +11,7 @@
 //	ELIGO_RESULTS   eligo.result.>, eligo.rejected.>   limits, MaxAge 7d (replayable)
 //	ELIGO_DLQ       eligo.dlq.<kind>           limits, MaxAge 30d (see package worker/dlq)
 //	KV ELIGO_CROWDGROUP_APPLIED                applied-markers per command_id, TTL 30d
+//	ELIGO_CROWDGROUP_PARTITIONS <prefix>.part.crowdgroup.*  only with Config.CrowdPartitions > 1
 //
 // Every replica binds to the same durable consumers. Each replica handles at most
 // Config.Concurrency checks at once and buffers only Config.PullBatch ahead, so buffered
@@ -34,9 +35,18 @@
 // was acked (DoubleAck) or terminated, whichever replica took it; a NakWithDelay keeps the
 // command pending, so nothing overtakes it. This is strict publish order per
 // (shop_id, crowd_group_id), and in fact globally; crowd-group commands are low-volume admin
-// operations, so one in flight across the fleet is enough. (Partitioning by
-// hash(shop_id, crowd_group_id) into per-partition consumers is the next step if volume
-// grows; it needs no change to the contract.)
+// operations, so one in flight across the fleet is the default.
+//
+// With Config.CrowdPartitions = N > 1 that consumer becomes a cheap ordered router: it
+// re-publishes every command, in publish order, into <prefix>.part.crowdgroup.<p> of the
+// ELIGO_CROWDGROUP_PARTITIONS work-queue stream, p = FNV-1a(shop_id, crowd_group_id) mod N,
+// and acks it only after the PubAck (Nats-Msg-Id route:<stream>:<seq>, so a re-route after
+// a lost ack is de-duplicated). Each partition has its own MaxAckPending-1 durable consumer,
+// shared by all replicas: commands of one group keep publish order, different groups are
+// applied in parallel. The routed copy carries the command's own id and subject
+// (Eligo-Routed-*), so results, rejections and dead letters look exactly as without
+// partitions, and a replay goes through the router again. Change N only with the
+// partitions drained (it remaps groups).
 //
 // At most once: an applied-marker per command_id lives in a replicated JetStream KV bucket
 // (authoritative; Redis is only a cache). "sending" is written before the call, "done" with

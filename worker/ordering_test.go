@@ -69,8 +69,14 @@ func stepOf(op string, conds []alipay.Condition) step {
 
 // TestCrowdGroupOrdering: three replicas, 1000 interleaved CREATE/UPDATE/DELETE commands over
 // 20 groups; the sandbox's history and final state, and the result order per group, follow
-// the publish order exactly.
+// the publish order exactly, with one ordered consumer and with the partitioned router.
 func TestCrowdGroupOrdering(t *testing.T) {
+	for _, partitions := range []int{0, 8} {
+		t.Run(fmt.Sprintf("partitions_%d", partitions), func(t *testing.T) { testCrowdGroupOrdering(t, partitions) })
+	}
+}
+
+func testCrowdGroupOrdering(t *testing.T, partitions int) {
 	e := newEnv(t)
 	g := newGateway(t, alipay.BreakerSettings{})
 	n := 1000
@@ -79,9 +85,11 @@ func TestCrowdGroupOrdering(t *testing.T) {
 	}
 	cmds := crowdScript(n, 20, 42)
 	var workers []*running
+	cfg := testConfig()
+	cfg.CrowdPartitions = partitions
 	for range 3 {
 		c, _ := g.newClient(t, alipay.BreakerSettings{})
-		workers = append(workers, e.start(c, newMemoryCache(t), testConfig()))
+		workers = append(workers, e.start(c, newMemoryCache(t), cfg))
 	}
 	wantHist := map[string][]step{}
 	wantResults := map[string][]string{}
@@ -94,7 +102,7 @@ func TestCrowdGroupOrdering(t *testing.T) {
 		wantHist[c.CrowdGroupID] = append(wantHist[c.CrowdGroupID], s)
 		wantResults[c.CrowdGroupID] = append(wantResults[c.CrowdGroupID], c.CommandID)
 	}
-	waitFor(t, 150*time.Second, "all crowd-group results", func() bool { return e.msgCount(DefaultResultsStream) >= uint64(n) })
+	waitFor(t, 120*time.Second, "all crowd-group results", func() bool { return e.msgCount(DefaultResultsStream) >= uint64(n) })
 
 	gotResults := map[string][]string{}
 	for _, m := range e.readAll(DefaultResultsStream, "eligo.result.crowdgroup.>") {

@@ -124,24 +124,32 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 	defer cancel()
 	w.logMsg(slog.LevelWarn, "dead-lettering", kind, id, md, errors.New(reason), "reason_code", code)
 
+	in := msg.Headers()
 	origID := id
 	if origID == "" {
-		origID = msg.Headers().Get(messages.HeaderMsgID)
+		origID = inputMsgID(in, md)
 	}
-	if origID == "" {
-		origID = md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
+	// A routed crowd-group command is dead-lettered as the command that was published,
+	// so that a replay goes through the router again.
+	origSubject, origSeq := msg.Subject(), strconv.FormatUint(md.Sequence.Stream, 10)
+	if v := in.Get(headerRoutedSubject); v != "" {
+		origSubject, origSeq = v, in.Get(headerRoutedSeq)
 	}
 	h := nats.Header{}
-	for k, v := range msg.Headers() {
+	for k, v := range in {
+		switch k {
+		case headerRoutedID, headerRoutedSubject, headerRoutedSeq:
+			continue
+		}
 		h[k] = append([]string(nil), v...)
 	}
 	h.Set(messages.HeaderMsgID, "dlq:"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
 	h.Set(messages.HeaderKind, string(kind))
 	h.Set(messages.HeaderReasonCode, code)
 	h.Set(messages.HeaderReason, truncate(reason, 1024))
-	h.Set(messages.HeaderOriginalSubject, msg.Subject())
+	h.Set(messages.HeaderOriginalSubject, origSubject)
 	h.Set(messages.HeaderOriginalID, origID)
-	h.Set(messages.HeaderOriginalSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	h.Set(messages.HeaderOriginalSeq, origSeq)
 	h.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
 	h.Set(HeaderFailedAt, w.cfg.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj.DeadLetter(kind), Data: msg.Data(), Header: h}); err != nil {
@@ -221,8 +229,12 @@ func (w *Worker) replyTo(msg jetstream.Msg, payload []byte, kind messages.Kind) 
 	_ = w.nc.PublishMsg(&nats.Msg{Subject: to, Data: payload, Header: h})
 }
 
-// inputMsgID is the input's Nats-Msg-Id, or <stream>:<seq> when it has none.
+// inputMsgID is the Nats-Msg-Id the input was published with (for a routed crowd-group
+// command, the command's own), or <stream>:<seq> when it had none.
 func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string {
+	if v := h[headerRoutedID]; len(v) > 0 && v[0] != "" {
+		return v[0]
+	}
 	if v := h[messages.HeaderMsgID]; len(v) > 0 && v[0] != "" {
 		return v[0]
 	}
@@ -233,7 +245,9 @@ func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string {
 // consumers when the server supports consumer pause) and returns the pause length.
 func (w *Worker) pauseIntake() time.Duration {
 	started, until := w.analyzeIn.pause(w.cfg.BreakerPause)
-	w.crowdIn.pause(w.cfg.BreakerPause)
+	for _, in := range w.crowdIns {
+		in.pause(w.cfg.BreakerPause)
+	}
 	w.m.intakePaused.Set(1)
 	w.m.intakeLimit.Set(1)
 	if started {
@@ -241,7 +255,10 @@ func (w *Worker) pauseIntake() time.Duration {
 		if w.pauseSupported {
 			ctx, cancel := w.settleCtx()
 			defer cancel()
-			for _, c := range [][2]string{{w.cfg.ChecksStream, w.cfg.AnalyzeConsumer}, {w.cfg.CommandsStream, w.cfg.CrowdConsumer}} {
+			for _, c := range consumerNames(w.cfg) {
+				if w.cfg.partitioned() && c[1] == w.cfg.CrowdConsumer {
+					continue // the router calls no gateway: it keeps routing, in order
+				}
 				if _, err := w.js.PauseConsumer(ctx, c[0], c[1], until); err != nil {
 					w.log.Warn("pause consumer", "consumer", c[1], "err", err)
 				}

@@ -14,7 +14,7 @@ import (
 //   - dead letters: limits retention, so they can be listed, shown and replayed.
 func streamConfigs(cfg Config) []jetstream.StreamConfig {
 	s := cfg.subjects()
-	return []jetstream.StreamConfig{
+	out := []jetstream.StreamConfig{
 		{
 			Name:        cfg.ChecksStream,
 			Description: "Eligo analyze checks",
@@ -55,6 +55,42 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			MaxAge:      cfg.DLQMaxAge,
 			AllowDirect: true,
 		},
+	}
+	if cfg.partitioned() {
+		out = append(out, jetstream.StreamConfig{
+			Name:        cfg.PartitionsStream,
+			Description: "Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)",
+			Subjects:    []string{cfg.Prefix + ".part.crowdgroup.*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.Duplicates,
+		})
+	}
+	return out
+}
+
+// consumerNames lists (stream, consumer) of every durable consumer the worker uses.
+func consumerNames(cfg Config) [][2]string {
+	out := [][2]string{{cfg.ChecksStream, cfg.AnalyzeConsumer}, {cfg.CommandsStream, cfg.CrowdConsumer}}
+	if cfg.partitioned() {
+		for i := range cfg.CrowdPartitions {
+			out = append(out, [2]string{cfg.PartitionsStream, cfg.partitionConsumer(i)})
+		}
+	}
+	return out
+}
+
+// partitionConsumerConfig: one MaxAckPending-1 consumer per partition.
+func partitionConsumerConfig(cfg Config, i int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cfg.partitionConsumer(i),
+		Description:   "Eligo crowd-group partition, strict publish order per (shop_id, crowd_group_id)",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: 1,
+		FilterSubject: cfg.partitionSubject(i),
 	}
 }
 

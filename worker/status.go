@@ -81,7 +81,7 @@ func Status(ctx context.Context, js jetstream.JetStream, cfg Config) (StatusRepo
 		}
 		rep.Streams = append(rep.Streams, st)
 	}
-	for _, c := range [][2]string{{cfg.ChecksStream, cfg.AnalyzeConsumer}, {cfg.CommandsStream, cfg.CrowdConsumer}} {
+	for _, c := range consumerNames(cfg) {
 		cs := ConsumerStatus{Stream: c[0], Name: c[1]}
 		cons, err := js.Consumer(ctx, c[0], c[1])
 		switch {

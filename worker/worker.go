@@ -57,12 +57,14 @@ type Worker struct {
 	m    *metrics
 
 	analyzeIn *intake
-	crowdIn   *intake
+	// crowdIns has one intake per crowd-group consumer (one, or one per partition).
+	crowdIns []*intake
 	sf        singleflight.Group
 
 	mu             sync.Mutex
 	analyzeCons    jetstream.Consumer
-	crowdCons      jetstream.Consumer
+	crowdCons      jetstream.Consumer   // ordered consumer, or the router when partitioned
+	partCons       []jetstream.Consumer // partition consumers when partitioned
 	markers        jetstream.KeyValue
 	pauseSupported bool
 	setupDone      bool
@@ -100,7 +102,9 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config
 		log:       cfg.Logger.With("component", "worker"),
 		m:         m,
 		analyzeIn: newIntake(cfg.Concurrency, cfg.Now),
-		crowdIn:   newIntake(1, cfg.Now),
+	}
+	for range max(1, cfg.CrowdPartitions) {
+		w.crowdIns = append(w.crowdIns, newIntake(1, cfg.Now))
 	}
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil
@@ -139,6 +143,16 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker setup: consumer %s: %w", w.cfg.CrowdConsumer, err)
 	}
+	var parts []jetstream.Consumer
+	if w.cfg.partitioned() {
+		for i := range w.cfg.CrowdPartitions {
+			pc, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.PartitionsStream, partitionConsumerConfig(w.cfg, i))
+			if err != nil {
+				return fmt.Errorf("worker setup: consumer %s: %w", w.cfg.partitionConsumer(i), err)
+			}
+			parts = append(parts, pc)
+		}
+	}
 	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      w.cfg.MarkerBucket,
 		Description: "Eligo crowd-group applied markers, one per command_id",
@@ -150,7 +164,7 @@ func (w *Worker) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.MarkerBucket, err)
 	}
 	w.mu.Lock()
-	w.analyzeCons, w.crowdCons, w.markers = ac, cc, kv
+	w.analyzeCons, w.crowdCons, w.partCons, w.markers = ac, cc, parts, kv
 	w.pauseSupported = pause
 	w.setupDone = true
 	w.mu.Unlock()
@@ -196,9 +210,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	loops.Go(func() {
 		w.consumeLoop(ctx, w.analyzeCons, w.analyzeIn, w.cfg.PullBatch, messages.KindAnalyze, w.handleAnalyze)
 	})
-	loops.Go(func() {
-		w.consumeLoop(ctx, w.crowdCons, w.crowdIn, 1, messages.KindCrowdGroup, w.handleCrowdGroup)
-	})
+	if w.cfg.partitioned() {
+		loops.Go(func() { w.routeLoop(ctx) })
+		for i, pc := range w.partCons {
+			loops.Go(func() {
+				w.consumeLoop(ctx, pc, w.crowdIns[i], 1, messages.KindCrowdGroup, w.handleCrowdGroup)
+			})
+		}
+	} else {
+		loops.Go(func() {
+			w.consumeLoop(ctx, w.crowdCons, w.crowdIns[0], 1, messages.KindCrowdGroup, w.handleCrowdGroup)
+		})
+	}
 	loops.Go(func() { w.pollStats(ctx) })
 	w.log.Info("worker running", "concurrency", w.cfg.Concurrency)
 
@@ -226,7 +249,11 @@ func (w *Worker) Ready() bool {
 	w.mu.Lock()
 	done := w.setupDone
 	w.mu.Unlock()
-	return done && w.nc.IsConnected() && !w.stopping.Load() && w.running.Load() == 2
+	want := int32(2)
+	if w.cfg.partitioned() {
+		want += int32(w.cfg.CrowdPartitions)
+	}
+	return done && w.nc.IsConnected() && !w.stopping.Load() && w.running.Load() == want
 }
 
 // HealthHandler serves /healthz (the process is alive: always 200) and /readyz (200 when
@@ -354,7 +381,7 @@ func (w *Worker) pollStats(ctx context.Context) {
 	t := time.NewTicker(w.cfg.StatsInterval)
 	defer t.Stop()
 	for {
-		for _, c := range []jetstream.Consumer{w.analyzeCons, w.crowdCons} {
+		for _, c := range append([]jetstream.Consumer{w.analyzeCons, w.crowdCons}, w.partCons...) {
 			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			info, err := c.Info(ictx)
 			cancel()

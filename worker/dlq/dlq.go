@@ -160,9 +160,15 @@ func (d *DLQ) List(ctx context.Context, f Filter) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlq list: %w", err)
 	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dlq list: %w", err)
+	}
+	// Ask for exactly what is pending, so a fetch never waits for messages that will not come.
+	pending := ci.NumPending
 	var out []Entry
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+	for pending > 0 && ctx.Err() == nil {
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return out, fmt.Errorf("dlq list: %w", err)
 		}
@@ -174,11 +180,12 @@ func (d *DLQ) List(ctx context.Context, f Filter) ([]Entry, error) {
 			if err != nil {
 				continue
 			}
+			pending = md.NumPending
 			e := entryOf(md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
 			if (f.Since.IsZero() || !e.Time.Before(f.Since)) && f.match(e) {
 				out = append(out, e)
 			}
-			if md.NumPending == 0 || md.Sequence.Stream >= last || (f.ToSeq != 0 && md.Sequence.Stream >= f.ToSeq) ||
+			if md.Sequence.Stream >= last || (f.ToSeq != 0 && md.Sequence.Stream >= f.ToSeq) ||
 				(f.Limit > 0 && len(out) >= f.Limit) {
 				done = true
 			}
@@ -186,7 +193,7 @@ func (d *DLQ) List(ctx context.Context, f Filter) ([]Entry, error) {
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return out, fmt.Errorf("dlq list: %w", err)
 		}
-		if done || n == 0 || ctx.Err() != nil {
+		if done || n == 0 {
 			break
 		}
 	}
