@@ -59,7 +59,7 @@ type Worker struct {
 	analyzeIn *intake
 	// crowdIns has one intake per crowd-group consumer (one, or one per partition).
 	crowdIns []*intake
-	sf        singleflight.Group
+	sf       singleflight.Group
 
 	mu             sync.Mutex
 	analyzeCons    jetstream.Consumer
