@@ -510,11 +510,12 @@ func testConcurrent(t *testing.T, newPair NewPair) {
 	a, b := newPair(t, cache.Config{})
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 8 {
+	const goroutines, rounds = 8, 25
+	errs := make(chan error, goroutines*rounds) // room for every error: no sender blocks
+	for g := range goroutines {
 		c := []Cache{a, b}[g%2]
 		wg.Go(func() {
-			for i := range 25 {
+			for i := range rounds {
 				k := key(t, fmt.Sprintf("20880000000000%02d", i%5))
 				switch i % 4 {
 				case 0:
