@@ -6,13 +6,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -253,5 +256,31 @@ func TestClientCommandsReportUsageErrors(t *testing.T) {
 				t.Errorf("err = %v, want a usage or configuration error", err)
 			}
 		})
+	}
+}
+
+func TestCheckWithoutWorker(t *testing.T) {
+	ns := natstest.NewServer(t)
+	args := []string{"check", "--nats", ns.URL(), "--user-id", devUserID, "--rule-uuid", devRuleUUID, "--timeout", "300ms"}
+
+	var stdout, stderr bytes.Buffer
+	noStream := append(slices.Clone(args[:len(args)-1]), "10s")
+	err := run(context.Background(), noStream, mapEnv(nil), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no stream") {
+		t.Errorf("without streams: err = %v, want a 'no stream' explanation", err)
+	}
+
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_CHECKS", Subjects: []string{"eligo.check.analyze"}}); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), args, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitTimeout {
+		t.Errorf("with a stream but no worker: exit %d (%v), want %d", got, err, exitTimeout)
 	}
 }
