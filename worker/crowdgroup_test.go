@@ -1,9 +1,16 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,3 +210,96 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 }
 
 func jsonUint(v uint64) string { b, _ := json.Marshal(v); return string(b) }
+
+// lossyTransport delivers requests to the gateway but loses the answer of the first lose
+// requests whose body contains match, as a network failure after sending would.
+type lossyTransport struct {
+	next  http.RoundTripper
+	match string
+	mu    sync.Mutex
+	lose  int
+}
+
+func (l *lossyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	_ = req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := l.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	l.mu.Lock()
+	drop := l.lose > 0 && strings.Contains(string(body), url.QueryEscape(l.match))
+	if drop {
+		l.lose--
+	}
+	l.mu.Unlock()
+	if drop {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return nil, errors.New("connection reset after the request was sent")
+	}
+	return resp, nil
+}
+
+// TestCrowdGroupLostAnswer: the gateway applied a command but its answer was lost; the
+// retry reconciles with RETRIEVE and does not apply the command again.
+func TestCrowdGroupLostAnswer(t *testing.T) {
+	tests := []struct {
+		name    string
+		before  []messages.CrowdGroupCommand
+		cmd     messages.CrowdGroupCommand
+		wantOps []string
+	}{
+		{name: "create", cmd: crowdCmd("c-1", opCreate, "g1", "100"), wantOps: []string{opCreate}},
+		{name: "update", before: []messages.CrowdGroupCommand{crowdCmd("c-0", opCreate, "g1", "100")},
+			cmd: crowdCmd("c-1", opUpdate, "g1", "250"), wantOps: []string{opCreate, opUpdate}},
+		{name: "delete", before: []messages.CrowdGroupCommand{crowdCmd("c-0", opCreate, "g1", "100")},
+			cmd: crowdCmd("c-1", opDelete, "g1", ""), wantOps: []string{opCreate, opDelete}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			g := newGateway(t, alipay.BreakerSettings{})
+			for _, c := range tt.before {
+				g.apply(t, c)
+			}
+			keys, err := testKeys()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lossy := &lossyTransport{next: g.tr, match: `"operation":"` + tt.cmd.Operation + `"`, lose: 1}
+			client, err := alipay.New(alipay.Config{
+				Gateway:     g.hs.URL + "/gateway.do",
+				AppID:       testAppID,
+				Credentials: alipay.Credentials{PrivateKey: keys[0], AlipayPublicKey: &keys[1].PublicKey},
+				HTTPClient:  &http.Client{Transport: lossy},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.start(client, newMemoryCache(t), testConfig())
+			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
+			waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			var got messages.CrowdGroupResult
+			if err := json.Unmarshal(e.readAll(DefaultResultsStream, "")[0].Data(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.CommandID != tt.cmd.CommandID || got.Status != "success" {
+				t.Errorf("result = %+v", got)
+			}
+			lossy.mu.Lock()
+			left := lossy.lose
+			lossy.mu.Unlock()
+			if left != 0 {
+				t.Fatal("no answer was lost: the test proves nothing")
+			}
+			if diff := cmp.Diff(tt.wantOps, historyOps(g, "g1")); diff != "" {
+				t.Errorf("sandbox history (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
