@@ -40,16 +40,26 @@ type gatewayEnv struct {
 // settings.
 func newGateway(t *testing.T, br alipay.BreakerSettings) *gatewayEnv {
 	t.Helper()
+	return newGatewayWith(t, br, nil)
+}
+
+// newGatewayWith is newGateway with a hook to adjust the sandbox's configuration.
+func newGatewayWith(t *testing.T, br alipay.BreakerSettings, tune func(*sandbox.Config)) *gatewayEnv {
+	t.Helper()
 	keys, err := testKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := sandbox.New(sandbox.Config{
+	sc := sandbox.Config{
 		AppID:        testAppID,
 		AppPublicKey: &keys[0].PublicKey,
 		PrivateKey:   keys[1],
 		Fixture:      sandbox.DemoFixture(),
-	})
+	}
+	if tune != nil {
+		tune(&sc)
+	}
+	sb, err := sandbox.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
