@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
@@ -62,6 +63,8 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	gw := httptest.NewServer(sb)
 	defer gw.Close()
+	// Everything the worker starts must be gone once run returns.
+	leakOpt := goleak.IgnoreCurrent()
 
 	env := map[string]string{
 		"ELIGO_NATS_URL":                ns.URL(),
@@ -199,6 +202,13 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	if code, _ := httpGet(t, base+"/healthz"); code != 0 {
 		t.Errorf("HTTP server still answers after shutdown (%d)", code)
+	}
+	nc.Close()
+	http.DefaultClient.CloseIdleConnections()
+	gw.CloseClientConnections()
+	ns.Stop() // the server's own goroutines end with it
+	if err := goleak.Find(leakOpt); err != nil {
+		t.Errorf("goroutines left after the worker stopped: %v", err)
 	}
 	if strings.Contains(stderr.String(), "BEGIN RSA PRIVATE KEY") {
 		t.Error("a private key was logged")
