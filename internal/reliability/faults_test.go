@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,17 +114,50 @@ func faultEnv(t *testing.T, maxAttempts int) *env {
 // redelivery budget: nothing is dead-lettered, everything completes after recovery, and the
 // breakers keep the calls made during the outage bounded.
 func TestAlipayOutage(t *testing.T) {
-	e := faultEnv(t, faultMaxAttempts)
 	outage := 6 * time.Second
 	if suite.profile.name == "full" {
 		outage = 60 * time.Second
 	}
+	runOutage(t, "Alipay outage", outage, suite.profile.faultRun)
+}
+
+// EnvGaps runs the tests of known gaps outside CI (where they are skipped by default).
+const EnvGaps = "ELIGO_RELIABILITY_GAPS"
+
+// knownGap skips a test of a known gap outside CI unless EnvGaps is set. Under CI=true it
+// never skips: such tests are kept out of the short (CI) profile instead.
+func knownGap(t *testing.T, gap string) {
+	t.Helper()
+	if os.Getenv("CI") != "true" && os.Getenv(EnvGaps) == "" {
+		t.Skip("known gap: " + gap + " (set " + EnvGaps + "=1 to run)")
+	}
+}
+
+// 5a'. After a long outage the backlog should drain about as fast as it would have without
+// one. Full profile only: it needs an outage long enough for retries to back off.
+func TestAlipayOutageRecoveryIsPrompt(t *testing.T) {
+	if suite.profile.name != "full" {
+		t.Log("full profile only: kept out of the short (CI) profile until the gap is closed")
+		return
+	}
+	knownGap(t, "after a long Alipay outage the backlog waits out retry delays of up to BackoffCap (2m): "+
+		"the worker's backoff grows with NumDelivered, which also counts the deliveries deferred while the breaker was open (worker/settle.go nakBackoff)")
+	drain := runOutage(t, "Alipay outage recovery", 30*time.Second, 300)
+	if limit := 15 * time.Second; drain > limit {
+		t.Errorf("300 checks took %s to drain after a 30s outage ended; want at most %s", drain.Round(time.Second), limit)
+	}
+}
+
+// runOutage publishes n checks into a full gateway outage that lasts outage, ends it, checks
+// the run and returns the time from recovery until every check had its result.
+func runOutage(t *testing.T, scenario string, outage time.Duration, n int) time.Duration {
+	e := faultEnv(t, faultMaxAttempts)
 	if err := e.sb.SetFaults(sandbox.Faults{Outage: true, OutageMode: sandbox.OutageHTTP}); err != nil {
 		t.Fatal(err)
 	}
 	before := e.sb.Stats().Total
 	start := time.Now()
-	if err := e.faultChecks("out", suite.profile.faultRun); err != nil {
+	if err := e.faultChecks("out", n); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(outage / 2) // the outage itself
@@ -152,11 +186,12 @@ func TestAlipayOutage(t *testing.T) {
 		t.Errorf("%d gateway calls during a %s outage with %d workers; want at most %d (breaker open, bounded half-open probes)",
 			during, down.Round(time.Second), len(e.workers), bound)
 	}
-	_, a := e.finish("Alipay outage", fmt.Sprintf("full outage %s (503 pages, then refused connections), max attempts %d; %d gateway calls during it (bound %d); drain counted from recovery",
+	_, a := e.finish(scenario, fmt.Sprintf("full outage %s (503 pages, then refused connections), max attempts %d; %d gateway calls during it (bound %d); drain counted from recovery",
 		down.Round(time.Second), faultMaxAttempts, during, bound), drain)
 	if n := e.checkTruth(a); n == 0 {
 		t.Error("no result compared with the sandbox's truth")
 	}
+	return drain
 }
 
 // 5b. Every other kind of gateway fault at once: timeouts, connection resets, answers

@@ -191,8 +191,10 @@ func TestSecurity(t *testing.T) {
 		}
 		cancel()
 	}
-	if _, err := pnc.SubscribeSync(e.subj.AnalyzeCheck()); err != nil {
-		t.Fatal(err)
+	for _, subject := range []string{e.subj.AnalyzeCheck(), e.subj.CrowdGroupCommand()} {
+		if _, err := pnc.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := pnc.Flush(); err != nil {
 		t.Fatal(err)
@@ -212,7 +214,7 @@ func TestSecurity(t *testing.T) {
 		cancel()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for _, subject := range append(forged, e.subj.AnalyzeCheck()) {
+	for _, subject := range append(forged, e.subj.AnalyzeCheck(), e.subj.CrowdGroupCommand()) {
 		for !perms.has(subject) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
