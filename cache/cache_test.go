@@ -405,3 +405,39 @@ func TestMetricsShareOneRegistry(t *testing.T) {
 		t.Fatalf("get misses by backend (-want +got):\n%s", diff)
 	}
 }
+
+// TestRedisLostGenerationIsAMiss: an evicted (here: deleted) generation key turns the
+// rule's entries into misses, also after an invalidation, never into stale hits.
+func TestRedisLostGenerationIsAMiss(t *testing.T) {
+	srv := redistest.NewServer(t)
+	admin := newClient(t, srv)
+	c := cache.NewRedis(newClient(t, srv), cache.Config{OpTimeout: 5 * time.Second})
+	ctx := context.Background()
+	k := testKey("2088302535065344")
+	genKey := "{eligo:a1:" + k.RuleUUID + "}:g"
+	old := testAnswer(k)
+	old.CheckedAt = time.Now().Add(-time.Minute)
+	if err := c.Set(ctx, k, old); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := c.InvalidateRule(ctx, k.RuleUUID); err != nil {
+		t.Fatalf("InvalidateRule: %v", err)
+	}
+	if n, err := admin.Del(ctx, genKey).Result(); err != nil || n != 1 {
+		t.Fatalf("DEL %s = %d, %v; want 1 key deleted", genKey, n, err)
+	}
+	if _, err := c.Get(ctx, k, 0); !errors.Is(err, cache.ErrMiss) {
+		t.Fatalf("Get without a generation key = %v; want ErrMiss", err)
+	}
+	fresh := testAnswer(k)
+	if err := c.Set(ctx, k, fresh); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	got, err := c.Get(ctx, k, 0)
+	if err != nil {
+		t.Fatalf("Get after a new Set: %v", err)
+	}
+	if !got.CheckedAt.Equal(fresh.CheckedAt) {
+		t.Fatalf("Get returned the answer checked at %v; want the fresh one (%v)", got.CheckedAt, fresh.CheckedAt)
+	}
+}

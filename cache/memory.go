@@ -95,6 +95,7 @@ func (m *Memory) lookup(key, rule string, now time.Time) (messages.AnalyzeResult
 		return messages.AnalyzeResult{}, false
 	}
 	if e.gen != m.generation(rule, now).gen {
+		m.remove(el) // invalidated: it can never be valid again
 		return messages.AnalyzeResult{}, false
 	}
 	m.lru.MoveToFront(el)

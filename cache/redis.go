@@ -67,6 +67,10 @@ return 0
 // stamped with another token, or whose generation key is gone, read as misses and expire
 // on their own.
 //
+// Any maxmemory eviction policy is safe: an evicted generation key turns its rule's
+// entries into misses, never into stale hits, because an entry counts only while its token
+// equals the live one. Redis 5 or later is needed (scripts that call TIME).
+//
 // Every operation is bounded by Config.OpTimeout and wrapped in a circuit (see
 // Config.FailureThreshold). A Redis is safe for concurrent use.
 type Redis struct {

@@ -27,8 +27,9 @@ import (
 // sentinel_password. The port defaults to 6379 (26379 for sentinels). Other query options
 // are go-redis's own, in snake case (dial_timeout=1s, pool_size=20, max_retries=2,
 // skip_verify=true, …); unknown ones are an error. ContextTimeoutEnabled is always set,
-// so that Config.OpTimeout bounds every operation. Errors never repeat the URL, which may
-// hold a password.
+// so that Config.OpTimeout bounds every operation. TLS verifies the server against the
+// system roots; to trust a private CA, set RootCAs on the returned TLSConfig. Errors never
+// repeat the URL, which may hold a password.
 func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 	// A host list "h1:p1,h2:p2" is not a valid URL host: cut it out before parsing.
 	hosts := ""
