@@ -99,6 +99,13 @@ func (w *Worker) fetchAnalyze(ctx context.Context, k cache.Key, check messages.A
 		}
 	}
 	defer release(context.WithoutCancel(ctx))
+	if maxAge > 0 {
+		// Another replica may have answered and released the lease between our cache miss
+		// and our lease: look again before calling Alipay.
+		if r, err := w.rc.Get(ctx, k, maxAge); err == nil {
+			return r, nil
+		}
+	}
 	resp, err := w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID})
 	w.countCall(alipay.MethodRuleAnalyze, err)
 	if err != nil {

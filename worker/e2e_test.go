@@ -57,7 +57,7 @@ func TestCoalescing(t *testing.T) {
 		rc := rs.Client()
 		t.Cleanup(func() { _ = rc.Close() })
 		c, _ := g.newClient(t, alipay.BreakerSettings{})
-		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second}), cfg)
+		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second, OpTimeout: 5 * time.Second}), cfg)
 	}
 	const n = 1000
 	ids := make([]string, n)
