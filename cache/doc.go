@@ -12,10 +12,17 @@
 //	held, release, _ := c.Lease(ctx, k)     // cross-replica: about one Alipay call per key
 //	if !held {
 //		if r, err := c.WaitFor(ctx, k, maxAge, wait); err == nil { … use r … }
+//	} else if maxAge > 0 {
+//		// Double-check: another holder may have stored its answer and released the
+//		// lease between our Get and our Lease.
+//		if r, err := c.Get(ctx, k, maxAge); err == nil { release(ctx); … use r … }
 //	}
 //	res, err := gateway.Analyze(…)          // only a verified success is stored
 //	_ = c.Set(ctx, k, res)                  // errors are logged, never fail the message
 //	release(ctx)
+//
+// The contract suite runs exactly this protocol from many goroutines over two instances
+// and checks that Alipay is called once.
 //
 // Answers live for Config.TTL when triggered and Config.NegativeTTL when not. InvalidateRule
 // drops all answers of a rule in O(1) (it serves eligo.cmd.cache.invalidate and

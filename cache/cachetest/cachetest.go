@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"wait_for_times_out_with_miss", testWaitForTimeout},
 		{"wait_for_ends_when_lease_released_without_answer", testWaitForReleased},
 		{"wait_for_honours_max_age", testWaitForMaxAge},
+		{"lease_protocol_makes_one_call_per_key", testOneCallPerKey},
 		{"concurrent_use", testConcurrent},
 	}
 	for _, tt := range tests {
@@ -546,5 +548,62 @@ func testConcurrent(t *testing.T, newPair NewPair) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("concurrent operation: %v", err)
+	}
+}
+
+// testOneCallPerKey runs the worker's protocol (Get, Lease, WaitFor if not held, Get again
+// once held, call, Set, release) in many goroutines spread over both instances: the
+// simulated Alipay call happens exactly once.
+func testOneCallPerKey(t *testing.T, newPair NewPair) {
+	a, b := newPair(t, cache.Config{LeaseTTL: time.Minute})
+	ctx := context.Background()
+	k := key(t, "2088000000000001")
+	var calls atomic.Int32
+	check := func(c Cache) (messages.AnalyzeResult, error) {
+		if r, err := c.Get(ctx, k, time.Minute); err == nil {
+			return r, nil
+		}
+		held, release, err := c.Lease(ctx, k)
+		if err != nil {
+			return messages.AnalyzeResult{}, err
+		}
+		if !held {
+			return c.WaitFor(ctx, k, time.Minute, waitLimit)
+		}
+		defer release(ctx)
+		// Double-check: a holder may have stored its answer and released the lease between
+		// our Get and our Lease.
+		if r, err := c.Get(ctx, k, time.Minute); err == nil {
+			return r, nil
+		}
+		calls.Add(1)
+		r := answer(k, true, time.Now())
+		if err := c.Set(ctx, k, r); err != nil {
+			return messages.AnalyzeResult{}, err
+		}
+		return r, nil
+	}
+	const goroutines = 16
+	errs := make(chan error, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		c := []Cache{a, b}[g%2]
+		wg.Go(func() {
+			r, err := check(c)
+			if err == nil && !r.Triggered {
+				err = fmt.Errorf("got an answer that was never stored: %+v", r)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("check: %v", err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls for one key; want 1", n)
 	}
 }
