@@ -113,7 +113,7 @@ func TestCircuit(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
 	cfg := Config{FailureThreshold: 2, Cooldown: time.Second, Now: clock.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}.withDefaults()
-	c := newCircuit(cfg, newMetrics(nil, "test"))
+	c := newCircuit(cfg, newMetrics(nil, "test", cfg.Logger))
 	errDown := errors.New("down")
 	step := func(name string, wantAllow bool) {
 		t.Helper()

@@ -56,7 +56,7 @@ func NewMemory(cfg Config) *Memory {
 	cfg.Logger = cfg.Logger.With("component", "cache", "backend", "memory")
 	m := &Memory{
 		cfg:     cfg,
-		metrics: newMetrics(cfg.Registerer, "memory"),
+		metrics: newMetrics(cfg.Registerer, "memory", cfg.Logger),
 		entries: make(map[string]*list.Element),
 		gens:    make(map[string]memGen),
 		leases:  make(map[string]memLease),

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +47,7 @@ var series = map[string][]string{
 	opWait:       {resultHit, resultMiss, resultError, resultBypass},
 }
 
-func newMetrics(reg prometheus.Registerer, backend string) *metrics {
+func newMetrics(reg prometheus.Registerer, backend string, logger *slog.Logger) *metrics {
 	if reg == nil {
 		return &metrics{}
 	}
@@ -69,9 +70,9 @@ func newMetrics(reg prometheus.Registerer, backend string) *metrics {
 			ConstLabels: labels,
 		}),
 	}
-	m.requests = register(reg, m.requests)
-	m.duration = register(reg, m.duration)
-	m.circuit = register(reg, m.circuit)
+	m.requests = register(reg, m.requests, logger)
+	m.duration = register(reg, m.duration, logger)
+	m.circuit = register(reg, m.circuit, logger)
 	m.counters = make(map[[2]string]prometheus.Counter)
 	m.observers = make(map[string]prometheus.Observer)
 	for op, results := range series {
@@ -85,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, backend string) *metrics {
 
 // register registers c, or returns the collector already registered under the same
 // description, so that several caches can share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, logger *slog.Logger) C {
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
@@ -94,6 +95,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 			}
 		}
 		// A conflicting collector of another shape: keep ours unregistered rather than fail.
+		logger.Warn("cache metrics not registered", "err", err)
 	}
 	return c
 }

@@ -87,7 +87,7 @@ type Redis struct {
 func NewRedis(c redis.UniversalClient, cfg Config) *Redis {
 	cfg = cfg.withDefaults()
 	cfg.Logger = cfg.Logger.With("component", "cache", "backend", "redis")
-	m := newMetrics(cfg.Registerer, "redis")
+	m := newMetrics(cfg.Registerer, "redis", cfg.Logger)
 	if !contextTimeoutEnabled(c) {
 		cfg.Logger.Warn("redis client has ContextTimeoutEnabled=false; cache operations may exceed OpTimeout")
 	}
