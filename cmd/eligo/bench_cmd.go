@@ -48,6 +48,7 @@ type benchSettings struct {
 	Embedded       bool
 	NATSURL        string
 	RedisURL       string
+	Dir            string
 	JSONFile       string
 	CPUProfile     string
 	PacedSeconds   float64
@@ -73,6 +74,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.boolean(&cfg.Embedded, "embedded", "", true, "run NATS, the sandbox and the cache in this process (off when --nats is given)")
 	s.str(&cfg.NATSURL, "nats", "", "", "URL of a running nats-server to use instead of the embedded one")
 	s.str(&cfg.RedisURL, "redis", "", "", "Redis URL for the cache (default: in-process cache)")
+	s.str(&cfg.Dir, "dir", "", "", "embedded NATS storage directory (default: a new temporary directory, removed afterwards; /dev/shm keeps disk noise out)")
 	s.str(&cfg.JSONFile, "json", "", "", "also write the JSON report to this file")
 	s.str(&cfg.CPUProfile, "cpuprofile", "", "", "write a CPU profile of the measured phase to this file")
 	s.duration(&paced, "paced", "", 5*time.Second, "hot: length of the latency phase at half the measured rate (negative: skip)")
@@ -150,7 +152,7 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 		bc := bench.Config{
 			Scenario: sc, Messages: cfg.Messages, Inflight: cfg.Inflight, Replicas: cfg.Replicas,
 			Keys: cfg.Keys, Latency: cfg.Latency, Duration: cfg.Duration, Rate: cfg.Rate,
-			BreakerTimeout: cfg.BreakerTimeout, NATSURL: cfg.NATSURL, RedisURL: cfg.RedisURL,
+			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, RedisURL: cfg.RedisURL,
 			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, Progress: progress, Logger: logger,
 		}
 		if i == 0 {

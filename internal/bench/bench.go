@@ -98,8 +98,9 @@ type Config struct {
 	// namespace that is deleted at the end; the database is never flushed. Default "": one
 	// in-process cache per replica.
 	RedisURL string
-	// Dir holds the embedded server's storage. Default: a new temporary directory, removed
-	// at the end.
+	// Dir is where the embedded server's storage directory is created (and removed at the
+	// end). Default: os.TempDir(). A tmpfs such as /dev/shm keeps other processes' disk
+	// traffic out of the figures.
 	Dir string
 	// Rounds repeats the ceiling and the scenario phase, alternating, and keeps the
 	// fastest of each, which filters out other processes' noise. Hot, miss and mixed only.

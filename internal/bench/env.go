@@ -83,13 +83,11 @@ func newEnv(ctx context.Context, cfg Config, onPubErr func(error)) (_ *env, err 
 	}()
 
 	if cfg.NATSURL == "" {
-		e.dir, e.ownDir = cfg.Dir, false
-		if e.dir == "" {
-			if e.dir, err = os.MkdirTemp("", "eligo-bench-"); err != nil {
-				return nil, fmt.Errorf("bench: storage directory: %w", err)
-			}
-			e.ownDir = true
+		// A fresh directory under cfg.Dir (or the temporary directory), removed at close.
+		if e.dir, err = os.MkdirTemp(cfg.Dir, "eligo-bench-"); err != nil {
+			return nil, fmt.Errorf("bench: storage directory: %w", err)
 		}
+		e.ownDir = true
 		e.ns, err = server.NewServer(&server.Options{
 			ServerName: "eligo-bench", Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: e.dir, NoSigs: true, NoLog: true,

@@ -267,11 +267,19 @@ func (r *runner) jsCeiling(ctx context.Context) (Phase, error) {
 	return r.ceilingJetStream(ctx, r.cfg.Messages)
 }
 
-func (r *runner) hot(ctx context.Context) error {
-	if err := r.warm(ctx); err != nil {
-		return err
+// warmed runs the worker phase p after a warm-up, so every key is in the caches and younger
+// than the worker's CacheMaxAge however long the ceiling took.
+func (r *runner) warmed(p func(ctx context.Context, measure bool) (Phase, error)) func(ctx context.Context, measure bool) (Phase, error) {
+	return func(ctx context.Context, measure bool) (Phase, error) {
+		if err := r.warm(ctx); err != nil {
+			return Phase{}, err
+		}
+		return p(ctx, measure)
 	}
-	if err := r.rounds(ctx, r.jsCeiling, r.workerPhase(r.cfg.Messages, r.hotCheck)); err != nil {
+}
+
+func (r *runner) hot(ctx context.Context) error {
+	if err := r.rounds(ctx, r.jsCeiling, r.warmed(r.workerPhase(r.cfg.Messages, r.hotCheck))); err != nil {
 		return err
 	}
 	r.target("throughput / bare jetstream loop", fmt.Sprintf(">= %.2f", targetHotRatio), r.rep.Ratio, r.rep.Ratio >= targetHotRatio)
@@ -437,9 +445,6 @@ func (r *runner) outage(ctx context.Context) error {
 }
 
 func (r *runner) mixed(ctx context.Context) error {
-	if err := r.warm(ctx); err != nil {
-		return err
-	}
 	subject := r.e.subjects().AnalyzeCheck()
 	scenario := func(ctx context.Context, measure bool) (Phase, error) {
 		off := 500_000_000 + int(r.seq)
@@ -454,7 +459,7 @@ func (r *runner) mixed(ctx context.Context) error {
 			}
 		})(ctx, measure)
 	}
-	if err := r.rounds(ctx, r.jsCeiling, scenario); err != nil {
+	if err := r.rounds(ctx, r.jsCeiling, r.warmed(scenario)); err != nil {
 		return err
 	}
 	wantRejected := 0
