@@ -22,6 +22,8 @@ const (
 	DefaultCrowdConsumer     = "eligo-crowdgroup"
 	DefaultMarkerBucket      = "ELIGO_CROWDGROUP_APPLIED"
 	DefaultPartitionsStream  = "ELIGO_CROWDGROUP_PARTITIONS"
+	DefaultAttemptsBucket    = "ELIGO_ATTEMPTS"
+	attemptsTTL              = 7 * 24 * time.Hour
 	maxCrowdPartitions       = 256
 	DefaultConcurrency       = 32
 	DefaultHandleTimeout     = 10 * time.Second
@@ -102,13 +104,17 @@ type Config struct {
 	// worker instead (see MaxAttempts), so that exhausted retries are dead-lettered with a
 	// reason instead of silently staying in the stream.
 	MaxDeliver int
-	// MaxAttempts is the delivery count after which a message that still fails with a
-	// retryable error is dead-lettered, but only while the gateway is healthy (no breaker
-	// opening seen within the last two BreakerPause periods), so an outage never
-	// dead-letters anything. Default 20.
+	// MaxAttempts is the number of retryable failures (counted per message in the
+	// AttemptsBucket, so deliveries handed back during an outage or a shutdown do not count)
+	// after which a message is dead-lettered, but only while the gateway is healthy (its
+	// breaker closed and no breaker opening seen within the last two BreakerPause periods),
+	// so an outage never dead-letters anything. Default 20.
 	MaxAttempts int
+	// AttemptsBucket is the JetStream key-value bucket counting retryable failures per
+	// message. Default "ELIGO_ATTEMPTS".
+	AttemptsBucket string
 	// BackoffBase and BackoffCap shape the retry delay: min(cap, base·2^(n-1)) with ±50%
-	// jitter, n the delivery count. Defaults 500ms and 2m.
+	// jitter, n the number of retryable failures so far. Defaults 500ms and 2m.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// BreakerPause is how long intake stops when the gateway's circuit breaker is open.
@@ -178,6 +184,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.CrowdConsumer, DefaultCrowdConsumer)
 	def(&c.MarkerBucket, DefaultMarkerBucket)
 	def(&c.PartitionsStream, DefaultPartitionsStream)
+	def(&c.AttemptsBucket, DefaultAttemptsBucket)
 	if c.CrowdPartitions < 0 || c.CrowdPartitions > maxCrowdPartitions {
 		return c, fmt.Errorf("worker config: CrowdPartitions %d out of range 0..%d", c.CrowdPartitions, maxCrowdPartitions)
 	}

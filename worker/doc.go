@@ -11,6 +11,7 @@
 //	ELIGO_RESULTS   eligo.result.>, eligo.rejected.>   limits, MaxAge 7d (replayable)
 //	ELIGO_DLQ       eligo.dlq.<kind>           limits, MaxAge 30d (see package worker/dlq)
 //	KV ELIGO_CROWDGROUP_APPLIED                applied-markers per command_id, TTL 30d
+//	KV ELIGO_ATTEMPTS                          retryable failures per input message, TTL 7d
 //	ELIGO_CROWDGROUP_PARTITIONS <prefix>.part.crowdgroup.*  only with Config.CrowdPartitions > 1
 //
 // Every replica binds to the same durable consumers. Each replica handles at most
@@ -72,14 +73,18 @@
 //	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; dead-lettered (reason
 //	                                         "needs_attention") only after Config.AttentionAttempts deliveries,
 //	                                         so one bad app_auth_token cannot block the ordered stream for ever
-//	MaxAttempts deliveries, still Retryable  dead-letter (reason "exhausted") + rejection + Term, but only while
-//	                                         the gateway is healthy (no breaker opening within 2×BreakerPause)
+//	MaxAttempts failures, still Retryable    dead-letter (reason "exhausted") + rejection + Term, but only while
+//	                                         the gateway is healthy (breaker closed, no opening within
+//	                                         2×BreakerPause)
 //	shutdown                                 buffered messages: Nak at once; in-flight ones finish, or are
 //	                                         Nak'ed when Config.DrainTimeout passes
 //
 // Consumers use MaxDeliver -1: the worker counts attempts itself, so exhausted retries are
 // dead-lettered with a reason instead of silently staying in the stream, and an outage,
-// however long, dead-letters nothing. A bare Nak is used only on shutdown.
+// however long, dead-letters nothing. The count is of retryable failures only, kept per
+// message in the ELIGO_ATTEMPTS key-value bucket (written only on failures); deliveries
+// handed back during a pause or a shutdown do not count, and the backoff grows with the
+// failures, not the deliveries. A bare Nak is used only on shutdown.
 //
 // # Outages
 //

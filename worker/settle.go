@@ -60,6 +60,7 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 		} else {
 			_ = msg.Ack()
 		}
+		w.forgetFailures(md)
 		w.m.outcome(kind, outcomeOK)
 		return true
 	}
@@ -99,9 +100,10 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	}
 	// Retryable, Security (an answer that failed verification is never used) and
 	// infrastructure errors (KV, publish).
-	if int(md.NumDelivered) >= w.cfg.MaxAttempts && w.gatewayHealthy() {
+	failures := w.countFailure(md)
+	if failures >= w.cfg.MaxAttempts && w.gatewayHealthy() {
 		w.deadLetter(kind, msg, md, rep.id, ReasonExhausted,
-			"gave up after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(),
+			"gave up after "+strconv.Itoa(failures)+" failed attempts: "+err.Error(),
 			[]messages.FieldError{{Code: "RETRIES_EXHAUSTED", Message: err.Error()}})
 		return false
 	}
@@ -109,10 +111,55 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	if class == alipay.Security {
 		level = slog.LevelError
 	}
-	w.logMsg(level, "retrying", kind, rep.id, md, err)
-	w.nakBackoff(msg, md)
+	w.logMsg(level, "retrying", kind, rep.id, md, err, "failures", failures)
+	_ = msg.NakWithDelay(backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, uint64(failures)))
 	w.m.outcome(kind, outcomeRetry)
 	return false
+}
+
+// attemptsKey names a message's failure counter.
+func attemptsKey(md *jetstream.MsgMetadata) string {
+	return "a." + md.Stream + "." + strconv.FormatUint(md.Sequence.Stream, 10)
+}
+
+// countFailure records one more retryable failure of the message and returns how many it
+// has had. Deliveries handed back because of a pause or a shutdown are not failures. When
+// the counter cannot be read or written, the delivery count stands in for it.
+func (w *Worker) countFailure(md *jetstream.MsgMetadata) int {
+	ctx, cancel := w.settleCtx()
+	defer cancel()
+	key := attemptsKey(md)
+	for range 3 {
+		e, err := w.attempts.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := w.attempts.Create(ctx, key, []byte("1")); err == nil {
+				return 1
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return int(md.NumDelivered)
+			}
+		case err != nil:
+			return int(md.NumDelivered)
+		default:
+			n, _ := strconv.Atoi(string(e.Value()))
+			n++
+			if _, err := w.attempts.Update(ctx, key, []byte(strconv.Itoa(n)), e.Revision()); err == nil {
+				return n
+			}
+		}
+	}
+	return int(md.NumDelivered)
+}
+
+// forgetFailures drops the failure counter of a message that was redelivered and is now
+// settled for good (an extra KV operation only for redelivered messages).
+func (w *Worker) forgetFailures(md *jetstream.MsgMetadata) {
+	if md.NumDelivered <= 1 {
+		return
+	}
+	ctx, cancel := w.settleCtx()
+	defer cancel()
+	_ = w.attempts.Purge(ctx, attemptsKey(md))
 }
 
 // deadLetter copies the message to the dead-letter stream (waiting for the PubAck),
@@ -177,6 +224,7 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 	if err := msg.TermWithReason(code); err != nil {
 		w.logMsg(slog.LevelWarn, "terminate", kind, id, md, err)
 	}
+	w.forgetFailures(md)
 	if code == ReasonExhausted || code == ReasonNeedsAttention {
 		w.m.outcome(kind, outcomeExhausted)
 	} else {

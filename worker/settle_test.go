@@ -89,6 +89,17 @@ func TestSettle(t *testing.T) {
 			pendingNow: true, minCalls: 1, logLevel: "ERROR"},
 		{name: "needs_attention_is_dead_lettered_after_attention_attempts", fail: func(int) error { return attention },
 			attentionAttempts: 2, reason: ReasonNeedsAttention, minCalls: 2, logLevel: "ERROR"},
+		{name: "hand_backs_during_an_outage_are_not_failed_attempts",
+			fail: func(n int) error {
+				switch {
+				case n <= 4:
+					return fmt.Errorf("analyze: %w", alipay.ErrUnavailable)
+				case n == 5:
+					time.Sleep(700 * time.Millisecond) // a slow failure, after the outage window
+					return retryable
+				}
+				return nil
+			}, maxAttempts: 2, result: true, minCalls: 6},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
 			maxAttempts: 3, reason: ReasonExhausted, minCalls: 3},
 	}

@@ -66,6 +66,7 @@ type Worker struct {
 	crowdCons      jetstream.Consumer   // ordered consumer, or the router when partitioned
 	partCons       []jetstream.Consumer // partition consumers when partitioned
 	markers        jetstream.KeyValue
+	attempts       jetstream.KeyValue
 	pauseSupported bool
 	setupDone      bool
 
@@ -163,8 +164,18 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.MarkerBucket, err)
 	}
+	att, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      w.cfg.AttemptsBucket,
+		Description: "Eligo retryable failures per input message",
+		TTL:         attemptsTTL,
+		Storage:     w.cfg.Storage,
+		Replicas:    w.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.AttemptsBucket, err)
+	}
 	w.mu.Lock()
-	w.analyzeCons, w.crowdCons, w.partCons, w.markers = ac, cc, parts, kv
+	w.analyzeCons, w.crowdCons, w.partCons, w.markers, w.attempts = ac, cc, parts, kv, att
 	w.pauseSupported = pause
 	w.setupDone = true
 	w.mu.Unlock()
