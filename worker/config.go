@@ -22,8 +22,6 @@ const (
 	DefaultCrowdConsumer     = "eligo-crowdgroup"
 	DefaultMarkerBucket      = "ELIGO_CROWDGROUP_APPLIED"
 	DefaultPartitionsStream  = "ELIGO_CROWDGROUP_PARTITIONS"
-	DefaultAttemptsBucket    = "ELIGO_ATTEMPTS"
-	attemptsTTL              = 7 * 24 * time.Hour
 	maxCrowdPartitions       = 256
 	DefaultConcurrency       = 32
 	DefaultHandleTimeout     = 10 * time.Second
@@ -81,8 +79,9 @@ type Config struct {
 	// PartitionsStream holds routed crowd-group commands when CrowdPartitions > 1 (work
 	// queue). Default "ELIGO_CROWDGROUP_PARTITIONS".
 	PartitionsStream string
-	// MarkerBucket is the JetStream key-value bucket holding per-command applied markers.
-	// Default "ELIGO_CROWDGROUP_APPLIED".
+	// MarkerBucket is the JetStream key-value bucket holding the worker's durable state:
+	// per-command applied markers (keys c.<sha256 of command_id>) and per-message failure
+	// counters (keys a.<stream>.<seq>). Default "ELIGO_CROWDGROUP_APPLIED".
 	MarkerBucket string
 	// Replicas is the replication factor of the streams and the marker bucket. Default 1.
 	Replicas int
@@ -105,14 +104,11 @@ type Config struct {
 	// reason instead of silently staying in the stream.
 	MaxDeliver int
 	// MaxAttempts is the number of retryable failures (counted per message in the
-	// AttemptsBucket, so deliveries handed back during an outage or a shutdown do not count)
+	// MarkerBucket, so deliveries handed back during an outage or a shutdown do not count)
 	// after which a message is dead-lettered, but only while the gateway is healthy (its
 	// breaker closed and no breaker opening seen within the last two BreakerPause periods),
 	// so an outage never dead-letters anything. Default 20.
 	MaxAttempts int
-	// AttemptsBucket is the JetStream key-value bucket counting retryable failures per
-	// message. Default "ELIGO_ATTEMPTS".
-	AttemptsBucket string
 	// BackoffBase and BackoffCap shape the retry delay: min(cap, base·2^(n-1)) with ±50%
 	// jitter, n the number of retryable failures so far. Defaults 500ms and 2m.
 	BackoffBase time.Duration
@@ -184,7 +180,6 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.CrowdConsumer, DefaultCrowdConsumer)
 	def(&c.MarkerBucket, DefaultMarkerBucket)
 	def(&c.PartitionsStream, DefaultPartitionsStream)
-	def(&c.AttemptsBucket, DefaultAttemptsBucket)
 	if c.CrowdPartitions < 0 || c.CrowdPartitions > maxCrowdPartitions {
 		return c, fmt.Errorf("worker config: CrowdPartitions %d out of range 0..%d", c.CrowdPartitions, maxCrowdPartitions)
 	}

@@ -10,8 +10,8 @@
 //	ELIGO_COMMANDS  eligo.cmd.crowdgroup       work queue; durable pull consumer eligo-crowdgroup
 //	ELIGO_RESULTS   eligo.result.>, eligo.rejected.>   limits, MaxAge 7d (replayable)
 //	ELIGO_DLQ       eligo.dlq.<kind>           limits, MaxAge 30d (see package worker/dlq)
-//	KV ELIGO_CROWDGROUP_APPLIED                applied-markers per command_id, TTL 30d
-//	KV ELIGO_ATTEMPTS                          retryable failures per input message, TTL 7d
+//	KV ELIGO_CROWDGROUP_APPLIED                applied-markers per command_id and failure
+//	                                           counters per input message, TTL 30d
 //	ELIGO_CROWDGROUP_PARTITIONS <prefix>.part.crowdgroup.*  only with Config.CrowdPartitions > 1
 //
 // Every replica binds to the same durable consumers. Each replica handles at most
@@ -82,7 +82,7 @@
 // Consumers use MaxDeliver -1: the worker counts attempts itself, so exhausted retries are
 // dead-lettered with a reason instead of silently staying in the stream, and an outage,
 // however long, dead-letters nothing. The count is of retryable failures only, kept per
-// message in the ELIGO_ATTEMPTS key-value bucket (written only on failures); deliveries
+// message in the key-value bucket (written only on failures, removed once settled); deliveries
 // handed back during a pause or a shutdown do not count, and the backoff grows with the
 // failures, not the deliveries. A bare Nak is used only on shutdown.
 //

@@ -130,10 +130,10 @@ func (w *Worker) countFailure(md *jetstream.MsgMetadata) int {
 	defer cancel()
 	key := attemptsKey(md)
 	for range 3 {
-		e, err := w.attempts.Get(ctx, key)
+		e, err := w.markers.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := w.attempts.Create(ctx, key, []byte("1")); err == nil {
+			if _, err := w.markers.Create(ctx, key, []byte("1")); err == nil {
 				return 1
 			} else if !errors.Is(err, jetstream.ErrKeyExists) {
 				return int(md.NumDelivered)
@@ -143,7 +143,7 @@ func (w *Worker) countFailure(md *jetstream.MsgMetadata) int {
 		default:
 			n, _ := strconv.Atoi(string(e.Value()))
 			n++
-			if _, err := w.attempts.Update(ctx, key, []byte(strconv.Itoa(n)), e.Revision()); err == nil {
+			if _, err := w.markers.Update(ctx, key, []byte(strconv.Itoa(n)), e.Revision()); err == nil {
 				return n
 			}
 		}
@@ -159,7 +159,7 @@ func (w *Worker) forgetFailures(md *jetstream.MsgMetadata) {
 	}
 	ctx, cancel := w.settleCtx()
 	defer cancel()
-	_ = w.attempts.Purge(ctx, attemptsKey(md))
+	_ = w.markers.Purge(ctx, attemptsKey(md))
 }
 
 // deadLetter copies the message to the dead-letter stream (waiting for the PubAck),

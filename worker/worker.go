@@ -65,8 +65,7 @@ type Worker struct {
 	analyzeCons    jetstream.Consumer
 	crowdCons      jetstream.Consumer   // ordered consumer, or the router when partitioned
 	partCons       []jetstream.Consumer // partition consumers when partitioned
-	markers        jetstream.KeyValue
-	attempts       jetstream.KeyValue
+	markers        jetstream.KeyValue   // applied-markers and failure counters
 	pauseSupported bool
 	setupDone      bool
 
@@ -156,7 +155,7 @@ func (w *Worker) Setup(ctx context.Context) error {
 	}
 	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      w.cfg.MarkerBucket,
-		Description: "Eligo crowd-group applied markers, one per command_id",
+		Description: "Eligo worker state: crowd-group applied markers, failure counters",
 		TTL:         w.cfg.MarkerTTL,
 		Storage:     w.cfg.Storage,
 		Replicas:    w.cfg.Replicas,
@@ -164,18 +163,8 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.MarkerBucket, err)
 	}
-	att, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      w.cfg.AttemptsBucket,
-		Description: "Eligo retryable failures per input message",
-		TTL:         attemptsTTL,
-		Storage:     w.cfg.Storage,
-		Replicas:    w.cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.AttemptsBucket, err)
-	}
 	w.mu.Lock()
-	w.analyzeCons, w.crowdCons, w.partCons, w.markers, w.attempts = ac, cc, parts, kv, att
+	w.analyzeCons, w.crowdCons, w.partCons, w.markers = ac, cc, parts, kv
 	w.pauseSupported = pause
 	w.setupDone = true
 	w.mu.Unlock()
