@@ -106,7 +106,7 @@ func printClientAnswer(c *cli, what, id string, res any, err error) error {
 		fmt.Fprintf(c.stdout, "%s\n", b)
 		return &exitError{code: exitRejected, err: rej}
 	case errors.Is(err, client.ErrTimeout):
-		return &exitError{code: exitTimeout, err: fmt.Errorf("%w (is a worker running? see eligo status)", err)}
+		return &exitError{code: exitTimeout, err: fmt.Errorf("%w; it stays queued and its result will reach the results stream (eligo status shows workers and backlog, eligo watch --since shows results)", err)}
 	case err != nil:
 		return err
 	}

@@ -167,7 +167,7 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 			fmt.Fprintf(out, "samples: %v\n", err)
 		}
 	}
-	printTryLines(out, natsURL, cfg.Prefix)
+	printTryLines(out, natsURL, strings.TrimSuffix(rs.URL, sandbox.GatewayPath), cfg.Prefix)
 	fmt.Fprintln(out, "Eligo dev is ready. Press Ctrl-C to stop.")
 
 	select {
@@ -313,7 +313,7 @@ func summarize(kind messages.Kind, a awaited) string {
 }
 
 // printTryLines prints commands that work against this dev instance as printed.
-func printTryLines(out io.Writer, natsURL, prefix string) {
+func printTryLines(out io.Writer, natsURL, sandboxURL, prefix string) {
 	self := selfCommand()
 	pf := ""
 	if prefix != messages.DefaultPrefix {
@@ -330,8 +330,11 @@ With the nats CLI (github.com/nats-io/natscli):
   nats --server %[2]s sub '%[9]s'
   nats --server %[2]s pub %[10]s '%[11]s' -H Nats-Msg-Id:try-1
   nats --server %[2]s stream ls
+Simulate an Alipay outage (checks wait in JetStream, the breaker opens), then end it:
+  curl -X POST %[12]s%[13]s -d '{"outage":true}'
+  curl -X DELETE %[12]s%[13]s
 `, self, natsURL, pf, devUserID, devRuleUUID, devShopID, devCrowdGroupID, devOperatorID,
-		prefix+".result.>", subj.AnalyzeCheck(), example)
+		prefix+".result.>", subj.AnalyzeCheck(), example, sandboxURL, sandbox.FaultsPath)
 }
 
 // selfCommand is how the user runs this binary: "go run ./cmd/eligo" under go run, else the
