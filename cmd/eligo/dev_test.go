@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -358,5 +359,48 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	if err := again.interrupt(t, time.Minute); err != nil {
 		t.Fatalf("second eligo dev exit after SIGINT: %v, want status 0", err)
+	}
+}
+
+// TestDevUsesRedisWhenConfigured runs eligo dev in-process with ELIGO_REDIS_URL set: the
+// samples are answered as usual and the analyze answers land in Redis.
+func TestDevUsesRedisWhenConfigured(t *testing.T) {
+	rds := redistest.NewServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--nats-port", "0", "--dir", t.TempDir()},
+			mapEnv(map[string]string{"ELIGO_REDIS_URL": rds.URL}), stdout, stderr)
+	}()
+	waitUntil(t, 2*time.Minute, "eligo dev to be ready", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("eligo dev exited: %v\n%s\n%s", err, stdout, stderr)
+		default:
+		}
+		return strings.Contains(stdout.String(), "Eligo dev is ready")
+	})
+	out := stdout.String()
+	if !strings.Contains(out, "cache:    Redis") {
+		t.Errorf("dev does not say it uses Redis:\n%s", out)
+	}
+	checkSamples(t, out)
+	keys, err := rds.Client().Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Error("no analyze answers were cached in Redis")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("eligo dev returned %v after Ctrl-C, want nil", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("eligo dev did not stop within a minute")
 	}
 }
