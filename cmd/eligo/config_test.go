@@ -269,6 +269,17 @@ func TestHelp(t *testing.T) {
 	})
 }
 
+func TestConfigErrorExitsWithUsageStatus(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"worker"}, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitUsage {
+		t.Errorf("exit code = %d, want %d (%v)", got, exitUsage, err)
+	}
+	if !strings.Contains(stderr.String(), "ELIGO_ALIPAY_APP_ID") {
+		t.Errorf("stderr does not say what to set:\n%s", stderr.String())
+	}
+}
+
 func TestUnknownCommandIsUsageError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"frobnicate"}, mapEnv(nil), &stdout, &stderr)

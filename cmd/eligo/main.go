@@ -34,7 +34,7 @@ func main() {
 const (
 	exitOK       = 0
 	exitFailure  = 1 // the command failed (configuration, connection, I/O)
-	exitUsage    = 2 // the command line was wrong
+	exitUsage    = 2 // the command line or the configuration was wrong
 	exitRejected = 3 // eligo check / crowdgroup: the input was rejected
 	exitTimeout  = 4 // eligo check / crowdgroup: no result in time
 )
@@ -55,7 +55,8 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "eligo:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	var ce *configError
+	if errors.As(err, &ue) || errors.As(err, &ce) {
 		fmt.Fprintln(stderr, "Run 'eligo help' or 'eligo <command> --help' for usage.")
 		return exitUsage
 	}
@@ -141,7 +142,10 @@ Commands:
 	fmt.Fprint(w, `
 Start here:  go run ./cmd/eligo dev
 Every command takes --help. Settings come from ELIGO_* environment variables or flags;
-a flag overrides its variable.
+a flag overrides its variable. Key files, credentials and tokens are read from files.
+
+Exit status: 0 success; 1 failure; 2 wrong usage or configuration; 3 rejected and
+4 no answer in time (check, crowdgroup).
 `)
 }
 
