@@ -489,7 +489,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	args := container["args"].([]any)
-	eligoHelp(t, args[0].(string), envKeys(cm))
+	eligoHelp(t, eligoBinary(t), args[0].(string), envKeys(cm))
 }
 
 func dig(t *testing.T, v any, path ...string) any {
@@ -513,46 +513,21 @@ func envKeys(m map[string]any) []string {
 	return keys
 }
 
-// eligoBinary builds the eligo binary once per test run.
+// eligoBinary builds the eligo binary (the Go build cache makes repeated builds cheap).
 func eligoBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eligo-deploy-test")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "eligo")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/eligo").CombinedOutput()
-		if err != nil {
-			binErr = errors.New(string(out))
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("build eligo: %v", binErr)
+	bin := filepath.Join(t.TempDir(), "eligo")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/eligo").CombinedOutput(); err != nil {
+		t.Fatalf("build eligo: %v\n%s", err, out)
 	}
-	return binPath
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
+	return bin
 }
 
 // eligoHelp checks that subcommand exists (its --help succeeds) and that it knows every
 // ELIGO_ variable in env.
-func eligoHelp(t *testing.T, subcommand string, env []string) {
+func eligoHelp(t *testing.T, bin, subcommand string, env []string) {
 	t.Helper()
-	out, err := exec.Command(eligoBinary(t), subcommand, "--help").CombinedOutput()
+	out, err := exec.Command(bin, subcommand, "--help").CombinedOutput()
 	if err != nil {
 		t.Errorf("eligo %s --help: %v\n%s", subcommand, err, out)
 		return
@@ -571,6 +546,7 @@ func TestComposeMatchesImageAndBinary(t *testing.T) {
 	}
 	services := docs[0]["services"].(map[string]any)
 	natsNodes, eligoServices := 0, 0
+	bin := eligoBinary(t)
 	for name, v := range services {
 		svc := v.(map[string]any)
 		image, _ := svc["image"].(string)
@@ -595,7 +571,7 @@ func TestComposeMatchesImageAndBinary(t *testing.T) {
 		if e, ok := svc["environment"].(map[string]any); ok {
 			env = e
 		}
-		eligoHelp(t, cmd[0].(string), envKeys(env))
+		eligoHelp(t, bin, cmd[0].(string), envKeys(env))
 	}
 	if natsNodes != 3 {
 		t.Errorf("compose runs %d NATS nodes, want a 3-node cluster", natsNodes)
