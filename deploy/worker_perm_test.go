@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +142,40 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	wc.clean(t, "worker")
 	pub.clean(t, "publisher")
 	op.clean(t, "operator")
+
+	// The eligo CLI works within the same permissions: a service's checks and replays as
+	// the publisher, status, dead letters and cache invalidation as the operator.
+	bin := eligoBinary(t)
+	seedFile := func(env string) string {
+		p := filepath.Join(t.TempDir(), "seed.nk")
+		if err := os.WriteFile(p, keys.seeds[env], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pubSeed, opSeed := seedFile("ELIGO_PUBLISHER_NKEY"), seedFile("ELIGO_OPERATOR_NKEY")
+	cliRuns := []struct {
+		name string
+		seed string
+		args []string
+		want string
+	}{
+		{"publisher checks", pubSeed, []string{"check", "--user-id", "2088302535065344", "--rule-uuid", "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}, `"outcome":"ok"`},
+		{"publisher replays results", pubSeed, []string{"watch", "--since", "1h", "--kind", "analyze", "--limit", "1"}, `"request_id":"perm-1"`},
+		{"operator reads status", opSeed, []string{"status", "--json"}, `"dlq_depth":1`},
+		{"operator lists dead letters", opSeed, []string{"dlq", "list"}, "perm-2"},
+		{"operator invalidates the cache", opSeed, []string{"cache", "invalidate", "--rule", "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}, "1 worker(s) confirmed"},
+	}
+	for _, r := range cliRuns {
+		t.Run(r.name, func(t *testing.T) {
+			cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+			defer ccancel()
+			cmd := exec.CommandContext(cctx, bin, append(r.args, "--nats", s.ClientURL(), "--nats-creds", r.seed)...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), r.want) {
+				t.Errorf("eligo %v: %v\n%s\nwant output containing %s", r.args, err, out, r.want)
+			}
+		})
+	}
 }
