@@ -21,10 +21,10 @@ import (
 	"github.com/eligo-dev/eligo/worker"
 )
 
-// TestRealWorkerWithinItsPermissions runs the real worker as the worker user of
-// accounts.conf and a service as the publisher user: the worker sets up its streams,
-// consumers and bucket, answers a check and rejects an invalid command, all without a single
-// permission violation on either side.
+// TestRealWorkerWithinItsPermissions runs the real worker (with partitioned crowd-group
+// processing) as the worker user of accounts.conf and a service as the publisher user: the
+// worker sets up its streams, consumers and bucket, answers a check, rejects an invalid
+// command and applies a valid one, all without a single permission violation on either side.
 func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	keys := setNKeyEnv(t, "nats-1")
 	s := startNode(t)
@@ -58,7 +58,7 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(wjs, wc.Conn, gw, mem, worker.Config{AppID: appID})
+	w, err := worker.New(wjs, wc.Conn, gw, mem, worker.Config{AppID: appID, CrowdPartitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,6 +179,7 @@ type workerSettings struct {
 	Replicas         int
 	MaxAttempts      int
 	ResultsRetention time.Duration
+	CrowdPartitions  int
 }
 
 func bindRedis(s *settings, p *string) {
@@ -201,6 +202,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
 	s.integer(&c.MaxAttempts, "max-attempts", "ELIGO_MAX_ATTEMPTS", worker.DefaultMaxAttempts, "deliveries of a failing message before it is dead-lettered (never during an outage)")
 	s.duration(&c.ResultsRetention, "results-retention", "ELIGO_RESULTS_RETENTION", worker.DefaultResultsMaxAge, "how long result events are kept for replay")
+	s.integer(&c.CrowdPartitions, "crowd-partitions", "ELIGO_CROWD_PARTITIONS", 0, "apply crowd-group commands of different groups in parallel over this many partitions (each group keeps publish order; change only with the partitions drained); 0 or 1: one ordered consumer")
 }
 
 func (c workerSettings) validate(s *settings) []error {
@@ -241,6 +243,9 @@ func (c workerSettings) validate(s *settings) []error {
 	if c.HandleTimeout >= worker.DefaultAckWait {
 		errs = append(errs, s.invalid("handle-timeout", "must be shorter than the consumer AckWait (%s), got %s", worker.DefaultAckWait, c.HandleTimeout))
 	}
+	if c.CrowdPartitions < 0 || c.CrowdPartitions > 256 {
+		errs = append(errs, s.invalid("crowd-partitions", "must be between 0 and 256, got %d", c.CrowdPartitions))
+	}
 	if c.Replicas > 5 {
 		errs = append(errs, s.invalid("stream-replicas", "JetStream supports at most 5 replicas, got %d", c.Replicas))
 	}
@@ -250,17 +255,18 @@ func (c workerSettings) validate(s *settings) []error {
 // workerConfig maps the settings onto worker.Config.
 func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
 	return worker.Config{
-		Prefix:        prefix,
-		Replicas:      c.Replicas,
-		Concurrency:   c.Concurrency,
-		HandleTimeout: c.HandleTimeout,
-		MaxAttempts:   c.MaxAttempts,
-		BreakerPause:  c.BreakerTimeout,
-		CacheMaxAge:   c.CacheMaxAge,
-		DrainTimeout:  c.DrainTimeout,
-		ResultsMaxAge: c.ResultsRetention,
-		AppID:         appID,
-		StrictUnits:   c.StrictUnits,
+		Prefix:          prefix,
+		Replicas:        c.Replicas,
+		Concurrency:     c.Concurrency,
+		HandleTimeout:   c.HandleTimeout,
+		MaxAttempts:     c.MaxAttempts,
+		BreakerPause:    c.BreakerTimeout,
+		CacheMaxAge:     c.CacheMaxAge,
+		DrainTimeout:    c.DrainTimeout,
+		ResultsMaxAge:   c.ResultsRetention,
+		AppID:           appID,
+		StrictUnits:     c.StrictUnits,
+		CrowdPartitions: c.CrowdPartitions,
 	}
 }
 
