@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -46,6 +47,7 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 		Gateway:     gwSrv.URL + sandbox.GatewayPath,
 		AppID:       appID,
 		Credentials: alipay.Credentials{PrivateKey: sk.App, AlipayPublicKey: &sk.Sandbox.PublicKey},
+		Breaker:     alipay.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: 5 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +60,7 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(wjs, wc.Conn, gw, mem, worker.Config{AppID: appID, CrowdPartitions: 4})
+	w, err := worker.New(wjs, wc.Conn, gw, mem, worker.Config{AppID: appID, CrowdPartitions: 4, BreakerPause: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,4 +180,35 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 			}
 		})
 	}
+
+	// During an Alipay outage the breaker opens and the worker pauses its consumers on the
+	// server, which needs its own permission.
+	if err := sb.SetFaults(sandbox.Faults{Outage: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		id := fmt.Sprintf("outage-%d", i)
+		data, _ := json.Marshal(messages.AnalyzeCheck{RequestID: id, UserID: "2088302535065344", RuleUUID: "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"})
+		if _, err := pjs.Publish(ctx, subj.AnalyzeCheck(), data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ojs, err := jetstream.New(op.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cons, err := ojs.Consumer(ctx, worker.DefaultChecksStream, worker.DefaultAnalyzeConsumer)
+		if err == nil {
+			if info, err := cons.Info(ctx); err == nil && info.Paused {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the analyze consumer was not paused during the outage")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wc.clean(t, "worker during the outage")
 }
