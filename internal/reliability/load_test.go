@@ -43,9 +43,30 @@ func newMix(run string, n int) mix {
 	for _, r := range fx.Rules {
 		rules = append(rules, r.RuleUUID)
 	}
-	var m mix
 	nCommands := max(n/20, 5)
-	nGroups := max(nCommands/20, 1)
+	m := newCommandMix(run, nCommands, max(nCommands/20, 1))
+	r := rand.New(rand.NewPCG(uint64(len(run)), uint64(n)))
+	for i := range n - nCommands {
+		id := fmt.Sprintf("%s-a%06d", run, i)
+		c := messages.AnalyzeCheck{RequestID: id, UserID: users[r.IntN(len(users))], RuleUUID: rules[r.IntN(len(rules))]}
+		switch r.IntN(10) {
+		case 0:
+			zero := int64(0) // force a fresh gateway call
+			c.MaxAgeS = &zero
+		case 1:
+			m.checks = append(m.checks, input{kind: messages.KindAnalyze, id: id,
+				data: mustJSON(map[string]any{"request_id": id, "rule_uuid": c.RuleUUID}), wantRejection: true})
+			continue
+		}
+		m.checks = append(m.checks, input{kind: messages.KindAnalyze, id: id, data: mustJSON(c)})
+	}
+	return m
+}
+
+// newCommandMix builds nCommands crowd-group commands over nGroups groups: a CREATE per
+// group, then UPDATEs, round robin.
+func newCommandMix(run string, nCommands, nGroups int) mix {
+	var m mix
 	for g := range nGroups {
 		m.groups = append(m.groups, groupKey{shop: fmt.Sprintf("20180324000770000%011d", g+1), group: fmt.Sprintf("rel%s%d", run, g)})
 	}
@@ -61,21 +82,6 @@ func newMix(run string, n int) mix {
 				OperationValue: fmt.Sprint(100 + i), OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}},
 			Describe: id, OperatorID: "2088222807744402", OperatorType: "MER"}
 		m.commands = append(m.commands, input{kind: messages.KindCrowdGroup, id: id, data: mustJSON(cmd), group: g})
-	}
-	r := rand.New(rand.NewPCG(uint64(len(run)), uint64(n)))
-	for i := range n - nCommands {
-		id := fmt.Sprintf("%s-a%06d", run, i)
-		c := messages.AnalyzeCheck{RequestID: id, UserID: users[r.IntN(len(users))], RuleUUID: rules[r.IntN(len(rules))]}
-		switch r.IntN(10) {
-		case 0:
-			zero := int64(0) // force a fresh gateway call
-			c.MaxAgeS = &zero
-		case 1:
-			m.checks = append(m.checks, input{kind: messages.KindAnalyze, id: id,
-				data: mustJSON(map[string]any{"request_id": id, "rule_uuid": c.RuleUUID}), wantRejection: true})
-			continue
-		}
-		m.checks = append(m.checks, input{kind: messages.KindAnalyze, id: id, data: mustJSON(c)})
 	}
 	return m
 }

@@ -4,12 +4,21 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/messages"
 )
+
+// parallelInShort runs the calling scenario in parallel with the other such scenarios in
+// the short profile: they spend most of their time waiting out the consumers' AckWait after
+// a kill or restart. The full profile runs everything one at a time, for clean figures.
+func parallelInShort(t *testing.T) {
+	if suite.profile.name == "short" {
+		t.Parallel()
+	}
+}
 
 // startWorkers starts the profile's number of worker processes.
 func (e *env) startWorkers(prefix string) {
@@ -38,11 +47,10 @@ func (e *env) atProgress(n int, fractions []float64, fn func(i int)) {
 	}
 }
 
-// runMixed publishes a mixed run of n inputs in the background, calls disrupt while it is
-// processed, waits for every outcome and checks the figures.
-func (e *env) runMixed(scenario, note string, n int, disrupt func()) Figures {
+// runMixed publishes m in the background, calls disrupt while it is processed, waits for
+// every outcome and checks the figures.
+func (e *env) runMixed(scenario, note string, m mix, disrupt func()) Figures {
 	e.t.Helper()
-	m := newMix(strings.ToLower(scenario[:2]), n)
 	published := make(chan error, 1)
 	go func() { published <- e.publishMix(m) }()
 	disrupt()
@@ -65,34 +73,75 @@ func randomFractions(k int, lo, hi float64) []float64 {
 
 // 1. kill -9 of worker processes at random moments of a mixed run with three replicas.
 func TestWorkerKill9(t *testing.T) {
+	parallelInShort(t)
 	e := newEnv(t, envOptions{})
 	e.startWorkers("w")
 	n := suite.profile.messages
 	kills := suite.profile.kills
 	next := len(e.workers) + 1
-	e.runMixed("kill -9 worker", fmt.Sprintf("%d workers; %d SIGKILLs at random points, each replaced", suite.profile.workers, kills), n, func() {
+	e.runMixed("kill -9 worker", fmt.Sprintf("%d workers; %d SIGKILLs at random points, each replaced", suite.profile.workers, kills), newMix("k9", n), func() {
 		e.atProgress(n, randomFractions(kills, 0.05, 0.85), func(int) {
-			var alive []*workerProc
-			for _, p := range e.workers {
-				if !p.exited() {
-					alive = append(alive, p)
-				}
-			}
-			victim := alive[rand.IntN(len(alive))]
-			victim.kill9(t)
-			t.Logf("killed %s at %d outcomes", victim.name, e.watcher.Settled(e.ledger))
+			e.killOne()
 			e.startWorker(fmt.Sprintf("w%d", next))
 			next++
 		})
 	})
 }
 
+// killOne kills a random running worker with SIGKILL.
+func (e *env) killOne() {
+	e.t.Helper()
+	var alive []*workerProc
+	for _, p := range e.workers {
+		if !p.exited() {
+			alive = append(alive, p)
+		}
+	}
+	victim := alive[rand.IntN(len(alive))]
+	victim.kill9(e.t)
+	e.t.Logf("killed %s at %d outcomes", victim.name, e.watcher.Settled(e.ledger))
+}
+
+// 1'. kill -9 of every worker at once while a crowd-group command is in flight at a slow
+// gateway: each command is applied exactly once, in publish order. The crowd-group consumer
+// lets one command out at a time, so each kill stalls the commands for the consumer's
+// AckWait; the run is kept small.
+func TestCrowdGroupKill9(t *testing.T) {
+	parallelInShort(t)
+	e := newEnv(t, envOptions{})
+	if err := e.sb.SetFaults(sandbox.Faults{Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorkers("w")
+	n, kills := 100, 1
+	if suite.profile.name == "full" {
+		n, kills = 600, 6
+	}
+	next := len(e.workers) + 1
+	m := newCommandMix("ck", n, 4)
+	e.runMixed("kill -9 crowd-group", fmt.Sprintf("%d commands on 4 groups at a 20-40ms gateway; all %d workers SIGKILLed %d time(s) mid-command, then replaced", n, suite.profile.workers, kills), m, func() {
+		e.atProgress(n, randomFractions(kills, 0.2, 0.8), func(int) {
+			for _, p := range e.workers {
+				if !p.exited() {
+					p.kill9(t)
+				}
+			}
+			t.Logf("killed every worker at %d outcomes", e.watcher.Settled(e.ledger))
+			for range suite.profile.workers {
+				e.startWorker(fmt.Sprintf("w%d", next))
+				next++
+			}
+		})
+	})
+}
+
 // 2. A single NATS server (file storage) restarted mid-run: workers reconnect by themselves.
 func TestNATSRestart(t *testing.T) {
+	parallelInShort(t)
 	e := newEnv(t, envOptions{})
 	e.startWorkers("w")
 	n := suite.profile.messages
-	e.runMixed("NATS restart", "single server, file storage, down 2s at ~30% and again at ~70%", n, func() {
+	e.runMixed("NATS restart", "single server, file storage, down 2s at ~30% and again at ~70%", newMix("nr", n), func() {
 		e.atProgress(n, []float64{0.3, 0.7}, func(int) {
 			e.nats.Stop()
 			time.Sleep(2 * time.Second) // the outage itself
@@ -112,7 +161,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	e.startWorkers("w")
 	n := suite.profile.messages
 	var killed []string
-	e.runMixed("R3 leader kill", "3-node cluster; checks-stream leader killed at ~25% (back at ~45%), results-stream leader killed at ~60% (back at ~80%)", n, func() {
+	e.runMixed("R3 leader kill", "3-node cluster; checks-stream leader killed at ~25% (back at ~45%), results-stream leader killed at ~60% (back at ~80%)", newMix("r3", n), func() {
 		down := -1
 		e.atProgress(n, []float64{0.25, 0.45, 0.6, 0.8}, func(i int) {
 			switch i {
@@ -138,7 +187,7 @@ func TestRedisRestart(t *testing.T) {
 	e := newEnv(t, envOptions{tcpRedis: true})
 	e.startWorkers("w")
 	n := suite.profile.messages
-	e.runMixed("Redis restart", "Redis killed at ~30%, down 2s, restarted empty", n, func() {
+	e.runMixed("Redis restart", "Redis killed at ~30%, down 2s, restarted empty", newMix("rr", n), func() {
 		e.atProgress(n, []float64{0.3}, func(int) {
 			e.redis.Stop()
 			time.Sleep(2 * time.Second) // the outage itself
