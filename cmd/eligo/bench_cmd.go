@@ -53,6 +53,7 @@ type benchSettings struct {
 	CPUProfile     string
 	PacedSeconds   float64
 	Rounds         int
+	PacedRate      float64
 	Quiet          bool
 	Log            logSettings
 }
@@ -78,6 +79,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.str(&cfg.JSONFile, "json", "", "", "also write the JSON report to this file")
 	s.str(&cfg.CPUProfile, "cpuprofile", "", "", "write a CPU profile of the measured phase to this file")
 	s.duration(&paced, "paced", "", 5*time.Second, "hot: length of the latency phase at half the measured rate (negative: skip)")
+	s.fs.Float64Var(&cfg.PacedRate, "paced-rate", 0, "hot: arrival rate of the latency phase in checks/s (default: half the measured throughput)")
 	s.integer(&cfg.Rounds, "rounds", "", 1, "hot, miss, mixed: alternate ceiling and scenario this many times and keep the best of each (filters out noise from other processes)")
 	s.boolean(&cfg.Quiet, "quiet", "", false, "do not print progress lines to stderr")
 	s.str(&cfg.Log.Level, "log-level", "", "error", "log level of the worker and servers: debug, info, warn or error")
@@ -153,7 +155,7 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 			Scenario: sc, Messages: cfg.Messages, Inflight: cfg.Inflight, Replicas: cfg.Replicas,
 			Keys: cfg.Keys, Latency: cfg.Latency, Duration: cfg.Duration, Rate: cfg.Rate,
 			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, RedisURL: cfg.RedisURL,
-			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, Progress: progress, Logger: logger,
+			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, PacedRate: cfg.PacedRate, Progress: progress, Logger: logger,
 		}
 		if i == 0 {
 			bc.CPUProfile = profile // one profile per file: the first scenario's

@@ -109,6 +109,11 @@ type Config struct {
 	// PacedSeconds is the length of hot's paced latency phase. Default 5 (0 < value);
 	// negative skips the phase.
 	PacedSeconds float64
+	// PacedRate is the arrival rate (checks per second) of hot's paced latency phase.
+	// Default: half the measured throughput. In embedded mode the publisher, the NATS server
+	// and the worker share the machine, so half the drain rate of a preloaded backlog may
+	// not be sustainable there; set a rate to measure latency at a known load.
+	PacedRate float64
 	// CPUProfile, when set, receives a CPU profile of the measured phase (pprof format).
 	CPUProfile io.Writer
 	// Progress, when set, receives one human-readable line per phase.

@@ -287,6 +287,9 @@ func (r *runner) hot(ctx context.Context) error {
 	r.target("rss peak MB", fmt.Sprintf("<= %.0f", targetRSSMB), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= targetRSSMB)
 	if r.cfg.PacedSeconds > 0 {
 		rate := r.rep.Result.Throughput / 2
+		if r.cfg.PacedRate > 0 {
+			rate = r.cfg.PacedRate
+		}
 		n := max(100, int(rate*r.cfg.PacedSeconds))
 		f, err := r.e.startWorkers(ctx)
 		if err != nil {
@@ -298,7 +301,11 @@ func (r *runner) hot(ctx context.Context) error {
 			return err
 		}
 		r.rep.Paced = &p
-		r.target("p99 ms at half rate", fmt.Sprintf("<= %.0f", targetHotP99MS), p.Latency.P99, p.Latency.P99 <= targetHotP99MS)
+		name := "p99 ms at half rate"
+		if r.cfg.PacedRate > 0 {
+			name = fmt.Sprintf("p99 ms at %.0f/s", rate)
+		}
+		r.target(name, fmt.Sprintf("<= %.0f", targetHotP99MS), p.Latency.P99, p.Latency.P99 <= targetHotP99MS)
 	}
 	return nil
 }
