@@ -7,6 +7,7 @@ package redistest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -141,7 +142,12 @@ func (s *Server) ping() error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	return c.Ping(ctx).Err()
+	err := c.Ping(ctx).Err()
+	var re redis.Error
+	if errors.As(err, &re) {
+		return nil // the server answers (e.g. NOAUTH with --requirepass): it is up
+	}
+	return err
 }
 
 // Options returns go-redis options for the server.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestServerSurvivesRestart(t *testing.T) {
@@ -34,5 +35,21 @@ func TestTCPServer(t *testing.T) {
 	s := redistest.NewTCPServer(t)
 	if err := s.Client().Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("ping %s: %v", s.URL, err)
+	}
+}
+
+func TestTCPServerWithPassword(t *testing.T) {
+	s := redistest.NewTCPServer(t, "--requirepass", "s3cret")
+	c := s.Client()
+	ctx := context.Background()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("ping without the password succeeded")
+	}
+	o := s.Options()
+	o.Password = "s3cret"
+	c2 := redis.NewClient(o)
+	defer c2.Close()
+	if err := c2.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping with the password: %v", err)
 	}
 }
