@@ -55,6 +55,16 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	logger := newLogger(c.stderr, cfg.Log)
+	redis := "in-process"
+	if cfg.Worker.RedisURL != "" {
+		redis = redactURL(cfg.Worker.RedisURL)
+	}
+	logger.Info("configuration",
+		"nats", redactURL(cfg.NATS.URL), "subject_prefix", cfg.NATS.Prefix,
+		"alipay_gateway", cfg.Alipay.Gateway, "alipay_app_id", cfg.Alipay.AppID, "sign_type", cfg.Alipay.SignType,
+		"cache", redis, "concurrency", cfg.Worker.Concurrency, "stream_replicas", cfg.Worker.Replicas,
+		"crowd_partitions", cfg.Worker.CrowdPartitions, "breaker_failures", cfg.Worker.BreakerFailures,
+		"breaker_timeout", cfg.Worker.BreakerTimeout, "drain_timeout", cfg.Worker.DrainTimeout)
 	app, err := newWorkerApp(ctx, workerAppConfig{NATS: cfg.NATS, Alipay: cfg.Alipay, Worker: cfg.Worker, ConnName: "eligo-worker"}, logger)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
