@@ -347,9 +347,6 @@ func spread(d time.Duration) time.Duration {
 	return d + rand.N(d/4)
 }
 
-// jitter is used for messages handed back during a pause.
-func jitter(d time.Duration) time.Duration { return spread(d) }
-
 func apiFieldErrors(err error) []messages.FieldError {
 	var ae *alipay.APIError
 	if !errors.As(err, &ae) {

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eligo-dev/eligo/messages"
 )
 
 // streamConfigs returns the four streams Eligo uses:
@@ -121,12 +119,4 @@ func crowdConsumerConfig(cfg Config) jetstream.ConsumerConfig {
 		MaxAckPending: 1,
 		FilterSubject: cfg.subjects().CrowdGroupCommand(),
 	}
-}
-
-// kindOfSubject maps an input subject to its kind.
-func kindOfSubject(s messages.Subjects, subject string) messages.Kind {
-	if subject == s.CrowdGroupCommand() {
-		return messages.KindCrowdGroup
-	}
-	return messages.KindAnalyze
 }

@@ -184,7 +184,8 @@ func serverVersion(nc *nats.Conn) (major, minor int) {
 	return major, minor
 }
 
-// Run consumes until ctx is cancelled, then shuts down gracefully: it stops fetching, hands
+// Run consumes until ctx is cancelled, then shuts down gracefully (call it once per
+// Worker): it stops fetching, hands
 // back (Nak) messages buffered but not started, lets in-flight messages finish for up to
 // Config.DrainTimeout and hands back the rest at once. It returns nil after a clean
 // shutdown. The caller drains and closes the NATS connection afterwards.
@@ -342,7 +343,7 @@ func (w *Worker) dispatch(ctx context.Context, in *intake, kind messages.Kind, f
 		return
 	}
 	if paused > 0 {
-		_ = msg.NakWithDelay(jitter(paused))
+		_ = msg.NakWithDelay(spread(paused))
 		w.m.outcome(kind, outcomeDeferred)
 		return
 	}
