@@ -185,9 +185,8 @@ func serverVersion(nc *nats.Conn) (major, minor int) {
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully (call it once per
-// Worker): it stops fetching, hands
-// back (Nak) messages buffered but not started, lets in-flight messages finish for up to
-// Config.DrainTimeout and hands back the rest at once. It returns nil after a clean
+// Worker): it stops fetching, hands back (Nak) messages buffered but not started, lets
+// in-flight messages finish for up to Config.DrainTimeout and hands back the rest at once. It returns nil after a clean
 // shutdown. The caller drains and closes the NATS connection afterwards.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
