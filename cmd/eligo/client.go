@@ -19,10 +19,13 @@ import (
 
 // newID returns prefix + "-" + 16 random hex digits: a request or command id that does not
 // collide with earlier runs (JetStream de-duplicates by id).
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return prefix + "-" + hex.EncodeToString(b[:])
+func newID(prefix string) string { return prefix + "-" + randomHex(8) }
+
+// randomHex returns n random bytes as 2n hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
 }
 
 // awaited is what came back for a published check or command.

@@ -254,7 +254,7 @@ func publishSamples(ctx context.Context, out io.Writer, nset natsSettings) error
 		return err
 	}
 	defer nc.Close()
-	run := strings.TrimPrefix(newID(""), "-")[:8]
+	run := randomHex(4)
 	subj := nset.subjects()
 	fmt.Fprintf(out, "\nSamples (run %s):\n", run)
 	for i, smp := range devSamples(run) {
