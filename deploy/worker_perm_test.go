@@ -164,9 +164,9 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	}{
 		{"publisher checks", pubSeed, []string{"check", "--user-id", "2088302535065344", "--rule-uuid", "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}, `"outcome":"ok"`},
 		{"publisher replays results", pubSeed, []string{"watch", "--since", "1h", "--kind", "analyze", "--limit", "1"}, `"request_id":"perm-1"`},
-		{"operator reads status", opSeed, []string{"status", "--json"}, `"dlq_depth":1`},
+		{"operator reads status", opSeed, []string{"status", "--json", "--wait", "100ms"}, `"dlq_depth":1`},
 		{"operator lists dead letters", opSeed, []string{"dlq", "list"}, "perm-2"},
-		{"operator invalidates the cache", opSeed, []string{"cache", "invalidate", "--rule", "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}, "1 worker(s) confirmed"},
+		{"operator invalidates the cache", opSeed, []string{"cache", "invalidate", "--rule", "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b", "--wait", "30s", "--expect", "1"}, "1 worker(s) confirmed"},
 	}
 	for _, r := range cliRuns {
 		t.Run(r.name, func(t *testing.T) {

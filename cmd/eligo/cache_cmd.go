@@ -39,13 +39,15 @@ func runCache(ctx context.Context, c *cli, args []string) error {
 func runCacheInvalidate(ctx context.Context, c *cli, args []string) error {
 	s := newSettings("cache invalidate", c.getenv)
 	var (
-		nc   natsSettings
-		rule string
-		wait time.Duration
+		nc     natsSettings
+		rule   string
+		wait   time.Duration
+		expect int
 	)
 	bindNATS(s, &nc)
 	s.str(&rule, "rule", "", "", "promo rule id whose cached answers are dropped")
 	s.duration(&wait, "wait", "", time.Second, "how long to collect confirmations from running workers")
+	s.integer(&expect, "expect", "", 0, "stop waiting once this many workers confirmed (0: wait the full --wait)")
 	if done, err := c.parseOrHelp(s, args, "eligo cache invalidate --rule RULE_UUID [flags]", cacheDescription); done || err != nil {
 		return err
 	}
@@ -91,6 +93,9 @@ collect:
 		select {
 		case <-acks:
 			confirmed++
+			if expect > 0 && confirmed >= expect {
+				break collect
+			}
 		case <-window.C:
 			break collect
 		case <-ctx.Done():

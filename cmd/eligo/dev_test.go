@@ -270,13 +270,13 @@ func TestDevEndToEnd(t *testing.T) {
 	t.Run("cache invalidate is confirmed by the worker", func(t *testing.T) {
 		args := printedCommand(t, out, bin, "check")
 		natsFlag := args[1:3]
-		stdout, stderr, err := eligo(t, bin, append([]string{"cache", "invalidate", "--rule", devRuleUUID}, natsFlag...)...)
+		stdout, stderr, err := eligo(t, bin, append([]string{"cache", "invalidate", "--rule", devRuleUUID, "--wait", "30s", "--expect", "1"}, natsFlag...)...)
 		if err != nil || !strings.Contains(stdout, "1 worker(s) confirmed") {
 			t.Errorf("cache invalidate: %v\n%s%s", err, stdout, stderr)
 		}
 	})
 	t.Run("status shows the worker and the dead letter", func(t *testing.T) {
-		args := append(printedCommand(t, out, bin, "status"), "--json")
+		args := append(printedCommand(t, out, bin, "status"), "--json", "--wait", "30s", "--expect", "1")
 		stdout, stderr, err := eligo(t, bin, args...)
 		if err != nil {
 			t.Fatalf("eligo status: %v\n%s", err, stderr)

@@ -34,11 +34,13 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		nc      natsSettings
 		asJSON  bool
 		wait    time.Duration
+		expect  int
 		streams = worker.Config{}
 	)
 	bindNATS(s, &nc)
 	s.boolean(&asJSON, "json", "", false, "print one JSON object")
 	s.duration(&wait, "wait", "", time.Second, "how long to collect answers from running workers")
+	s.integer(&expect, "expect", "", 0, "stop waiting once this many workers answered (0: wait the full --wait)")
 	if done, err := c.parseOrHelp(s, args, "eligo status [--json] [flags]", statusDescription); done || err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, wait+20*time.Second)
 	defer cancel()
-	rep, err := collectStatus(ctx, conn, streams, nc.Prefix, wait)
+	rep, err := collectStatus(ctx, conn, streams, nc.Prefix, wait, expect)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
@@ -70,7 +72,7 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 
 // collectStatus reads the streams and consumers (worker.Status) and asks running workers
 // for their state.
-func collectStatus(ctx context.Context, conn *nats.Conn, cfg worker.Config, prefix string, wait time.Duration) (statusReport, error) {
+func collectStatus(ctx context.Context, conn *nats.Conn, cfg worker.Config, prefix string, wait time.Duration, expect int) (statusReport, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
 		return statusReport{}, fmt.Errorf("jetstream: %w", err)
@@ -81,15 +83,15 @@ func collectStatus(ctx context.Context, conn *nats.Conn, cfg worker.Config, pref
 		return statusReport{}, err
 	}
 	rep := statusReport{StatusReport: base}
-	if rep.Workers, err = askWorkers(ctx, conn, prefix, wait); err != nil {
+	if rep.Workers, err = askWorkers(ctx, conn, prefix, wait, expect); err != nil {
 		return rep, err
 	}
 	return rep, nil
 }
 
 // askWorkers sends one status request that every running worker answers, and collects the
-// answers for wait.
-func askWorkers(ctx context.Context, conn *nats.Conn, prefix string, wait time.Duration) ([]instanceStatus, error) {
+// answers for wait, or until expect (when > 0) answered.
+func askWorkers(ctx context.Context, conn *nats.Conn, prefix string, wait time.Duration, expect int) ([]instanceStatus, error) {
 	inbox := conn.NewInbox()
 	answers := make(chan *nats.Msg, 256)
 	sub, err := conn.ChanSubscribe(inbox, answers)
@@ -113,13 +115,21 @@ func askWorkers(ctx context.Context, conn *nats.Conn, prefix string, wait time.D
 			if json.Unmarshal(m.Data, &st) == nil && st.Instance != "" {
 				out = append(out, st)
 			}
+			if expect > 0 && len(out) >= expect {
+				sortInstances(out)
+				return out, nil
+			}
 		case <-window.C:
-			sort.Slice(out, func(i, j int) bool { return out[i].Host+out[i].Instance < out[j].Host+out[j].Instance })
+			sortInstances(out)
 			return out, nil
 		case <-ctx.Done():
 			return out, ctx.Err()
 		}
 	}
+}
+
+func sortInstances(out []instanceStatus) {
+	sort.Slice(out, func(i, j int) bool { return out[i].Host+out[i].Instance < out[j].Host+out[j].Instance })
 }
 
 func printStatus(w io.Writer, url string, rep statusReport) {
