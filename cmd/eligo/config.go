@@ -34,7 +34,7 @@ type natsSettings struct {
 
 func bindNATS(s *settings, c *natsSettings) {
 	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated")
-	s.str(&c.Creds, "nats-creds", "ELIGO_NATS_CREDS", "", "NATS credentials file (JWT + NKey seed)")
+	s.str(&c.Creds, "nats-creds", "ELIGO_NATS_CREDS", "", "NATS credentials: a .creds file (JWT and seed) or a file holding a user NKey seed")
 	s.str(&c.TLSCA, "nats-tls-ca", "ELIGO_NATS_TLS_CA", "", "CA certificate file to verify the NATS server")
 	s.str(&c.TLSCert, "nats-tls-cert", "ELIGO_NATS_TLS_CERT", "", "client certificate file for NATS mutual TLS")
 	s.str(&c.TLSKey, "nats-tls-key", "ELIGO_NATS_TLS_KEY", "", "client key file for NATS mutual TLS")
