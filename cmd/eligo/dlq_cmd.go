@@ -26,8 +26,9 @@ permanent Alipay refusal, retries exhausted), kept with the reason in headers.
   eligo dlq list    [filters] [--json]          list dead letters, oldest first
   eligo dlq show    SEQ [--json]                one dead letter with its headers and payload
   eligo dlq replay  SEQ… | A-B | filters | --all [--yes]
-                                                re-publish to the original subject, with the
-                                                original id and headers plus Eligo-Replay
+                                                re-publish the original payload and headers
+                                                (same request_id / command_id) to the original
+                                                subject, marked Eligo-Replay: SEQ
   eligo dlq purge   SEQ… | A-B | filters | --all [--yes]
                                                 delete dead letters
 
