@@ -167,7 +167,7 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 			fmt.Fprintf(out, "samples: %v\n", err)
 		}
 	}
-	printTryLines(out, natsURL, strings.TrimSuffix(rs.URL, sandbox.GatewayPath), cfg.Prefix)
+	printTryLines(out, natsURL, rs, cfg.Prefix)
 	fmt.Fprintln(out, "Eligo dev is ready. Press Ctrl-C to stop.")
 
 	select {
@@ -313,8 +313,9 @@ func summarize(kind messages.Kind, a awaited) string {
 }
 
 // printTryLines prints commands that work against this dev instance as printed.
-func printTryLines(out io.Writer, natsURL, sandboxURL, prefix string) {
+func printTryLines(out io.Writer, natsURL string, rs *runningSandbox, prefix string) {
 	self := selfCommand()
+	sandboxURL := strings.TrimSuffix(rs.URL, sandbox.GatewayPath)
 	pf := ""
 	if prefix != messages.DefaultPrefix {
 		pf = " --subject-prefix " + prefix
@@ -330,11 +331,14 @@ With the nats CLI (github.com/nats-io/natscli):
   nats --server %[2]s sub '%[9]s'
   nats --server %[2]s pub %[10]s '%[11]s' -H Nats-Msg-Id:try-1
   nats --server %[2]s stream ls
+Call the sandbox gateway directly, as the worker does (run it from this directory):
+  %[1]s call analyze --alipay-gateway %[14]s --alipay-app-id %[15]s --alipay-private-key-file %[16]s --alipay-public-key-file %[17]s --user-id %[4]s --rule-uuid %[5]s
 Simulate an Alipay outage (checks wait in JetStream, the breaker opens), then end it:
   curl -X POST %[12]s%[13]s -d '{"outage":true}'
   curl -X DELETE %[12]s%[13]s
 `, self, natsURL, pf, devUserID, devRuleUUID, devShopID, devCrowdGroupID, devOperatorID,
-		prefix+".result.>", subj.AnalyzeCheck(), example, sandboxURL, sandbox.FaultsPath)
+		prefix+".result.>", subj.AnalyzeCheck(), example, sandboxURL, sandbox.FaultsPath,
+		rs.URL, devAppID, rs.Keys.Path(sandbox.AppPrivateKeyFile), rs.Keys.Path(sandbox.SandboxPublicKeyFile))
 }
 
 // selfCommand is how the user runs this binary: "go run ./cmd/eligo" under go run, else the

@@ -145,9 +145,16 @@ func (p *devProcess) interrupt(t *testing.T, timeout time.Duration) error {
 // eligo runs the binary to completion with a deadline.
 func eligo(t *testing.T, bin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return eligoIn(t, "", bin, args...)
+}
+
+// eligoIn runs the binary in directory dir.
+func eligoIn(t *testing.T, dir, bin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -239,6 +246,15 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		if r.Outcome != messages.OutcomeOK || r.RuleUUID != devRuleUUID || !r.Triggered {
 			t.Errorf("check result = %+v, want ok and triggered for rule %s", r, devRuleUUID)
+		}
+	})
+	t.Run("the printed call line reaches the sandbox", func(t *testing.T) {
+		stdout, stderr, err := eligoIn(t, dir, bin, printedCommand(t, out, bin, "call")...)
+		if err != nil {
+			t.Fatalf("eligo call: %v\n%s%s", err, stdout, stderr)
+		}
+		if !strings.Contains(stdout, `"result_code":"000"`) {
+			t.Errorf("call printed %s", stdout)
 		}
 	})
 	t.Run("a rejected check exits 3", func(t *testing.T) {
