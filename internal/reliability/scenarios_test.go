@@ -103,12 +103,24 @@ func (e *env) killOne() {
 }
 
 // 1'. kill -9 of every worker at once while a crowd-group command is in flight at a slow
-// gateway: each command is applied exactly once, in publish order. The crowd-group consumer
-// lets one command out at a time, so each kill stalls the commands for the consumer's
-// AckWait; the run is kept small.
+// gateway: each command is applied exactly once, in publish order, with one ordered consumer
+// and with partitioned processing. A crowd-group consumer lets one command out at a time
+// (per partition), so each kill stalls the commands for the consumer's AckWait; the runs are
+// kept small.
 func TestCrowdGroupKill9(t *testing.T) {
 	parallelInShort(t)
-	e := newEnv(t, envOptions{})
+	t.Run("ordered consumer", func(t *testing.T) {
+		parallelInShort(t)
+		crowdGroupKill9(t, "kill -9 crowd-group", 0)
+	})
+	t.Run("4 partitions", func(t *testing.T) {
+		parallelInShort(t)
+		crowdGroupKill9(t, "kill -9 crowd-group, partitioned", 4)
+	})
+}
+
+func crowdGroupKill9(t *testing.T, scenario string, partitions int) {
+	e := newEnv(t, envOptions{extraEnv: []string{fmt.Sprintf("ELIGO_CROWD_PARTITIONS=%d", partitions)}})
 	if err := e.sb.SetFaults(sandbox.Faults{Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +130,8 @@ func TestCrowdGroupKill9(t *testing.T) {
 		n, kills = 600, 6
 	}
 	next := len(e.workers) + 1
-	m := newCommandMix("ck", n, 4)
-	e.runMixed("kill -9 crowd-group", fmt.Sprintf("%d commands on 4 groups at a 20-40ms gateway; all %d workers SIGKILLed %d time(s) mid-command, then replaced", n, suite.profile.workers, kills), m, func() {
+	m := newCommandMix(fmt.Sprintf("c%d", partitions), n, 8)
+	e.runMixed(scenario, fmt.Sprintf("%d commands on 8 groups at a 20-40ms gateway; all %d workers SIGKILLed %d time(s) mid-command, then replaced", n, suite.profile.workers, kills), m, func() {
 		e.atProgress(n, randomFractions(kills, 0.2, 0.8), func(int) {
 			for _, p := range e.workers {
 				if !p.exited() {
