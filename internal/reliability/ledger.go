@@ -82,6 +82,16 @@ func (l *Ledger) IDOf(kind messages.Kind, seq uint64) string {
 	return l.bySeq[kindSeq{kind, seq}]
 }
 
+// Each calls fn for every entry, in no particular order, without copying or sorting (for
+// polling loops). fn must not call the ledger.
+func (l *Ledger) Each(fn func(Entry)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.byID {
+		fn(e)
+	}
+}
+
 // Entries returns every entry, sorted by id.
 func (l *Ledger) Entries() []Entry {
 	l.mu.Lock()

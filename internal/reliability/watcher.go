@@ -80,11 +80,11 @@ func (w *Watcher) Settled(l *Ledger) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := w.anonymous
-	for _, e := range l.Entries() {
+	l.Each(func(e Entry) {
 		if w.results[e.ID] > 0 || w.rejections[e.ID] > 0 {
 			n++
 		}
-	}
+	})
 	return n
 }
 
