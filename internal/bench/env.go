@@ -246,7 +246,8 @@ func (e *env) workerConfig() worker.Config {
 
 // cacheConfig keeps every answer for the whole run.
 func (e *env) cacheConfig() cache.Config {
-	return cache.Config{TTL: time.Hour, NegativeTTL: time.Hour, Namespace: "eligo-bench-" + e.id, Logger: e.log}
+	return cache.Config{TTL: time.Hour, NegativeTTL: time.Hour, Namespace: "eligo-bench-" + e.id, Logger: e.log,
+		OpTimeout: e.cfg.CacheOpTimeout}
 }
 
 // cache returns replica i's cache, creating it on first use.
