@@ -16,7 +16,7 @@ func TestRunHotEmbedded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := bench.Run(ctx, bench.Config{
-		Scenario: bench.Hot, Messages: 2_000, Keys: 20, Inflight: 16, PacedSeconds: 0.5,
+		Scenario: bench.Hot, Messages: 2_000, Keys: 10, Inflight: 16, PacedSeconds: 0.3,
 		Progress: logWriter{t},
 	})
 	if err != nil {
