@@ -28,7 +28,9 @@ func DecodeAnalyzeCheck(data []byte) (AnalyzeCheck, error) {
 	if !v.shape(data) {
 		return AnalyzeCheck{}, v.result(KindAnalyze, idOfMalformed(v.errs, data).RequestID)
 	}
-	if err := json.Unmarshal(data, &c); err != nil {
+	if fc, ok := fastAnalyzeCheck(data); ok {
+		c = fc
+	} else if err := json.Unmarshal(data, &c); err != nil {
 		c = AnalyzeCheck{}
 		m, ok := v.slowObject(data, err)
 		if !ok {
