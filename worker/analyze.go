@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -69,7 +68,7 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 	res.RequestID = check.RequestID
 	res.UserID, res.RuleUUID, res.BizID = check.UserID, check.RuleUUID, check.BizID
 	res.Outcome = messages.OutcomeOK
-	payload, err := json.Marshal(res)
+	payload, err := messages.EncodeAnalyzeResult(res)
 	if err != nil {
 		return rep, fmt.Errorf("encode analyze result: %w", err)
 	}
