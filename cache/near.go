@@ -1,0 +1,146 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// Backend is the cache a Near cache sits in front of; *Redis and *Memory satisfy it.
+type Backend interface {
+	Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error)
+	Set(ctx context.Context, k Key, r messages.AnalyzeResult) error
+	InvalidateRule(ctx context.Context, ruleUUID string) error
+	Lease(ctx context.Context, k Key) (held bool, release func(context.Context), err error)
+	WaitFor(ctx context.Context, k Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error)
+}
+
+// Defaults applied by NewNear to zero NearConfig fields.
+const (
+	DefaultNearTTL        = time.Second
+	DefaultNearMaxEntries = 10_000
+)
+
+// NearConfig configures a Near cache.
+type NearConfig struct {
+	// TTL is how long an answer is served from process memory before the backend is asked
+	// again; it bounds how stale a replica can be when it misses an invalidation broadcast.
+	// Default 1s.
+	TTL time.Duration
+	// MaxEntries bounds the entries held; when full, the whole near cache is dropped (it
+	// refills from the backend within one TTL). Default 10,000.
+	MaxEntries int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Near is a small in-process cache in front of a shared Backend (Redis), so that a hot key
+// costs one backend round trip per TTL and replica instead of one per check. Answers are
+// still held to the caller's maxAge (by their CheckedAt), Set writes through, and
+// InvalidateRule drops the rule's near entries before invalidating the backend. A check
+// whose backend read started before an invalidation in this process never fills the near
+// cache. Invalidations made by another process reach this one only through the worker's
+// invalidation broadcast (every replica calls InvalidateRule), or after TTL at the latest.
+// Lease and WaitFor go to the backend. A Near is safe for concurrent use.
+type Near struct {
+	be  Backend
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu      sync.RWMutex
+	entries map[string]nearEntry
+	gens    map[string]uint64 // rule → local invalidation count
+}
+
+type nearEntry struct {
+	r       messages.AnalyzeResult
+	rule    string
+	gen     uint64
+	expires time.Time
+}
+
+// NewNear returns a near cache in front of be.
+func NewNear(be Backend, cfg NearConfig) *Near {
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultNearTTL
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultNearMaxEntries
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Near{be: be, ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now,
+		entries: make(map[string]nearEntry), gens: make(map[string]uint64)}
+}
+
+// Get returns the answer for k from process memory when it was fetched within TTL and is
+// no older than maxAge, else from the backend (and remembers it).
+func (n *Near) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error) {
+	key := k.String()
+	now := n.now()
+	n.mu.RLock()
+	e, ok := n.entries[key]
+	gen := n.gens[k.RuleUUID]
+	n.mu.RUnlock()
+	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
+		return asCached(k, e.r), nil
+	}
+	r, err := n.be.Get(ctx, k, maxAge)
+	if err != nil {
+		return r, err
+	}
+	n.remember(key, k.RuleUUID, gen, r, now)
+	return r, nil
+}
+
+// remember stores r unless the rule was invalidated since gen was read.
+func (n *Near) remember(key, rule string, gen uint64, r messages.AnalyzeResult, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gens[rule] != gen {
+		return
+	}
+	if len(n.entries) >= n.max {
+		clear(n.entries)
+	}
+	n.entries[key] = nearEntry{r: r, rule: rule, gen: gen, expires: now.Add(n.ttl)}
+}
+
+// Set writes r to the backend and, when that succeeded, to process memory.
+func (n *Near) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error {
+	n.mu.RLock()
+	gen := n.gens[k.RuleUUID]
+	n.mu.RUnlock()
+	if err := n.be.Set(ctx, k, r); err != nil {
+		return err
+	}
+	n.remember(k.String(), k.RuleUUID, gen, r, n.now())
+	return nil
+}
+
+// InvalidateRule drops the rule's near entries, then invalidates the backend.
+func (n *Near) InvalidateRule(ctx context.Context, ruleUUID string) error {
+	n.mu.Lock()
+	n.gens[ruleUUID]++
+	for key, e := range n.entries {
+		if e.rule == ruleUUID {
+			delete(n.entries, key)
+		}
+	}
+	n.mu.Unlock()
+	return n.be.InvalidateRule(ctx, ruleUUID)
+}
+
+// Lease is the backend's.
+func (n *Near) Lease(ctx context.Context, k Key) (bool, func(context.Context), error) {
+	return n.be.Lease(ctx, k)
+}
+
+// WaitFor is the backend's.
+func (n *Near) WaitFor(ctx context.Context, k Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error) {
+	return n.be.WaitFor(ctx, k, maxAge, timeout)
+}
