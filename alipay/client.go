@@ -43,8 +43,9 @@ type Config struct {
 	Credentials
 	// SignType is the request and response signature algorithm. Default SignRSA2.
 	SignType SignType
-	// HTTPClient sends the requests. Default: a new http.Client using http.DefaultTransport
-	// that does not follow redirects (a redirected call fails as a non-200 answer rather than
+	// HTTPClient sends the requests. Default: a new http.Client using a clone of
+	// http.DefaultTransport that keeps up to 256 idle connections per host (instead of 2, so
+	// concurrent calls reuse their connections and TLS sessions) and does not follow redirects (a redirected call fails as a non-200 answer rather than
 	// re-sending signed parameters elsewhere). Its own Timeout, if any, still applies.
 	HTTPClient *http.Client
 	// Timeout bounds one gateway call, on top of the caller's context. Default
@@ -188,6 +189,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{
+			Transport:     defaultTransport(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
@@ -237,6 +239,20 @@ func New(cfg Config) (*Client, error) {
 	})
 	c.metrics.setState(gobreaker.StateClosed)
 	return c, nil
+}
+
+// defaultIdleConns is how many idle gateway connections the default transport keeps:
+// enough for a worker's concurrency, so that concurrent calls reuse connections instead of
+// opening (and over HTTPS handshaking) a new one for most calls.
+const defaultIdleConns = 256
+
+// defaultTransport is http.DefaultTransport with room for defaultIdleConns idle connections
+// per host; http.DefaultTransport keeps 2.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = defaultIdleConns
+	t.MaxIdleConnsPerHost = defaultIdleConns
+	return t
 }
 
 // gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
