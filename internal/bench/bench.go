@@ -102,6 +102,9 @@ type Config struct {
 	// Default: the cache's default (50ms). On a host starved of CPU, operations past it
 	// fail open (a miss, and a lease not taken), which shows as extra gateway calls.
 	CacheOpTimeout time.Duration
+	// Near puts a cache.Near (an in-process near cache, 1s TTL) in front of each replica's
+	// Redis cache. Default false. Only with RedisURL.
+	Near bool
 	// Dir is where the embedded server's storage directory is created (and removed at the
 	// end). Default: os.TempDir(). A tmpfs such as /dev/shm keeps other processes' disk
 	// traffic out of the figures.
@@ -217,7 +220,7 @@ type Machine struct {
 // Setup describes the servers and sizes of a run.
 type Setup struct {
 	NATS      string  `json:"nats"`  // "embedded (file storage)" or the URL's host
-	Cache     string  `json:"cache"` // "memory" or "redis"
+	Cache     string  `json:"cache"` // "memory", "redis" or "near+redis"
 	Replicas  int     `json:"replicas"`
 	Inflight  int     `json:"inflight"`
 	Messages  int     `json:"messages"`

@@ -149,6 +149,9 @@ func (e *env) natsDescription() string {
 }
 
 func (e *env) cacheDescription() string {
+	if e.redisOp != nil && e.cfg.Near {
+		return "near+redis"
+	}
 	if e.redisOp != nil {
 		return "redis"
 	}
@@ -256,7 +259,11 @@ func (e *env) cache(i int) worker.Cache {
 		if e.redisOp != nil {
 			rdb := redis.NewUniversalClient(e.redisOp)
 			e.rdbs = append(e.rdbs, rdb)
-			e.caches = append(e.caches, cache.NewRedis(rdb, e.cacheConfig()))
+			var c worker.Cache = cache.NewRedis(rdb, e.cacheConfig())
+			if e.cfg.Near {
+				c = cache.NewNear(c, cache.NearConfig{})
+			}
+			e.caches = append(e.caches, c)
 		} else {
 			m := cache.NewMemory(e.cacheConfig())
 			e.mems = append(e.mems, m)
