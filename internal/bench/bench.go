@@ -281,6 +281,11 @@ type Drain struct {
 	Drained int `json:"drained"`
 	// Rate is Drained / Seconds.
 	Rate float64 `json:"rate"`
+	// Seconds95 and Rate95 are the same for the first 95 % of the drained answers: checks
+	// handed back with a delay while intake was paused come back only when that delay ends,
+	// which sets the tail.
+	Seconds95 float64 `json:"seconds_95"`
+	Rate95    float64 `json:"rate_95"`
 }
 
 // Memory samples the resident set size of the process, in MiB.

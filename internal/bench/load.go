@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,23 @@ func (c *collector) keepTimes() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.keep = true
+}
+
+// nthSince returns the arrival time of the n-th answer (1-based) at or after t (keepTimes).
+func (c *collector) nthSince(t time.Time, n int) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var after []int64
+	for _, at := range c.times {
+		if at >= t.UnixNano() {
+			after = append(after, at)
+		}
+	}
+	if n < 1 || n > len(after) {
+		return time.Time{}, false
+	}
+	slices.Sort(after)
+	return time.Unix(0, after[n-1]), true
 }
 
 // answeredSince counts the answers of the window that arrived at or after t (keepTimes).

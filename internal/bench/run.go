@@ -443,6 +443,11 @@ func (r *runner) outage(ctx context.Context) error {
 		if d.Seconds > 0 {
 			d.Rate = round1(float64(d.Drained) / d.Seconds)
 		}
+		n95 := d.Drained * 95 / 100
+		if at, ok := r.col.nthSince(closed, n95); ok && at.After(closed) {
+			d.Seconds95 = round3(at.Sub(closed).Seconds())
+			d.Rate95 = round1(float64(n95) / at.Sub(closed).Seconds())
+		}
 	}
 	r.rep.Drain = d
 	r.rep.Ratio = ratio(d.Rate, r.rep.MissRate)
