@@ -20,6 +20,13 @@ const (
 	defaultAlipayGateway  = "https://openapi.alipay.com/gateway.do"
 	defaultAlipayTimeout  = 10 * time.Second
 	defaultWorkerHTTPAddr = ":8080"
+	// defaultCacheNearTTL keeps hot keys in process memory for a second in front of Redis:
+	// one Redis round trip per key, replica and second instead of one per check.
+	defaultCacheNearTTL = time.Second
+	// defaultCacheOpTimeout bounds a Redis operation. It is above cache.DefaultOpTimeout
+	// because a busy 2-core host can take longer than 50ms for a round trip, and a timed-out
+	// lease lets every replica call Alipay for the same key.
+	defaultCacheOpTimeout = 100 * time.Millisecond
 )
 
 // natsSettings says how to reach NATS.
@@ -171,6 +178,8 @@ type workerSettings struct {
 	CacheNegativeTTL time.Duration
 	CacheMaxAge      time.Duration
 	CacheMaxEntries  int
+	CacheNearTTL     time.Duration
+	CacheOpTimeout   time.Duration
 	BreakerFailures  int
 	BreakerTimeout   time.Duration
 	HandleTimeout    time.Duration
@@ -194,6 +203,8 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
 	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
 	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache (without Redis)")
+	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after a missed invalidation); 0 disables the near cache")
+	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
@@ -227,6 +238,7 @@ func (c workerSettings) validate(s *settings) []error {
 		{"cache-negative-ttl", c.CacheNegativeTTL > 0, c.CacheNegativeTTL},
 		{"cache-max-age", c.CacheMaxAge > 0, c.CacheMaxAge},
 		{"cache-max-entries", c.CacheMaxEntries > 0, c.CacheMaxEntries},
+		{"cache-op-timeout", c.CacheOpTimeout > 0, c.CacheOpTimeout},
 		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
 		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
@@ -234,6 +246,9 @@ func (c workerSettings) validate(s *settings) []error {
 		{"stream-replicas", c.Replicas > 0, c.Replicas},
 		{"max-attempts", c.MaxAttempts > 0, c.MaxAttempts},
 		{"results-retention", c.ResultsRetention > 0, c.ResultsRetention},
+	}
+	if c.CacheNearTTL < 0 {
+		errs = append(errs, s.invalid("cache-near-ttl", "must not be negative, got %v", c.CacheNearTTL))
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -276,6 +291,7 @@ func (c workerSettings) cacheConfig(prefix string) cache.Config {
 		TTL:         c.CacheTTL,
 		NegativeTTL: c.CacheNegativeTTL,
 		MaxEntries:  c.CacheMaxEntries,
+		OpTimeout:   c.CacheOpTimeout,
 		Namespace:   prefix,
 	}
 }

@@ -173,6 +173,16 @@ func TestWorkerConfigValidation(t *testing.T) {
 			[]string{"ELIGO_CONCURRENCY", "--concurrency"}, false,
 		},
 		{
+			"negative near-cache TTL",
+			withEnv(base, "ELIGO_CACHE_NEAR_TTL", "-1s"), nil,
+			[]string{"ELIGO_CACHE_NEAR_TTL", "--cache-near-ttl"}, false,
+		},
+		{
+			"non-positive Redis operation timeout",
+			base, []string{"--cache-op-timeout", "0s"},
+			[]string{"ELIGO_CACHE_OP_TIMEOUT", "--cache-op-timeout"}, false,
+		},
+		{
 			"wildcard in the subject prefix",
 			withEnv(base, "ELIGO_SUBJECT_PREFIX", "eligo.>"), nil,
 			[]string{"ELIGO_SUBJECT_PREFIX", "--subject-prefix"}, false,

@@ -187,7 +187,7 @@ func TestWorkerCommand(t *testing.T) {
 		t.Fatalf("status request: %v", err)
 	}
 	var st instanceStatus
-	if err := json.Unmarshal(msg.Data, &st); err != nil || !st.Ready || st.Breaker != "closed" || st.Cache != "redis" {
+	if err := json.Unmarshal(msg.Data, &st); err != nil || !st.Ready || st.Breaker != "closed" || st.Cache != "redis+near" {
 		t.Errorf("status = %+v (%v), want ready, breaker closed, redis cache", st, err)
 	}
 

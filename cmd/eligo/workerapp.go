@@ -118,8 +118,15 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 			logger.Warn("redis not reachable at start; answering without the cache until it is", "err", err)
 		}
 		cancel()
-		rc = cache.NewRedis(a.rdb, cacheCfg)
+		redisCache := cache.NewRedis(a.rdb, cacheCfg)
+		rc = redisCache
 		a.cacheKind = "redis"
+		if ttl := cfg.Worker.CacheNearTTL; ttl > 0 {
+			// Hot keys cost one Redis round trip per replica and TTL; invalidations reach
+			// every replica through the worker's broadcast, and the TTL bounds the rest.
+			rc = cache.NewNear(redisCache, cache.NearConfig{TTL: ttl})
+			a.cacheKind = "redis+near"
+		}
 	} else {
 		logger.Warn("ELIGO_REDIS_URL is not set: using an in-process cache (not shared between replicas)")
 		a.mem = cache.NewMemory(cacheCfg)
