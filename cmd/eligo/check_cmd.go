@@ -124,15 +124,12 @@ func publishRaw(ctx context.Context, c *cli, conn *nats.Conn, nc natsSettings, k
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", kind, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	subj := nc.subjects()
-	subject := subj.AnalyzeCheck()
-	if kind == messages.KindCrowdGroup {
-		subject = subj.CrowdGroupCommand()
+	cl, err := client.New(conn, client.Config{Prefix: nc.Prefix, Timeout: timeout})
+	if err != nil {
+		return err
 	}
-	a, err := publishAndAwait(ctx, conn, subj, kind, subject, id, data)
-	return printAwaited(c.stdout, string(kind), id, timeout, a, err)
+	res, err := cl.PublishRaw(ctx, kind, id, data)
+	return printClientAnswer(c, string(kind), id, json.RawMessage(res), err)
 }
 
 const crowdGroupDescription = `

@@ -7,14 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/messages/client"
 )
 
 // newID returns prefix + "-" + 16 random hex digits: a request or command id that does not
@@ -30,88 +25,24 @@ func randomHex(n int) string {
 
 // awaited is what came back for a published check or command.
 type awaited struct {
-	// Data is the result or rejection event as received.
+	// Data is the result or rejection event.
 	Data []byte
 	// Rejected is true when Data is a rejection.
 	Rejected bool
 }
 
-// publishAndAwait publishes data on subject into JetStream with id as Nats-Msg-Id and an
-// Eligo-Reply-To inbox, then waits until the worker answers there. As a safety net it also
-// listens for a rejection with the same id on the kind's rejection subject.
-func publishAndAwait(ctx context.Context, nc *nats.Conn, subj messages.Subjects, kind messages.Kind, subject, id string, data []byte) (awaited, error) {
-	inbox := nc.NewInbox()
-	replies := make(chan *nats.Msg, 4)
-	sub, err := nc.ChanSubscribe(inbox, replies)
+// awaitRaw publishes data unvalidated through the Eligo client and waits for the answer; a
+// rejection is an answer here, not an error.
+func awaitRaw(ctx context.Context, cl *client.Client, kind messages.Kind, id string, data []byte) (awaited, error) {
+	res, err := cl.PublishRaw(ctx, kind, id, data)
+	var rej *client.RejectedError
+	if errors.As(err, &rej) {
+		return awaited{Data: messages.EncodeRejection(rej.Rejection), Rejected: true}, nil
+	}
 	if err != nil {
-		return awaited{}, fmt.Errorf("subscribe to reply inbox: %w", err)
+		return awaited{}, err
 	}
-	defer sub.Unsubscribe()
-	rejections := make(chan *nats.Msg, 64)
-	rsub, err := nc.ChanSubscribe(subj.Rejected(kind), rejections)
-	if err != nil {
-		return awaited{}, fmt.Errorf("subscribe to rejections: %w", err)
-	}
-	defer rsub.Unsubscribe()
-	if err := nc.FlushWithContext(ctx); err != nil {
-		return awaited{}, fmt.Errorf("flush subscriptions: %w", err)
-	}
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return awaited{}, fmt.Errorf("jetstream: %w", err)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(messages.HeaderMsgID, id)
-	msg.Header.Set(messages.HeaderReplyTo, inbox)
-	ack, err := js.PublishMsg(ctx, msg)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return awaited{}, fmt.Errorf("publish %s: no stream stores %s; start a worker (eligo worker or eligo dev) so the streams exist: %w", id, subject, err)
-		}
-		return awaited{}, fmt.Errorf("publish %s: %w", id, err)
-	}
-	if ack.Duplicate {
-		return awaited{}, fmt.Errorf("publish %s: JetStream already has a message with this id (de-duplicated); choose a new id", id)
-	}
-	for {
-		select {
-		case m := <-replies:
-			return awaited{Data: m.Data, Rejected: isRejection(m.Data)}, nil
-		case m := <-rejections:
-			var r messages.Rejection
-			if json.Unmarshal(m.Data, &r) == nil && r.ID == id {
-				return awaited{Data: m.Data, Rejected: true}, nil
-			}
-		case <-ctx.Done():
-			return awaited{}, ctx.Err()
-		}
-	}
-}
-
-// isRejection reports whether a reply is a rejection event.
-func isRejection(data []byte) bool {
-	var probe struct {
-		Outcome string `json:"outcome"`
-	}
-	return json.Unmarshal(data, &probe) == nil && probe.Outcome == messages.OutcomeRejected
-}
-
-// printAwaited writes the event as one JSON line and maps it to the command's result: nil for
-// a result, an exitError with exitRejected for a rejection, exitTimeout when none came.
-func printAwaited(w io.Writer, what, id string, timeout time.Duration, a awaited, err error) error {
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &exitError{code: exitTimeout, err: fmt.Errorf("%s %s: no result within %s (is a worker running? see eligo status)", what, id, timeout)}
-		}
-		return err
-	}
-	fmt.Fprintf(w, "%s\n", compactJSON(a.Data))
-	if a.Rejected {
-		return &exitError{code: exitRejected, err: fmt.Errorf("%s %s was rejected", what, id)}
-	}
-	return nil
+	return awaited{Data: res}, nil
 }
 
 // compactJSON returns data on one line when it is JSON, else unchanged.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/messages/client"
 )
 
 const devDescription = `
@@ -255,21 +256,18 @@ func publishSamples(ctx context.Context, out io.Writer, nset natsSettings) error
 	}
 	defer nc.Close()
 	run := randomHex(4)
-	subj := nset.subjects()
+	cl, err := client.New(nc, client.Config{Prefix: nset.Prefix, Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\nSamples (run %s):\n", run)
 	for i, smp := range devSamples(run) {
 		data, err := json.Marshal(smp.payload)
 		if err != nil {
 			return fmt.Errorf("encode sample: %w", err)
 		}
-		subject := subj.AnalyzeCheck()
-		if smp.kind == messages.KindCrowdGroup {
-			subject = subj.CrowdGroupCommand()
-		}
 		fmt.Fprintf(out, "%d. %s\n", i+1, smp.what)
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		a, err := publishAndAwait(sctx, nc, subj, smp.kind, subject, smp.id, data)
-		cancel()
+		a, err := awaitRaw(ctx, cl, smp.kind, smp.id, data)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -18,6 +18,7 @@ import (
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
+	"github.com/eligo-dev/eligo/messages/client"
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -137,11 +138,12 @@ func TestWorkerCommand(t *testing.T) {
 	})
 
 	nc := ns.Connect()
-	subj := messages.Subjects{}
+	cl, err := client.New(nc, client.Config{Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	check, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "w-1", UserID: devUserID, RuleUUID: devRegularsRule})
-	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
-	a, err := publishAndAwait(actx, nc, subj, messages.KindAnalyze, subj.AnalyzeCheck(), "w-1", check)
-	acancel()
+	a, err := awaitRaw(ctx, cl, messages.KindAnalyze, "w-1", check)
 	if err != nil || a.Rejected {
 		t.Fatalf("check: %v rejected=%v %s", err, a.Rejected, a.Data)
 	}
@@ -152,9 +154,7 @@ func TestWorkerCommand(t *testing.T) {
 
 	// The same check again is answered from Redis.
 	check2, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "w-2", UserID: devUserID, RuleUUID: devRegularsRule})
-	actx, acancel = context.WithTimeout(ctx, 30*time.Second)
-	a, err = publishAndAwait(actx, nc, subj, messages.KindAnalyze, subj.AnalyzeCheck(), "w-2", check2)
-	acancel()
+	a, err = awaitRaw(ctx, cl, messages.KindAnalyze, "w-2", check2)
 	if err != nil {
 		t.Fatalf("second check: %v", err)
 	}

@@ -252,6 +252,25 @@ func (c *Client) CrowdGroup(ctx context.Context, cmd messages.CrowdGroupCommand,
 	return r, nil
 }
 
+// PublishRaw publishes data as an input of the given kind exactly as it is, without
+// validating it first (for tools and tests that exercise Eligo's own validation), and waits
+// for the answer. It returns the result payload; a rejection is returned as a
+// *RejectedError, no answer in time as an error wrapping ErrTimeout. id is sent as
+// Nats-Msg-Id and must be the message's request_id / command_id for the answer to be found
+// after a de-duplicated re-publish.
+func (c *Client) PublishRaw(ctx context.Context, kind messages.Kind, id string, data []byte, opts ...CallOption) ([]byte, error) {
+	in := call{kind: kind, id: id, data: data}
+	switch kind {
+	case messages.KindAnalyze:
+		in.subject, in.resultSubject = c.subj.AnalyzeCheck(), c.subj.AllAnalyzeResults()
+	case messages.KindCrowdGroup:
+		in.subject, in.resultSubject = c.subj.CrowdGroupCommand(), c.subj.AllCrowdGroupResults()
+	default:
+		return nil, fmt.Errorf("eligo publish %s: unknown kind %q", id, kind)
+	}
+	return c.call(ctx, in, opts)
+}
+
 func localRejection(err error) error {
 	var ve *messages.ValidationError
 	if errors.As(err, &ve) {

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -152,6 +153,41 @@ func TestInvalidInputIsNotSent(t *testing.T) {
 	if n := streamMsgs(t, nc, "ELIGO_CHECKS") + streamMsgs(t, nc, "ELIGO_COMMANDS"); n != 0 {
 		t.Errorf("%d invalid inputs were published", n)
 	}
+}
+
+func TestPublishRawIsJudgedByEligo(t *testing.T) {
+	c, _, _ := setup(t, "")
+	ctx := testCtx(t)
+	// Sent as it is (the client does not validate it), rejected by Eligo.
+	_, err := c.PublishRaw(ctx, messages.KindAnalyze, "raw-1", []byte(`{"request_id":"raw-1","rule_uuid":"7acd2b42617dc6165ca6637df06e6c3e"}`))
+	var rej *client.RejectedError
+	if !errors.As(err, &rej) || rej.Local {
+		t.Fatalf("err = %v, want a *client.RejectedError from Eligo", err)
+	}
+	if diff := cmp.Diff([]string{"user_id/PARAM_EMPTY"}, codes(rej.Rejection.Errors)); diff != "" {
+		t.Errorf("codes (-want +got):\n%s", diff)
+	}
+	// A valid raw input gets its result payload.
+	data, err := c.PublishRaw(ctx, messages.KindCrowdGroup, "raw-2", mustJSON(t, validCommand("raw-2", "shop-1")))
+	if err != nil {
+		t.Fatalf("PublishRaw valid command: %v", err)
+	}
+	r, err := messages.DecodeCrowdGroupResult(data)
+	if err != nil || r.CommandID != "raw-2" {
+		t.Fatalf("result = %+v, %v; want the result of raw-2", r, err)
+	}
+	if _, err := c.PublishRaw(ctx, "bogus", "raw-3", []byte(`{}`)); err == nil {
+		t.Error("PublishRaw with an unknown kind succeeded")
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func codes(fes []messages.FieldError) []string {
