@@ -54,7 +54,11 @@ func TestDefaultClientReusesConnections(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := opened.Load(); n > callers {
-		t.Errorf("%d connections opened for %d concurrent callers making %d calls each; want at most one per caller", n, callers, calls)
+	// A caller that waits for a connection may dial one while another is being returned
+	// (net/http keeps the extra one idle), so up to two per caller can be opened. A client
+	// that kept only http.DefaultTransport's 2 idle connections per host reopens most of
+	// them on every round: about callers*calls.
+	if n := opened.Load(); n > 2*callers {
+		t.Errorf("%d connections opened for %d concurrent callers making %d calls each; want at most two per caller", n, callers, calls)
 	}
 }

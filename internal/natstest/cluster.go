@@ -140,13 +140,22 @@ func (c *Cluster) running(i int) bool {
 	return n.Server != nil && n.Server.Running()
 }
 
-// WaitForMetaLeader waits until a running node is the JetStream meta leader.
+// WaitForMetaLeader waits until a running node is the JetStream meta leader and has current
+// information from every running node.
 func (c *Cluster) WaitForMetaLeader(timeout time.Duration) {
 	c.t.Helper()
-	c.waitFor(timeout, "a JetStream meta leader", func() bool {
+	// A leader alone is not enough for an R3 stream: the leader must also have current
+	// information from every running node, or a placement fails or waits.
+	c.waitFor(timeout, "a JetStream meta leader that sees every running node", func() bool {
+		running := 0
+		for i := range c.Nodes {
+			if c.running(i) {
+				running++
+			}
+		}
 		for i, n := range c.Nodes {
 			if c.running(i) && n.JetStreamIsLeader() {
-				return true
+				return len(n.JetStreamClusterPeers()) >= running
 			}
 		}
 		return false

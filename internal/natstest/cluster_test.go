@@ -29,7 +29,12 @@ func TestClusterKeepsR3StreamWhenLeaderDies(t *testing.T) {
 			// Retry through the leader election: a publish may time out while no node leads.
 			var err error
 			for attempt := 0; attempt < 50; attempt++ {
-				if _, err = js.Publish(ctx, "r3.a", []byte("m"), jetstream.WithMsgID(fmt.Sprint(i))); err == nil {
+				// Each attempt has its own bound: a request lost with the killed node would
+				// otherwise wait for the whole test's context.
+				actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err = js.Publish(actx, "r3.a", []byte("m"), jetstream.WithMsgID(fmt.Sprint(i)))
+				acancel()
+				if err == nil {
 					break
 				}
 				time.Sleep(100 * time.Millisecond) // back off between publish attempts, not synchronisation
@@ -41,10 +46,10 @@ func TestClusterKeepsR3StreamWhenLeaderDies(t *testing.T) {
 	}
 	publish(0, 50)
 	old := c.KillLeader("R3")
-	publish(50, 100)
 	if got := c.WaitForStreamLeader("R3", 20*time.Second); got == old {
 		t.Fatalf("leader is still the killed node %d", old)
 	}
+	publish(50, 100)
 	c.Restart(old)
 
 	deadline := time.Now().Add(20 * time.Second)
