@@ -60,14 +60,16 @@ func statMethod(m string) string {
 	return MethodUnknown
 }
 
+// call counts one call. The total is counted last, so whoever sees the total include a call
+// also sees it under its method and outcome.
 func (c *counters) call(method, outcome string) {
-	c.total.Add(1)
 	k := statKey{statMethod(method), outcome}
 	v, ok := c.calls.Load(k)
 	if !ok {
 		v, _ = c.calls.LoadOrStore(k, new(atomic.Int64))
 	}
 	v.(*atomic.Int64).Add(1)
+	c.total.Add(1)
 }
 
 func (c *counters) fault(kind string) {

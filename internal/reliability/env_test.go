@@ -366,6 +366,12 @@ func (e *env) finish(scenario, note string, drain time.Duration) (Figures, *Audi
 	e.t.Helper()
 	// A rejection is published right after its dead-letter copy, and a subscriber may have
 	// seen the rejection before the copy's stream is readable: audit until they agree.
+	//
+	// In a cluster the final audit waits until every replica of the streams it reads has
+	// caught up, so it reads a healed cluster, not one still electing or catching up a node
+	// that was just restarted. An id that one audit misses is confirmed by the next ones
+	// before it counts as lost: a read that overlapped an election is logged, not trusted.
+	e.waitHealed(30 * time.Second)
 	var a *Audit
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -374,10 +380,14 @@ func (e *env) finish(scenario, note string, drain time.Duration) (Figures, *Audi
 		if err != nil {
 			e.t.Fatalf("audit: %v", err)
 		}
-		if e.rejectionsHaveDeadLetters(a) || time.Now().After(deadline) {
+		missing := e.ledger.Missing(a, 5)
+		if e.rejectionsHaveDeadLetters(a) && len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		if len(missing) > 0 {
+			e.t.Logf("audit: %v without a stored outcome in this read; reading again", missing)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	f := e.ledger.Figures(scenario, a, e.watcher.DupSeen(), drain)
 	f.AppliedTwice = e.appliedTwice()
@@ -386,7 +396,15 @@ func (e *env) finish(scenario, note string, drain time.Duration) (Figures, *Audi
 	suite.table.Add(f)
 
 	if f.Lost > 0 {
-		e.t.Errorf("%d ids lost, e.g. %v", f.Lost, e.ledger.Missing(a, 5))
+		missing := e.ledger.Missing(a, 5)
+		e.t.Errorf("%d ids lost, e.g. %v", f.Lost, missing)
+		for _, id := range missing {
+			res, rej := e.watcher.Seen(id)
+			e.t.Logf("%s: the live subscriber received %d result(s), %d rejection(s)", id, res, rej)
+		}
+		if lagging := e.laggingStreams(); len(lagging) > 0 {
+			e.t.Logf("streams not whole at the audit: %v", lagging)
+		}
 	}
 	if f.DupStored > 0 {
 		e.t.Errorf("%d duplicate results stored", f.DupStored)
@@ -411,6 +429,65 @@ func (e *env) finish(scenario, note string, drain time.Duration) (Figures, *Audi
 	}
 	e.checkWorkers()
 	return f, a
+}
+
+// waitHealed waits, in a cluster, until every stream has a leader and every replica of it is
+// current with no lag. It reports and goes on after timeout: the audit then says what it
+// finds.
+func (e *env) waitHealed(timeout time.Duration) {
+	e.t.Helper()
+	if e.cluster == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		lagging := e.laggingStreams()
+		if len(lagging) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Logf("cluster not healed within %s: %v", timeout, lagging)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// laggingStreams describes the streams whose cluster state is not yet whole.
+func (e *env) laggingStreams() []string {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	var out []string
+	names := e.js.StreamNames(ctx)
+	for name := range names.Name() {
+		s, err := e.js.Stream(ctx, name)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		c := info.Cluster
+		if c == nil || c.Leader == "" {
+			out = append(out, name+": no leader")
+			continue
+		}
+		if len(c.Replicas) < info.Config.Replicas-1 {
+			out = append(out, fmt.Sprintf("%s: %d of %d followers known", name, len(c.Replicas), info.Config.Replicas-1))
+		}
+		for _, r := range c.Replicas {
+			if !r.Current || r.Offline || r.Lag > 0 {
+				out = append(out, fmt.Sprintf("%s: replica %s current=%v offline=%v lag=%d", name, r.Name, r.Current, r.Offline, r.Lag))
+			}
+		}
+	}
+	if err := names.Err(); err != nil {
+		out = append(out, "stream names: "+err.Error())
+	}
+	return out
 }
 
 func (e *env) rejectionsHaveDeadLetters(a *Audit) bool {

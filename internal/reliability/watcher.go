@@ -88,6 +88,13 @@ func (w *Watcher) Settled(l *Ledger) int {
 	return n
 }
 
+// Seen returns how many results and rejections the watcher received for id.
+func (w *Watcher) Seen(id string) (results, rejections int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.results[id], w.rejections[id]
+}
+
 // DupSeen is the number of results received for an id already seen.
 func (w *Watcher) DupSeen() int {
 	w.mu.Lock()
