@@ -371,14 +371,22 @@ func (e *env) finish(scenario, note string, drain time.Duration) (Figures, *Audi
 	// caught up, so it reads a healed cluster, not one still electing or catching up a node
 	// that was just restarted. An id that one audit misses is confirmed by the next ones
 	// before it counts as lost: a read that overlapped an election is logged, not trusted.
+	// A read that fails (a stream leader elected while it ran: "no responders") is retried the
+	// same way.
 	e.waitHealed(30 * time.Second)
 	var a *Audit
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var err error
 		a, err = e.audit()
 		if err != nil {
-			e.t.Fatalf("audit: %v", err)
+			if time.Now().After(deadline) {
+				e.t.Fatalf("audit: %v", err)
+			}
+			e.t.Logf("audit: %v; reading again", err)
+			time.Sleep(500 * time.Millisecond)
+			e.waitHealed(10 * time.Second)
+			continue
 		}
 		missing := e.ledger.Missing(a, 5)
 		if e.rejectionsHaveDeadLetters(a) && len(missing) == 0 || time.Now().After(deadline) {
