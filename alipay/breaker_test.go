@@ -107,6 +107,9 @@ func TestBreaker(t *testing.T) {
 		if !errors.As(err, &ue) || !errors.Is(err, alipay.ErrUnavailable) || alipay.ClassOf(err) != alipay.Retryable {
 			t.Fatalf("open breaker: %v, want a retryable ErrUnavailable", err)
 		}
+		if ue.Probing {
+			t.Error("an open breaker's refusal says Probing")
+		}
 		if ue.RetryAfter != c.BreakerTimeout() || c.BreakerTimeout() != 5*time.Second {
 			t.Errorf("RetryAfter %s, BreakerTimeout %s, want the 5s default", ue.RetryAfter, c.BreakerTimeout())
 		}
@@ -152,6 +155,60 @@ eligo_alipay_requests_total{class="unavailable",method="alipay.promorulecenter.r
 eligo_breaker_state{breaker="alipay"} 0
 `), "eligo_breaker_state"); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+// TestBreakerHalfOpenRefusalIsProbing: while the half-open breaker's probes are in flight, a
+// further call is refused as Probing with a short RetryAfter (the gateway is being tested,
+// not down), and the probes' successes close the breaker.
+func TestBreakerHalfOpenRefusalIsProbing(t *testing.T) {
+	appKey()
+	synctest.Test(t, func(t *testing.T) {
+		gw := &switchable{t: t}
+		release := make(chan struct{})
+		var hold atomic.Bool
+		c := newClient(t, "http://gateway.invalid/gateway.do", func(c *alipay.Config) {
+			c.HTTPClient = &http.Client{Transport: handlerTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if hold.Load() {
+					<-release // a probe that takes its time
+				}
+				gw.ServeHTTP(w, r)
+			})}}
+		})
+		ctx := context.Background()
+		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
+		gw.mode.Store("down")
+		for range 5 {
+			c.Analyze(ctx, req)
+		}
+		if s := c.BreakerState(); s != "open" {
+			t.Fatalf("breaker %s after 5 failures, want open", s)
+		}
+		time.Sleep(5*time.Second + time.Millisecond)
+		gw.mode.Store("up")
+		hold.Store(true)
+		probes := make(chan error, 2)
+		for range 2 { // the default HalfOpenMaxRequests
+			go func() { _, err := c.Analyze(ctx, req); probes <- err }()
+		}
+		synctest.Wait() // both probes are at the gateway
+		_, err := c.Analyze(ctx, req)
+		var ue *alipay.UnavailableError
+		if !errors.As(err, &ue) || !errors.Is(err, alipay.ErrUnavailable) || alipay.ClassOf(err) != alipay.Retryable {
+			t.Fatalf("third call while half-open: %v, want a retryable ErrUnavailable", err)
+		}
+		if !ue.Probing || ue.RetryAfter != alipay.ProbeRetryAfter {
+			t.Errorf("Probing %v, RetryAfter %s; want true, %s", ue.Probing, ue.RetryAfter, alipay.ProbeRetryAfter)
+		}
+		close(release)
+		for range 2 {
+			if err := <-probes; err != nil {
+				t.Errorf("probe: %v", err)
+			}
+		}
+		if s := c.BreakerState(); s != "closed" {
+			t.Errorf("breaker %s after two good probes, want closed", s)
 		}
 	})
 }

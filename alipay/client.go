@@ -382,8 +382,13 @@ func (c *Client) call(ctx context.Context, method string, params url.Values, app
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)
 	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
 		err = &UnavailableError{Method: method, RetryAfter: c.openTimeout, cause: err}
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		// Half-open: the gateway is being probed and is likely back. A caller that paused
+		// for the open period here would stall a recovery it is about to see.
+		err = &UnavailableError{Method: method, RetryAfter: ProbeRetryAfter, Probing: true, cause: err}
 	}
 	elapsed := time.Since(start)
 	c.metrics.observe(method, err, elapsed)

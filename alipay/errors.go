@@ -167,8 +167,16 @@ func (e *StatusError) Class() Class { return Retryable }
 type UnavailableError struct {
 	Method     string
 	RetryAfter time.Duration
-	cause      error
+	// Probing is set when the breaker is half-open and its probe calls are all taken: the
+	// gateway is being tested, not known to be down, so the caller should retry soon
+	// (RetryAfter is then ProbeRetryAfter) instead of pausing for the open period.
+	Probing bool
+	cause   error
 }
+
+// ProbeRetryAfter is the RetryAfter of a call refused because the half-open breaker's probe
+// calls are taken: about the time a probe takes to settle the breaker's state.
+const ProbeRetryAfter = 200 * time.Millisecond
 
 // Error names the method and the breaker state.
 func (e *UnavailableError) Error() string {

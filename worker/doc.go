@@ -70,6 +70,8 @@
 //	                                         its answer is never cached or published
 //	alipay.ErrUnavailable (breaker open)     stop intake for Config.BreakerPause (see Outages), NakWithDelay
 //	                                         until the pause ends
+//	alipay.ErrUnavailable, Probing           NakWithDelay(alipay.ProbeRetryAfter), intake not paused: the
+//	(half-open, probes taken)                breaker is testing a gateway that is likely back
 //	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; dead-lettered (reason
 //	                                         "needs_attention") only after Config.AttentionAttempts deliveries,
 //	                                         so one bad app_auth_token cannot block the ordered stream for ever
@@ -96,7 +98,10 @@
 // open. Config.DisablePause forces the fallback. After a pause intake restarts with one
 // message in flight per replica (bounded half-open probing) and doubles the limit with each
 // round of successes back to Config.Concurrency, so a backlog drains at full speed without
-// stampeding a gateway that has just recovered.
+// stampeding a gateway that has just recovered. While the breaker is half-open the ramp may
+// outgrow its probe budget; a call it refuses for that (Probing) is handed back for
+// alipay.ProbeRetryAfter and does not pause intake, or every recovery would stall for a
+// whole BreakerPause right after the gateway came back.
 //
 // # Shutdown
 //

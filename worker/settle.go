@@ -79,6 +79,13 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 		}
 		w.deadLetter(kind, msg, md, id, ReasonInvalid, err.Error(), ve.Errors)
 		return true
+	case isProbing(err):
+		// The breaker is half-open and its probes are taken: the gateway is being tested,
+		// not down. Hand the message back for a moment without pausing intake, so that a
+		// recovery is not stalled for a whole pause by the ramp outgrowing the probes.
+		_ = msg.NakWithDelay(spread(alipay.ProbeRetryAfter))
+		w.m.outcome(kind, outcomeDeferred)
+		return false
 	case errors.Is(err, alipay.ErrUnavailable):
 		d := w.pauseIntake()
 		_ = msg.NakWithDelay(spread(d))
@@ -115,6 +122,13 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	_ = msg.NakWithDelay(backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, uint64(failures)))
 	w.m.outcome(kind, outcomeRetry)
 	return false
+}
+
+// isProbing reports whether err is the half-open breaker refusing a call because its probe
+// calls are taken.
+func isProbing(err error) bool {
+	var ue *alipay.UnavailableError
+	return errors.As(err, &ue) && ue.Probing
 }
 
 // attemptsKey names a message's failure counter.

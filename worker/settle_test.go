@@ -59,6 +59,7 @@ func TestSettle(t *testing.T) {
 		pendingNow bool // still pending in the stream (long delay)
 		logLevel   string
 		paused     bool // the shared consumer was paused on the server
+		notPaused  bool // intake was never paused
 	}{
 		{name: "success_publishes_and_acks", result: true, minCalls: 1},
 		{name: "invalid_input_is_rejected_and_dead_lettered", data: []byte(`{"request_id":"r-x",`), reason: ReasonInvalid},
@@ -85,6 +86,14 @@ func TestSettle(t *testing.T) {
 				}
 				return nil
 			}, result: true, minCalls: 2, paused: true},
+		{name: "half_open_refusal_retries_soon_without_pausing",
+			fail: func(n int) error {
+				if n == 1 {
+					return fmt.Errorf("analyze: %w", &alipay.UnavailableError{Method: alipay.MethodRuleAnalyze,
+						RetryAfter: alipay.ProbeRetryAfter, Probing: true})
+				}
+				return nil
+			}, result: true, minCalls: 2, notPaused: true},
 		{name: "needs_attention_waits_long_and_logs_loudly", fail: func(int) error { return attention },
 			pendingNow: true, minCalls: 1, logLevel: "ERROR"},
 		{name: "needs_attention_is_dead_lettered_after_attention_attempts", fail: func(int) error { return attention },
@@ -216,6 +225,9 @@ func TestSettle(t *testing.T) {
 			}
 			if tt.logLevel != "" && !bytes.Contains([]byte(logs.String()), []byte(`"level":"`+tt.logLevel+`"`)) {
 				t.Errorf("no %s log line; logs:\n%s", tt.logLevel, logs.String())
+			}
+			if tt.notPaused && bytes.Contains([]byte(logs.String()), []byte("pausing intake")) {
+				t.Errorf("intake was paused; logs:\n%s", logs.String())
 			}
 			if tt.paused {
 				if !bytes.Contains([]byte(logs.String()), []byte(`"server_pause":true`)) {
