@@ -67,7 +67,10 @@
 //	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
 //	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
 //	                                         failure (bad response signature) is logged at error level and
-//	                                         its answer is never cached or published
+//	                                         its answer is never cached or published; while the breaker is
+//	                                         open or half-open after the failure (it tripped the breaker, or
+//	                                         a probe failed) the delay is at most ~BreakerPause, so a long
+//	                                         outage does not leave messages waiting minutes after recovery
 //	alipay.ErrUnavailable (breaker open)     stop intake for Config.BreakerPause (see Outages), NakWithDelay
 //	                                         until the pause ends
 //	alipay.ErrUnavailable, Probing           NakWithDelay(alipay.ProbeRetryAfter), intake not paused: the

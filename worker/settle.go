@@ -118,8 +118,15 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	if class == alipay.Security {
 		level = slog.LevelError
 	}
-	w.logMsg(level, "retrying", kind, rep.id, md, err, "failures", failures)
-	_ = msg.NakWithDelay(backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, uint64(failures)))
+	delay := backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, uint64(failures))
+	if w.breakerNotClosed() {
+		// The failure is part of an outage: it tripped the breaker, or was a half-open probe
+		// that failed. The message comes back at the outage's pace, not after a delay that
+		// grew with every probe and would outlive the outage by minutes.
+		delay = min(delay, spread(w.cfg.BreakerPause))
+	}
+	w.logMsg(level, "retrying", kind, rep.id, md, err, "failures", failures, "delay", delay)
+	_ = msg.NakWithDelay(delay)
 	w.m.outcome(kind, outcomeRetry)
 	return false
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,45 @@ func cmpIgnoreTime() cmp.Option {
 	return cmp.FilterPath(func(p cmp.Path) bool {
 		return p.Last().String() == ".CheckedAt" || p.Last().String() == ".CompletedAt"
 	}, cmp.Ignore())
+}
+
+// breakerGateway is a fakeGateway that also reports a circuit breaker state, as
+// *alipay.Client does.
+type breakerGateway struct {
+	*fakeGateway
+	state atomic.Value // string
+}
+
+func (g *breakerGateway) BreakerState() string { return g.state.Load().(string) }
+
+// TestOutageFailureRetriesAtBreakerPace: a retryable failure while the breaker is not closed
+// (a half-open probe that failed) is retried within about one BreakerPause, however large
+// the backoff has grown, so the message does not outlive the outage by minutes.
+func TestOutageFailureRetriesAtBreakerPace(t *testing.T) {
+	e := newEnv(t)
+	gw := &breakerGateway{}
+	gw.state.Store("half-open")
+	retryable := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000", Msg: "Service Currently Unavailable",
+		SubCode: "isp.unknow-error", SubMsg: "busy"}
+	gw.fakeGateway = &fakeGateway{analyze: func(n int) error {
+		if n <= 3 {
+			gw.state.Store("open") // the failed probe re-opens the breaker
+			return retryable
+		}
+		gw.state.Store("closed")
+		return nil
+	}}
+	cfg := testConfig()
+	// Without the cap the first retry alone would wait 10–30 s.
+	cfg.BackoffBase, cfg.BackoffCap = 20*time.Second, time.Minute
+	e.start(gw, newMemoryCache(t), cfg)
+	c := check("r-1", "2088302535065344")
+	c.MaxAgeS = i64(0)
+	e.publish(messages.Subjects{}.AnalyzeCheck(), "r-1", c, nil)
+	waitFor(t, 8*time.Second, "result after three failed probes", func() bool {
+		return e.count(DefaultResultsStream, "eligo.result.>") == 1
+	})
+	if n := gw.n(); n != 4 {
+		t.Errorf("gateway calls = %d, want 4", n)
+	}
 }

@@ -113,10 +113,17 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config
 // gatewayHealthy reports whether no outage was seen recently and, when the gateway exposes
 // it, its breaker is closed. Only then are exhausted retries dead-lettered.
 func (w *Worker) gatewayHealthy() bool {
-	if bs, ok := w.gw.(breakerStater); ok && bs.BreakerState() != "closed" {
+	if w.breakerNotClosed() {
 		return false
 	}
 	return w.analyzeIn.healthy(2 * w.cfg.BreakerPause)
+}
+
+// breakerNotClosed reports whether the gateway exposes its breaker and it is open or
+// half-open.
+func (w *Worker) breakerNotClosed() bool {
+	bs, ok := w.gw.(breakerStater)
+	return ok && bs.BreakerState() != "closed"
 }
 
 // Config returns the effective configuration, defaults filled in.

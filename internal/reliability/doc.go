@@ -28,8 +28,7 @@
 //	ELIGO_RELIABILITY=full go test -count=1 -run . -timeout 60m ./internal/reliability/ -v
 //
 // ELIGO_RELIABILITY_REPORT=<file> also writes the figures table to a file;
-// ELIGO_RELIABILITY_LOGS=<dir> keeps the captured logs there; ELIGO_RELIABILITY_GAPS=1 runs
-// the tests of known gaps, which are skipped outside CI and kept out of the short profile.
+// ELIGO_RELIABILITY_LOGS=<dir> keeps the captured logs there.
 //
 // The package's non-test code is the bookkeeping the scenarios share: the Ledger of what was
 // sent, the Audit of what the streams hold, the live Watcher, the Figures computed from them,
