@@ -31,7 +31,9 @@
 // A gobreaker circuit breaker wraps only the gateway call. Permanent refusals and
 // NeedsAttention answers count as successes (the gateway is up), cancelled calls are not
 // counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
-// Retryable, RetryAfter = the open timeout).
+// Retryable, RetryAfter = the open timeout). A half-open breaker whose probe calls are all in
+// flight refuses further calls with the same error marked Probing and RetryAfter =
+// ProbeRetryAfter (200 ms): the gateway is being tested, not known to be down.
 //
 // # Signing primitives
 //

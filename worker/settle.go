@@ -71,6 +71,7 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	}
 	var ve *messages.ValidationError
 	class := alipay.ClassOf(err)
+	probe := probing(err)
 	switch {
 	case errors.As(err, &ve):
 		id := rep.id
@@ -79,11 +80,11 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 		}
 		w.deadLetter(kind, msg, md, id, ReasonInvalid, err.Error(), ve.Errors)
 		return true
-	case isProbing(err):
+	case probe != nil:
 		// The breaker is half-open and its probes are taken: the gateway is being tested,
-		// not down. Hand the message back for a moment without pausing intake, so that a
-		// recovery is not stalled for a whole pause by the ramp outgrowing the probes.
-		_ = msg.NakWithDelay(spread(alipay.ProbeRetryAfter))
+		// not down. Hand the message back for the error's RetryAfter without pausing intake,
+		// so that a recovery is not stalled for a whole pause by the ramp outgrowing the probes.
+		_ = msg.NakWithDelay(spread(probe.RetryAfter))
 		w.m.outcome(kind, outcomeDeferred)
 		return false
 	case errors.Is(err, alipay.ErrUnavailable):
@@ -131,11 +132,14 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	return false
 }
 
-// isProbing reports whether err is the half-open breaker refusing a call because its probe
-// calls are taken.
-func isProbing(err error) bool {
+// probing returns err's *alipay.UnavailableError when it is the half-open breaker refusing
+// a call because its probe calls are taken, else nil.
+func probing(err error) *alipay.UnavailableError {
 	var ue *alipay.UnavailableError
-	return errors.As(err, &ue) && ue.Probing
+	if errors.As(err, &ue) && ue.Probing {
+		return ue
+	}
+	return nil
 }
 
 // attemptsKey names a message's failure counter.
