@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,9 +22,6 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 		return reply{id: check.RequestID}, fmt.Errorf("decode analyze check: %w", err)
 	}
 	rep := reply{id: check.RequestID}
-	if err := subjectToken("rule_uuid", check.RuleUUID); err != nil {
-		return rep, &messages.ValidationError{Kind: messages.KindAnalyze, ID: check.RequestID, Errors: []messages.FieldError{*err}}
-	}
 	maxAge := w.cfg.CacheMaxAge
 	if check.MaxAgeS != nil {
 		maxAge = time.Duration(*check.MaxAgeS) * time.Second
@@ -132,16 +128,4 @@ func (w *Worker) countCall(method string, err error) {
 		class = alipay.ClassOf(err).String()
 	}
 	w.m.gatewayCalls.WithLabelValues(method, class).Inc()
-}
-
-// subjectToken checks that v can be one subject token.
-func subjectToken(field, v string) *messages.FieldError {
-	if v == "" {
-		return &messages.FieldError{Field: field, Code: "PARAM_EMPTY", Message: field + " is required"}
-	}
-	if strings.ContainsAny(v, ".*> \t\r\n") {
-		return &messages.FieldError{Field: field, Code: "INVALID_PARAMETER",
-			Message: field + " must be usable as a NATS subject token (no '.', '*', '>' or whitespace)"}
-	}
-	return nil
 }
