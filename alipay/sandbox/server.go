@@ -108,6 +108,7 @@ type Server struct {
 	closing    chan struct{}
 	closeOnce  sync.Once
 	sigs       sigCache
+	answers    scripted
 }
 
 // New validates cfg and returns a Server.
@@ -214,6 +215,7 @@ func (s *Server) Reset() {
 	s.groups.reset()
 	s.stats.reset()
 	s.faults.Store(nil)
+	s.answers.reset()
 	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
 }
 
@@ -236,6 +238,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGateway(w, r)
 	case StatsPath, FaultsPath, ResetPath, HistoryPath:
 		s.serveAdmin(w, r)
+	case AnswersPath, CallsPath:
+		s.serveAnswers(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -249,6 +253,7 @@ type answer struct {
 	subCode  string
 	signed   bool
 	signType alipay.SignType
+	shape    *Shape // a scripted answer (answers.go), nil otherwise
 }
 
 func (a answer) outcome() string {
@@ -315,6 +320,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		perr = berr
 	}
 	method := p["method"]
+	if perr == nil {
+		s.answers.count(p)
+	}
 	f := s.faults.Load()
 	if f != nil {
 		if done := s.transportFault(w, r, f, method); done {
@@ -322,6 +330,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a := s.handle(p, perr, f)
+	if writeShaped(w, a.shape) {
+		s.stats.call(method, "scripted")
+		return
+	}
 	if f != nil && hit(f.LostAnswerRate) {
 		s.stats.fault(OutcomeLostAnswer)
 		s.stats.call(method, OutcomeLostAnswer)
@@ -428,6 +440,12 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 	if err := s.verify(p, t); err != nil {
 		return fail(codeInvalidArg, "isv.invalid-signature", "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配")
 	}
+	if sh := s.answers.match(p); sh != nil {
+		if sh.Apply {
+			_, _ = s.business(method, p)
+		}
+		return shaped(method, t, sh)
+	}
 	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
 		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
 	}
@@ -441,19 +459,19 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 			return fail(codeUnknownError, "isp.unknow-error", "系统繁忙")
 		}
 	}
-	var (
-		nodeText []byte
-		fe       *fieldErr
-	)
-	if method == alipay.MethodRuleAnalyze {
-		nodeText, fe = s.analyze(p)
-	} else {
-		nodeText, fe = s.crowdGroup(p["biz_content"])
-	}
+	nodeText, fe := s.business(method, p)
 	if fe != nil {
 		return fail(codeBusinessError, fe.subCode, fe.msg)
 	}
 	return answer{name: name, node: nodeText, code: codeSuccess, signed: true, signType: t}
+}
+
+// business runs the method's own logic.
+func (s *Server) business(method string, p map[string]string) ([]byte, *fieldErr) {
+	if method == alipay.MethodRuleAnalyze {
+		return s.analyze(p)
+	}
+	return s.crowdGroup(p["biz_content"])
 }
 
 func (s *Server) checkTimestamp(ts string, fail func(code, subCode, subMsg string) answer) (answer, bool) {
@@ -539,6 +557,9 @@ func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
 			return ""
 		}
 		certSN = s.certSN
+		if a.shape != nil && a.shape.BadSignature {
+			sig = corrupt(sig)
+		}
 		if f != nil {
 			switch {
 			case hit(f.UnsignedRate):
