@@ -14,6 +14,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	state    prometheus.Gauge
+	limited  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,8 +31,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "eligo_breaker_state",
 		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
 	}, []string{"breaker"})
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eligo_alipay_call_limited_total",
+		Help: "Alipay answers 40005 (call frequency exceeded) by method.",
+	}, []string{"method"})
 	m := &metrics{}
 	var err error
+	if m.limited, err = register(reg, limited); err != nil {
+		return nil, err
+	}
 	if m.requests, err = register(reg, requests); err != nil {
 		return nil, err
 	}
@@ -82,4 +90,11 @@ func (m *metrics) setState(s gobreaker.State) {
 		return
 	}
 	m.state.Set(float64(s))
+}
+
+func (m *metrics) callLimited(method string) {
+	if m == nil {
+		return
+	}
+	m.limited.WithLabelValues(method).Inc()
 }
