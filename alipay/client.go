@@ -57,7 +57,7 @@ type Config struct {
 	// component=alipay. Secrets never appear; user ids are hashed. Default: discard.
 	Logger *slog.Logger
 	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class},
-	// eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
+	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
 	// Breaker tunes the circuit breaker around gateway calls.
