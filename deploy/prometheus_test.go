@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
