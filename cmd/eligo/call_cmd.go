@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/messages"
@@ -28,7 +29,7 @@ A refused call prints the gateway's code, sub_code and class and exits with stat
 
 // newAlipayClient loads the credentials named by c and returns a client. Errors name the
 // file and the setting to fix, never the key material.
-func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *slog.Logger, reg prometheus.Registerer) (*alipay.Client, error) {
+func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*alipay.Client, error) {
 	creds, err := alipay.LoadCredentials(alipay.Files{
 		PrivateKey:      c.PrivateKeyFile,
 		AlipayPublicKey: c.PublicKeyFile,
@@ -48,6 +49,8 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *s
 		Logger:      logger,
 		Registerer:  reg,
 		Breaker:     breaker,
+		// nil: no spans (tracing off).
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alipay client: %w", err)
@@ -106,7 +109,7 @@ func runCallFrom(ctx context.Context, c *cli, args []string, stdin io.Reader) er
 	if err := checkConfig(ac.validate(s), ls.validate(s), errs); err != nil {
 		return err
 	}
-	client, err := newAlipayClient(ac, alipay.BreakerSettings{}, newLogger(c.stderr, ls), nil)
+	client, err := newAlipayClient(ac, alipay.BreakerSettings{}, newLogger(c.stderr, ls), nil, nil)
 	if err != nil {
 		return err
 	}

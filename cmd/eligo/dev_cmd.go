@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/tracing"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 )
@@ -152,7 +153,11 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 		Timeout:        defaultAlipayTimeout,
 	}
 	nset := natsSettings{URL: natsURL, Prefix: cfg.Prefix}
-	app, err := newWorkerApp(ctx, workerAppConfig{NATS: nset, Alipay: ac, Worker: cfg.Worker, ConnName: "eligo-dev-worker"}, logger)
+	tr, err := tracing.Setup(ctx, c.getenv, "eligo-dev", workerVersion, logW)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	app, err := newWorkerApp(ctx, workerAppConfig{NATS: nset, Alipay: ac, Worker: cfg.Worker, ConnName: "eligo-dev-worker", Tracing: tr}, logger)
 	if err != nil {
 		return fmt.Errorf("dev: worker: %w", err)
 	}

@@ -19,11 +19,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/tracing"
 	"github.com/eligo-dev/eligo/worker"
 )
+
+// workerVersion is the version the worker reports (status service, trace resource).
+const workerVersion = "0.1.0"
 
 // statusServiceName is the NATS service (micro) every worker registers; eligo status asks
 // all of them for their state on statusSubject.
@@ -50,6 +55,8 @@ type workerAppConfig struct {
 	Worker workerSettings
 	// ConnName names the NATS connection.
 	ConnName string
+	// Tracing is the process's tracing (internal/tracing.Setup); nil is off.
+	Tracing *tracing.Tracing
 }
 
 // workerApp is an assembled worker process: connections, cache, gateway client, worker,
@@ -69,13 +76,21 @@ type workerApp struct {
 	httpSrv   *http.Server
 	drain     time.Duration
 	cacheKind string
+	tracing   *tracing.Tracing
 }
 
 // newWorkerApp builds the worker and sets up its streams. On error everything opened so far
 // is closed again.
 func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
 	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout,
-		ncClosed: make(chan struct{}), httpDone: make(chan error, 1)}
+		ncClosed: make(chan struct{}), httpDone: make(chan error, 1), tracing: cfg.Tracing}
+	if a.tracing == nil {
+		a.tracing = tracing.Off()
+	}
+	var tp trace.TracerProvider // nil: no spans at all
+	if a.tracing.Enabled {
+		tp = a.tracing.Provider
+	}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.WithoutCancel(ctx))
@@ -97,7 +112,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
 		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
 		OpenTimeout:         cfg.Worker.BreakerTimeout,
-	}, logger, a.reg)
+	}, logger, a.reg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +242,7 @@ func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name
 func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration) error {
 	svc, err := micro.AddService(a.nc, micro.Config{
 		Name:        statusServiceName,
-		Version:     "0.1.0",
+		Version:     workerVersion,
 		Description: "Eligo worker status (breaker state, readiness)",
 	})
 	if err != nil {
@@ -323,5 +338,11 @@ func (a *workerApp) closeAll(ctx context.Context) error {
 	if a.mem != nil {
 		_ = a.mem.Close()
 	}
+	// Last: the spans of the messages settled during the drain are flushed too.
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := a.tracing.Shutdown(tctx); err != nil {
+		a.log.Warn("tracing: spans not flushed at shutdown", "err", err)
+	}
+	cancel()
 	return errors.Join(errs...)
 }
