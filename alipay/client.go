@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,6 +153,8 @@ type Client struct {
 	openTimeout   time.Duration
 	metrics       *metrics
 	onStateChange func(from, to string)
+	watchMu       sync.Mutex
+	watchers      []func(CircuitState) // WatchCircuit callbacks
 }
 
 // callResult is a verified success node with its trace id.
@@ -275,6 +278,7 @@ func gatewayHealthy(err error) bool {
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
 	c.metrics.setState(to)
 	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
+	c.notifyWatchers(to)
 	if c.onStateChange != nil {
 		c.onStateChange(from.String(), to.String())
 	}

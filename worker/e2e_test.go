@@ -126,8 +126,8 @@ func TestOutage(t *testing.T) {
 			if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 				t.Errorf("dead letters = %d, want 0", got)
 			}
-			l1, _, _ := r.w.analyzeIn.state()
-			l2, _, _ := r2.w.analyzeIn.state()
+			l1, _ := r.w.slots.state()
+			l2, _ := r2.w.slots.state()
 			if max(l1, l2) != cfg.Concurrency {
 				t.Errorf("intake limits after recovery = %d, %d; want ramped back to %d", l1, l2, cfg.Concurrency)
 			}

@@ -225,6 +225,12 @@ func (g *fakeGateway) SetCrowdGroup(ctx context.Context, req alipay.CrowdGroupRe
 	return alipay.CrowdGroupResponse{CrowdGroupID: req.CrowdGroupID, Status: "success"}, nil
 }
 
+func (g *fakeGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (g *fakeGateway) BreakerTimeout() time.Duration { return 0 }
+
 func (g *fakeGateway) n() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -68,7 +68,7 @@ func TestSettleOnSandbox(t *testing.T) {
 			case tt.pending:
 				waitFor(t, 10*time.Second, "refused call", func() bool { return g.calls() >= 1 })
 				waitFor(t, 10*time.Second, "left pending", func() bool {
-					info, err := r.w.crowdCons.Info(context.Background())
+					info, err := r.w.lanes[1].cons.Info(context.Background())
 					return err == nil && info.NumAckPending == 1 && info.NumRedelivered == 0
 				})
 				if got := e.msgCount(DefaultResultsStream); got != 0 {

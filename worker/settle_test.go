@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,7 +205,7 @@ func TestSettle(t *testing.T) {
 			case tt.pendingNow:
 				waitFor(t, 5*time.Second, "gateway call", func() bool { return gw.n() >= tt.minCalls })
 				waitFor(t, 5*time.Second, "settled", func() bool {
-					info, err := r.w.analyzeCons.Info(context.Background())
+					info, err := r.w.lanes[0].cons.Info(context.Background())
 					return err == nil && info.NumAckPending == 1 && info.NumPending == 0
 				})
 				if n := e.count(messages.DeadLetterStream, ""); n != 0 {
@@ -245,14 +244,29 @@ func cmpIgnoreTime() cmp.Option {
 	}, cmp.Ignore())
 }
 
-// breakerGateway is a fakeGateway that also reports a circuit breaker state, as
-// *alipay.Client does.
+// breakerGateway is a fakeGateway with a circuit breaker signal, as *alipay.Client has.
 type breakerGateway struct {
 	*fakeGateway
-	state atomic.Value // string
+	mu    sync.Mutex
+	watch []func(alipay.CircuitState)
 }
 
-func (g *breakerGateway) BreakerState() string { return g.state.Load().(string) }
+func (g *breakerGateway) WatchCircuit(fn func(alipay.CircuitState)) alipay.CircuitState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watch = append(g.watch, fn)
+	return alipay.CircuitHalfOpen
+}
+
+// set signals a breaker state change.
+func (g *breakerGateway) set(s alipay.CircuitState) {
+	g.mu.Lock()
+	ws := g.watch
+	g.mu.Unlock()
+	for _, fn := range ws {
+		fn(s)
+	}
+}
 
 // TestOutageFailureRetriesAtBreakerPace: a retryable failure while the breaker is not closed
 // (a half-open probe that failed) is retried within about one BreakerPause, however large
@@ -260,15 +274,14 @@ func (g *breakerGateway) BreakerState() string { return g.state.Load().(string) 
 func TestOutageFailureRetriesAtBreakerPace(t *testing.T) {
 	e := newEnv(t)
 	gw := &breakerGateway{}
-	gw.state.Store("half-open")
 	retryable := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000", Msg: "Service Currently Unavailable",
 		SubCode: "isp.unknow-error", SubMsg: "busy"}
 	gw.fakeGateway = &fakeGateway{analyze: func(n int) error {
 		if n <= 3 {
-			gw.state.Store("open") // the failed probe re-opens the breaker
+			gw.set(alipay.CircuitHalfOpen) // the failed probe re-opens the breaker, which turns half-open
 			return retryable
 		}
-		gw.state.Store("closed")
+		gw.set(alipay.CircuitClosed)
 		return nil
 	}}
 	cfg := testConfig()
