@@ -297,7 +297,9 @@ func (noGateway) SetCrowdGroup(context.Context, alipay.CrowdGroupRequest) (alipa
 	return alipay.CrowdGroupResponse{}, errors.New("bench: no gateway")
 }
 
-func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState { return alipay.CircuitClosed }
+func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
 
 func (noGateway) BreakerTimeout() time.Duration { return 0 }
 
