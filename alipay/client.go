@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -158,6 +159,8 @@ type Client struct {
 	metrics       *metrics
 	onStateChange func(from, to string)
 	budget        Budget
+	watchMu       sync.Mutex
+	watchers      []func(CircuitState) // WatchCircuit callbacks
 }
 
 // Budget paces gateway calls per method (package alipay/budget implements it over Redis).
@@ -292,6 +295,7 @@ func gatewayHealthy(err error) bool {
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
 	c.metrics.setState(to)
 	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
+	c.notifyWatchers(to)
 	if c.onStateChange != nil {
 		c.onStateChange(from.String(), to.String())
 	}

@@ -297,6 +297,12 @@ func (noGateway) SetCrowdGroup(context.Context, alipay.CrowdGroupRequest) (alipa
 	return alipay.CrowdGroupResponse{}, errors.New("bench: no gateway")
 }
 
+func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (noGateway) BreakerTimeout() time.Duration { return 0 }
+
 // replica is one running worker with its own connection and gateway client.
 type replica struct {
 	nc     *nats.Conn
