@@ -95,6 +95,19 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	case class == alipay.Permanent:
 		w.deadLetter(kind, msg, md, rep.id, ReasonPermanent, err.Error(), apiFieldErrors(err))
 		return true
+	case alipay.IsClockSkew(err):
+		// This replica's clock is off (the alipay client logs it, rate-limited, and counts
+		// it): the message is fine. Hand it back for another replica, stop this replica's own
+		// intake for a pause (not the shared consumer: the others' clocks may be right), and
+		// never dead-letter it for that.
+		w.analyzeIn.pause(w.cfg.BreakerPause)
+		for _, in := range w.crowdIns {
+			in.pause(w.cfg.BreakerPause)
+		}
+		w.logMsg(slog.LevelDebug, "handed back: this host's clock is off", kind, rep.id, md, err)
+		_ = msg.NakWithDelay(spread(clockSkewRetry))
+		w.m.outcome(kind, outcomeDeferred)
+		return false
 	case class == alipay.NeedsAttention && int(md.NumDelivered) >= w.cfg.AttentionAttempts:
 		w.deadLetter(kind, msg, md, rep.id, ReasonNeedsAttention,
 			"still refused after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(), apiFieldErrors(err))
@@ -131,6 +144,10 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	w.m.outcome(kind, outcomeRetry)
 	return false
 }
+
+// clockSkewRetry is how soon a message refused for this replica's clock comes back (to any
+// replica): soon, since another replica's clock is probably right.
+const clockSkewRetry = time.Second
 
 // probing returns err's *alipay.UnavailableError when it is the half-open breaker refusing
 // a call because its probe calls are taken, else nil.
