@@ -183,6 +183,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	wc := cfg.Worker.workerConfig(cfg.NATS.Prefix, cfg.Alipay.AppID)
 	wc.Logger = logger
 	wc.Registerer = a.reg
+	wc.TracerProvider = tp
 	// NATS may still be starting (a cluster electing its JetStream leader): retry the
 	// connection and the stream setup with a capped backoff until ctx ends.
 	for attempt := 1; ; attempt++ {

@@ -1,5 +1,5 @@
 // Package tracing sets up OpenTelemetry tracing for Eligo from the standard OTEL_* environment
-// variables alone, and carries W3C trace context (traceparent, tracestate) in NATS headers.
+// variables alone (internal/tracecontext carries the trace context in NATS headers).
 //
 // Tracing is on when OTEL_TRACES_EXPORTER is "otlp" or "console", or when it is unset and an
 // OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). It is
@@ -21,11 +21,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -33,12 +31,10 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// Tracing is a configured tracer provider and the propagator for NATS headers.
+// Tracing is a configured tracer provider.
 type Tracing struct {
 	// Provider makes tracers; a no-op provider when tracing is off.
 	Provider trace.TracerProvider
-	// Propagator reads and writes traceparent and tracestate.
-	Propagator propagation.TextMapPropagator
 	// Enabled is false when tracing is off; instrumented code then does no span work at all.
 	Enabled bool
 	// Exporter says where spans go ("otlp/http/protobuf", "otlp/grpc", "console"), "" when off.
@@ -49,7 +45,7 @@ type Tracing struct {
 
 // Off is tracing switched off: a no-op provider.
 func Off() *Tracing {
-	return &Tracing{Provider: noop.NewTracerProvider(), Propagator: propagation.TraceContext{}, shutdown: func(context.Context) error { return nil }}
+	return &Tracing{Provider: noop.NewTracerProvider(), shutdown: func(context.Context) error { return nil }}
 }
 
 // Shutdown flushes the spans still buffered and stops the exporter.
@@ -97,11 +93,10 @@ func Setup(ctx context.Context, getenv func(string) string, service, version str
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &Tracing{
-		Provider:   tp,
-		Propagator: propagation.TraceContext{},
-		Enabled:    true,
-		Exporter:   exporter,
-		shutdown:   tp.Shutdown,
+		Provider: tp,
+		Enabled:  true,
+		Exporter: exporter,
+		shutdown: tp.Shutdown,
 	}, nil
 }
 
@@ -135,57 +130,4 @@ func chooseExporter(getenv func(string) string) (string, error) {
 		return "otlp/grpc", nil
 	}
 	return "", fmt.Errorf("tracing: OTLP protocol %q is not supported (http/protobuf or grpc; set OTEL_EXPORTER_OTLP_PROTOCOL)", proto)
-}
-
-// HeaderCarrier adapts NATS message headers to the propagation.TextMapCarrier interface.
-type HeaderCarrier nats.Header
-
-var _ propagation.TextMapCarrier = HeaderCarrier(nil)
-
-// Get returns the first value of key, matched exactly and then case-insensitively.
-func (h HeaderCarrier) Get(key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
-	}
-	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, key) {
-			return v[0]
-		}
-	}
-	return ""
-}
-
-// Set replaces key's values with value (under the exact key given, e.g. "traceparent").
-func (h HeaderCarrier) Set(key, value string) {
-	for k := range h {
-		if k != key && strings.EqualFold(k, key) {
-			delete(h, k)
-		}
-	}
-	h[key] = []string{value}
-}
-
-// Keys lists the header names.
-func (h HeaderCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
-// Extract returns ctx carrying the remote span context found in the message headers, if any.
-func (t *Tracing) Extract(ctx context.Context, h nats.Header) context.Context {
-	if h == nil {
-		return ctx
-	}
-	return t.Propagator.Extract(ctx, HeaderCarrier(h))
-}
-
-// Inject writes ctx's span context (traceparent, tracestate) into h.
-func (t *Tracing) Inject(ctx context.Context, h nats.Header) {
-	if h == nil {
-		return
-	}
-	t.Propagator.Inject(ctx, HeaderCarrier(h))
 }

@@ -12,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-
-	"go.opentelemetry.io/otel/trace"
 )
 
 func TestChooseExporter(t *testing.T) {
@@ -204,25 +201,4 @@ func setupFromOSEnv(t *testing.T) *Tracing {
 		t.Fatal(err)
 	}
 	return tr
-}
-
-func TestHeaderPropagation(t *testing.T) {
-	tr := Off()
-	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	for _, key := range []string{"traceparent", "Traceparent", "TRACEPARENT"} {
-		h := nats.Header{key: {tp}, "tracestate": {"vendor=1"}}
-		ctx := tr.Extract(context.Background(), h)
-		sc := trace.SpanContextFromContext(ctx)
-		if !sc.IsRemote() || sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sc.TraceState().String() != "vendor=1" {
-			t.Errorf("%s: extracted %+v", key, sc)
-		}
-		out := nats.Header{"Traceparent": {"stale"}}
-		tr.Inject(ctx, out)
-		if got := out.Get("traceparent"); got != tp || len(out) != 2 || out.Get("tracestate") != "vendor=1" {
-			t.Errorf("%s: injected %v", key, out)
-		}
-	}
-	if sc := trace.SpanContextFromContext(tr.Extract(context.Background(), nats.Header{"traceparent": {"garbage"}})); sc.IsValid() {
-		t.Error("a malformed traceparent was accepted")
-	}
 }
