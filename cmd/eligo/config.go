@@ -198,7 +198,7 @@ func bindRedis(s *settings, p *string) {
 func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	bindRedis(s, &c.RedisURL)
 	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
-	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "analyze checks handled at once by this worker")
+	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "Alipay calls in flight from this worker (cache misses and crowd-group commands; a cache hit takes none)")
 	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", cache.DefaultTTL, "how long a triggered analyze answer is cached")
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
 	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
