@@ -404,6 +404,11 @@ func spread(d time.Duration) time.Duration {
 }
 
 func apiFieldErrors(err error) []messages.FieldError {
+	var an *alipay.AnswerError
+	if errors.As(err, &an) {
+		// A 10000 answer that is not a result (a crowd-group status other than success).
+		return []messages.FieldError{{Code: an.Code(), Message: an.Error()}}
+	}
 	var ae *alipay.APIError
 	if !errors.As(err, &ae) {
 		return []messages.FieldError{{Code: messages.CodePermanent, Message: err.Error()}}

@@ -111,6 +111,14 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("ELIGO_REDIS_URL: %w", err)
 		}
+		if cfg.Worker.CacheMACKeyFile != "" {
+			if cacheCfg.MACKey, err = cache.LoadMACKey(cfg.Worker.CacheMACKeyFile); err != nil {
+				return nil, fmt.Errorf("ELIGO_CACHE_MAC_KEY_FILE: %w", err)
+			}
+		} else {
+			// eligo dev: one process, so a key of its own authenticates its entries.
+			cacheCfg.MACKey = cache.NewMACKey()
+		}
 		a.rdb = redis.NewUniversalClient(opts)
 		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if err := a.rdb.Ping(pingCtx).Err(); err != nil {
