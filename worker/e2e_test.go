@@ -54,11 +54,12 @@ func TestCoalescing(t *testing.T) {
 	cfg.LeaseWait = 20 * time.Second // the other replica waits for the lease holder, however loaded the machine
 	cfg.HandleTimeout = 25 * time.Second
 	cfg.AckWait = time.Minute
+	macKey := cache.NewMACKey() // both replicas hold the deployment's key
 	for range 2 {
 		rc := rs.Client()
 		t.Cleanup(func() { _ = rc.Close() })
 		c, _ := g.newClient(t, alipay.BreakerSettings{})
-		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second, OpTimeout: 5 * time.Second}), cfg)
+		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second, OpTimeout: 5 * time.Second, MACKey: macKey}), cfg)
 	}
 	const n = 1000
 	ids := make([]string, n)

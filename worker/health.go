@@ -53,11 +53,21 @@ func (h *health) circuitChanged(to alipay.CircuitState) {
 }
 
 // pause stops intake until now+pauseLen (extending a running pause, never shortening it)
-// and returns how long intake stays paused.
-func (h *health) pause() time.Duration {
+// and returns how long intake stays paused. It is an outage: the shared consumers are
+// paused for every replica (onPause).
+func (h *health) pause() time.Duration { return h.stop(true) }
+
+// pauseLocal stops this replica's own intake like pause, but it is no outage: the shared
+// consumers keep running for the other replicas and dead-lettering is not held back. It is
+// for a fault of this host, such as its clock being off.
+func (h *health) pauseLocal() time.Duration { return h.stop(false) }
+
+func (h *health) stop(outage bool) time.Duration {
 	h.mu.Lock()
 	now := h.now()
-	h.lastOutage = now
+	if outage {
+		h.lastOutage = now
+	}
 	until := now.Add(h.pauseLen)
 	started := !now.Before(h.pausedUntil)
 	if until.After(h.pausedUntil) {
@@ -69,7 +79,7 @@ func (h *health) pause() time.Duration {
 	}
 	left := h.pausedUntil.Sub(now)
 	h.mu.Unlock()
-	if started && h.onPause != nil {
+	if outage && started && h.onPause != nil {
 		h.onPause(until)
 	}
 	return max(left, time.Millisecond)

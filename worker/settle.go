@@ -126,6 +126,14 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.handBack(d, spread(s.health.pause()))
 	case class == alipay.Permanent:
 		s.deadLetter(d, letter{id: id, code: messages.ReasonPermanent, reason: err.Error(), errors: apiFieldErrors(err)})
+	case alipay.IsClockSkew(err):
+		// This replica's clock is off (the alipay client logs it, rate-limited, and counts
+		// it): the message is fine. Hand it back for another replica, stop this replica's own
+		// intake for a pause (not the shared consumers: the others' clocks may be right), and
+		// never dead-letter it for that.
+		s.health.pauseLocal()
+		s.logMsg(slog.LevelDebug, "handed back: this host's clock is off", d, id, err)
+		s.handBack(d, spread(clockSkewRetry))
 	case class == alipay.NeedsAttention && int(d.md.NumDelivered) >= s.cfg.AttentionAttempts:
 		s.deadLetter(d, letter{id: id, code: messages.ReasonNeedsAttention, errors: apiFieldErrors(err),
 			reason: "still refused after " + strconv.FormatUint(d.md.NumDelivered, 10) + " attempts: " + err.Error()})
@@ -165,6 +173,10 @@ func (s *settler) retry(d delivery, id string, err error, class alipay.Class) {
 	_ = d.msg.NakWithDelay(delay)
 	s.m.outcome(d.kind, outcomeRetry)
 }
+
+// clockSkewRetry is how soon a message refused for this replica's clock comes back (to any
+// replica): soon, since another replica's clock is probably right.
+const clockSkewRetry = time.Second
 
 // handBack returns the message for delay without counting a failure.
 func (s *settler) handBack(d delivery, delay time.Duration) {

@@ -106,6 +106,7 @@ type alipaySettings struct {
 	RootCertFile   string
 	SignType       string
 	Timeout        time.Duration
+	ClockOffset    time.Duration
 }
 
 func bindAlipay(s *settings, c *alipaySettings) {
@@ -118,6 +119,7 @@ func bindAlipay(s *settings, c *alipaySettings) {
 	s.str(&c.RootCertFile, "alipay-root-cert-file", "ELIGO_ALIPAY_ROOT_CERT_FILE", "", "Alipay root certificate (certificate mode)")
 	s.str(&c.SignType, "alipay-sign-type", "ELIGO_ALIPAY_SIGN_TYPE", "RSA2", "signature type: RSA2 or RSA")
 	s.duration(&c.Timeout, "alipay-timeout", "ELIGO_ALIPAY_TIMEOUT", defaultAlipayTimeout, "timeout of one gateway call")
+	s.duration(&c.ClockOffset, "alipay-clock-offset", "ELIGO_ALIPAY_CLOCK_OFFSET", 0, "added to this host's clock for the request timestamp (negative to go back): corrects a clock known to be off, or simulates a skewed one in tests")
 }
 
 func (c alipaySettings) validate(s *settings) []error {

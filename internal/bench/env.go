@@ -44,6 +44,7 @@ type env struct {
 	cfg    Config
 	log    *slog.Logger
 	id     string // unique run id, part of every name
+	macKey []byte // the replicas' shared cache MAC key, made on first use
 	prefix string // subject prefix
 
 	ns      *server.Server // embedded only
@@ -247,10 +248,14 @@ func (e *env) workerConfig() worker.Config {
 	}
 }
 
-// cacheConfig keeps every answer for the whole run.
+// cacheConfig keeps every answer for the whole run; the replicas share one MAC key, as a
+// deployment's do.
 func (e *env) cacheConfig() cache.Config {
+	if e.macKey == nil {
+		e.macKey = cache.NewMACKey()
+	}
 	return cache.Config{TTL: time.Hour, NegativeTTL: time.Hour, Namespace: "eligo-bench-" + e.id, Logger: e.log,
-		OpTimeout: e.cfg.CacheOpTimeout}
+		OpTimeout: e.cfg.CacheOpTimeout, MACKey: e.macKey}
 }
 
 // cache returns replica i's cache, creating it on first use.
