@@ -291,6 +291,10 @@ func codeMsg(code string) string {
 		return "Business Failed"
 	case codeCallLimited:
 		return "Call Limited"
+	case "40003":
+		return "Insufficient Conditions"
+	case "40006":
+		return "Insufficient Permissions"
 	}
 	return "Unknown"
 }

@@ -181,7 +181,10 @@ type workerSettings struct {
 	CacheNearTTL     time.Duration
 	CacheOpTimeout   time.Duration
 	BreakerFailures  int
+	BreakerMinCalls  int
 	BreakerTimeout   time.Duration
+	AttentionDelay   time.Duration
+	AttentionTries   int
 	HandleTimeout    time.Duration
 	DrainTimeout     time.Duration
 	StrictUnits      bool
@@ -206,6 +209,9 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after a missed invalidation); 0 disables the near cache")
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
+	s.integer(&c.BreakerMinCalls, "breaker-min-calls", "ELIGO_BREAKER_MIN_CALLS", 20, "calls within a rolling minute before a 50% failure share opens the circuit breaker")
+	s.duration(&c.AttentionDelay, "attention-delay", "ELIGO_ATTENTION_DELAY", worker.DefaultAttentionDelay, "how long a message Alipay refused for the worker's credentials or permissions waits before it is tried again")
+	s.integer(&c.AttentionTries, "attention-attempts", "ELIGO_ATTENTION_ATTEMPTS", worker.DefaultAttentionAttempts, "deliveries refused for credentials or permissions before the message is dead-lettered as needs_attention")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
@@ -241,6 +247,9 @@ func (c workerSettings) validate(s *settings) []error {
 		{"cache-op-timeout", c.CacheOpTimeout > 0, c.CacheOpTimeout},
 		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
 		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
+		{"breaker-min-calls", c.BreakerMinCalls > 0, c.BreakerMinCalls},
+		{"attention-delay", c.AttentionDelay > 0, c.AttentionDelay},
+		{"attention-attempts", c.AttentionTries > 0, c.AttentionTries},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
 		{"drain-timeout", c.DrainTimeout > 0, c.DrainTimeout},
 		{"stream-replicas", c.Replicas > 0, c.Replicas},
@@ -270,18 +279,20 @@ func (c workerSettings) validate(s *settings) []error {
 // workerConfig maps the settings onto worker.Config.
 func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
 	return worker.Config{
-		Prefix:          prefix,
-		Replicas:        c.Replicas,
-		Concurrency:     c.Concurrency,
-		HandleTimeout:   c.HandleTimeout,
-		MaxAttempts:     c.MaxAttempts,
-		BreakerPause:    c.BreakerTimeout,
-		CacheMaxAge:     c.CacheMaxAge,
-		DrainTimeout:    c.DrainTimeout,
-		ResultsMaxAge:   c.ResultsRetention,
-		AppID:           appID,
-		StrictUnits:     c.StrictUnits,
-		CrowdPartitions: c.CrowdPartitions,
+		Prefix:            prefix,
+		Replicas:          c.Replicas,
+		Concurrency:       c.Concurrency,
+		HandleTimeout:     c.HandleTimeout,
+		MaxAttempts:       c.MaxAttempts,
+		BreakerPause:      c.BreakerTimeout,
+		AttentionDelay:    c.AttentionDelay,
+		AttentionAttempts: c.AttentionTries,
+		CacheMaxAge:       c.CacheMaxAge,
+		DrainTimeout:      c.DrainTimeout,
+		ResultsMaxAge:     c.ResultsRetention,
+		AppID:             appID,
+		StrictUnits:       c.StrictUnits,
+		CrowdPartitions:   c.CrowdPartitions,
 	}
 }
 
