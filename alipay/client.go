@@ -57,11 +57,16 @@ type Config struct {
 	// component=alipay. Secrets never appear; user ids are hashed. Default: discard.
 	Logger *slog.Logger
 	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class},
-	// eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
+	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
 	// Breaker tunes the circuit breaker around gateway calls.
 	Breaker BreakerSettings
+	// Budget, if set, paces gateway calls: the client waits on it right before each call
+	// (never for a request it refuses itself) and tells it of every 40005 answer, then waits
+	// and calls again within the context's deadline instead of returning the 40005.
+	// Default: no pacing (a 40005 is returned to the caller, Retryable).
+	Budget Budget
 	// OnStateChange, if set, is called with the breaker's old and new state ("closed",
 	// "half-open", "open"). It runs synchronously inside the breaker, so it must return quickly
 	// and must not call the Client.
@@ -152,6 +157,16 @@ type Client struct {
 	openTimeout   time.Duration
 	metrics       *metrics
 	onStateChange func(from, to string)
+	budget        Budget
+}
+
+// Budget paces gateway calls per method (package alipay/budget implements it over Redis).
+type Budget interface {
+	// Wait blocks until one call of method may be made, or returns an error when ctx ends
+	// (or would end) first.
+	Wait(ctx context.Context, method string) error
+	// CallLimited reports a 40005 answer to method, so the budget can lower its rate.
+	CallLimited(method string)
 }
 
 // callResult is a verified success node with its trace id.
@@ -213,6 +228,7 @@ func New(cfg Config) (*Client, error) {
 		now:           cfg.Now,
 		log:           cfg.Logger.With("component", "alipay"),
 		onStateChange: cfg.OnStateChange,
+		budget:        cfg.Budget,
 	}
 	if cfg.Registerer != nil {
 		if c.metrics, err = newMetrics(cfg.Registerer); err != nil {
@@ -256,10 +272,11 @@ func defaultTransport() *http.Transport {
 }
 
 // gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
-// the request (Permanent) or a verified answer about the app's own configuration
-// (NeedsAttention from the gateway) does.
+// the request (Permanent), a verified answer about the app's own configuration
+// (NeedsAttention from the gateway) and a 40005 (the app called too often: a quota, not an
+// outage) do.
 func gatewayHealthy(err error) bool {
-	if err == nil {
+	if err == nil || IsCallLimited(err) {
 		return true
 	}
 	switch ClassOf(err) {
@@ -418,8 +435,38 @@ func marshalBizContent(v any) (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// call runs one gateway call through the breaker and records it.
+// call waits for the call budget (when there is one) and makes the gateway call; a 40005
+// answer is reported to the budget, and the call waits and is made again as long as ctx
+// lasts. When ctx ends while a 40005 is being waited out, that 40005 is returned.
 func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
+	var limited error
+	for {
+		if c.budget != nil {
+			if err := c.budget.Wait(ctx, method); err != nil {
+				if limited != nil {
+					return callResult{}, limited
+				}
+				return callResult{}, fmt.Errorf("alipay %s: waiting for the call budget: %w", method, err)
+			}
+		}
+		res, err := c.callOnce(ctx, method, params, appAuthToken)
+		if !IsCallLimited(err) {
+			return res, err
+		}
+		c.metrics.callLimited(method)
+		if c.budget == nil {
+			return res, err
+		}
+		c.budget.CallLimited(method)
+		limited = err
+		if ctx.Err() != nil {
+			return res, err
+		}
+	}
+}
+
+// callOnce runs one gateway call through the breaker and records it.
+func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	start := time.Now()
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)

@@ -123,6 +123,16 @@ func (e *APIError) signedClass() Class {
 	return Retryable // 20000, 40005, anything unknown
 }
 
+// IsCallLimited reports whether err is a 40005 answer (call frequency exceeded: the app's or
+// the method's quota). It is Retryable and never counts as a gateway failure.
+func IsCallLimited(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == codeCallLimited
+}
+
+// codeCallLimited is the gateway code for a call over the app's quota.
+const codeCallLimited = "40005"
+
 func isRetryableSubCode(sub string) bool {
 	switch sub {
 	case "SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error", "aop.SYSTEM_ERROR", "ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR":

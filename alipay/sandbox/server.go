@@ -109,6 +109,8 @@ type Server struct {
 	closeOnce  sync.Once
 	sigs       sigCache
 	answers    scripted
+	quota      quotaState
+	rates      rates
 }
 
 // New validates cfg and returns a Server.
@@ -208,12 +210,19 @@ func (s *Server) Faults() Faults {
 }
 
 // Stats returns the call counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.PeakPerSecond = s.rates.peaks()
+	return st
+}
 
-// Reset clears crowd groups, histories, stats and faults. The fixture stays.
+// Reset clears crowd groups, histories, stats and faults. The fixture and the quotas stay
+// (their buckets start full again).
 func (s *Server) Reset() {
 	s.groups.reset()
 	s.stats.reset()
+	s.rates.reset()
+	s.quota.set(s.quota.get())
 	s.faults.Store(nil)
 	s.answers.reset()
 	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
@@ -240,6 +249,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAdmin(w, r)
 	case AnswersPath, CallsPath:
 		s.serveAnswers(w, r)
+	case QuotaPath:
+		s.serveQuota(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -327,6 +338,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if perr == nil {
 		s.answers.count(p)
 	}
+	s.rates.add(statMethod(method), time.Now())
 	f := s.faults.Load()
 	if f != nil {
 		if done := s.transportFault(w, r, f, method); done {
@@ -345,6 +357,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	traceID := s.write(w, a, f)
+	if a.code == codeCallLimited {
+		s.stats.limited.Add(1)
+	}
 	s.stats.call(method, a.outcome())
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "gateway call",
@@ -452,6 +467,9 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 	}
 	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
 		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
+	}
+	if ok, sub, msg := s.quota.admit(method, time.Now()); !ok {
+		return fail(codeCallLimited, sub, msg)
 	}
 	if f != nil {
 		if hit(f.ThrottleRate) {

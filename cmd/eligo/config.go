@@ -180,6 +180,7 @@ type workerSettings struct {
 	CacheMaxEntries  int
 	CacheNearTTL     time.Duration
 	CacheOpTimeout   time.Duration
+	CacheMACKeyFile  string
 	BreakerFailures  int
 	BreakerMinCalls  int
 	BreakerTimeout   time.Duration
@@ -208,6 +209,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache (without Redis)")
 	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after a missed invalidation); 0 disables the near cache")
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
+	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
 	s.integer(&c.BreakerMinCalls, "breaker-min-calls", "ELIGO_BREAKER_MIN_CALLS", 20, "calls within a rolling minute before a 50% failure share opens the circuit breaker")
 	s.duration(&c.AttentionDelay, "attention-delay", "ELIGO_ATTENTION_DELAY", worker.DefaultAttentionDelay, "how long a message Alipay refused for the worker's credentials or permissions waits before it is tried again")
@@ -232,6 +234,11 @@ func (c workerSettings) validate(s *settings) []error {
 	if c.RedisURL != "" {
 		if _, err := cache.ParseURL(c.RedisURL); err != nil {
 			errs = append(errs, s.invalid("redis", "%v", err))
+		}
+	}
+	if c.CacheMACKeyFile != "" {
+		if _, err := cache.LoadMACKey(c.CacheMACKeyFile); err != nil {
+			errs = append(errs, s.invalid("cache-mac-key-file", "%v", err))
 		}
 	}
 	positive := []struct {
@@ -274,6 +281,16 @@ func (c workerSettings) validate(s *settings) []error {
 		errs = append(errs, s.invalid("stream-replicas", "JetStream supports at most 5 replicas, got %d", c.Replicas))
 	}
 	return errs
+}
+
+// requireMACKey is the production rule of eligo worker: with Redis, which other systems may
+// be able to write, cache entries are authenticated with a key every replica shares, so the
+// key file must be given (a per-process random key would keep replicas from sharing answers).
+func (c workerSettings) requireMACKey(s *settings) []error {
+	if c.RedisURL != "" && c.CacheMACKeyFile == "" {
+		return []error{s.required("cache-mac-key-file", "with Redis, a file holding the secret that authenticates cache entries (the same for every replica; make one with `openssl rand -hex 32 > cache-mac.key`)")}
+	}
+	return nil
 }
 
 // workerConfig maps the settings onto worker.Config.
