@@ -202,7 +202,7 @@ func TestAnswerTableBreaker(t *testing.T) {
 		{"40004 SYSTEM_ERROR", sandbox.Shape{Code: "40004", SubCode: "SYSTEM_ERROR"}, alipay.Retryable, true},
 		{"40004 INVALID_PARAMETER", sandbox.Shape{Code: "40004", SubCode: "INVALID_PARAMETER"}, alipay.Permanent, false},
 		{"40004 business code", sandbox.Shape{Code: "40004", SubCode: "RULE_NOT_EXIST"}, alipay.Permanent, false},
-		{"40005", sandbox.Shape{Code: "40005", SubCode: "isv.app-call-limited"}, alipay.Retryable, true},
+		{"40005", sandbox.Shape{Code: "40005", SubCode: "isv.app-call-limited"}, alipay.Retryable, false},
 		{"40006", sandbox.Shape{Code: "40006", SubCode: "isv.insufficient-isv-permissions"}, alipay.NeedsAttention, false},
 		{"unsigned 40004", sandbox.Shape{Code: "40004", SubCode: "INVALID_PARAMETER", Unsigned: true}, alipay.NeedsAttention, false},
 		{"unsigned 20000", sandbox.Shape{Code: "20000", SubCode: "isp.unknow-error", Unsigned: true}, alipay.Retryable, true},

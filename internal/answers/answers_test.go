@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 type expect struct {
 	outcome   string // messages.OutcomeOK or messages.OutcomeRejected
 	code      string // rejected: the first error's code
-	dlq       string // the dead-letter reason code; "" for none
+	dlq       messages.ReasonCode // the dead-letter reason code; "" for none
 	cached    bool   // analyze: the answer is in Redis afterwards
 	triggered bool   // analyze ok: the verdict
 	marker    string // crowd group: the applied-marker state afterwards ("" for none)
@@ -90,15 +90,15 @@ var (
 )
 
 func exhausted(calls int64) expect {
-	return expect{outcome: messages.OutcomeRejected, code: "RETRIES_EXHAUSTED", dlq: "exhausted", calls: calls}
+	return expect{outcome: messages.OutcomeRejected, code: messages.CodeRetriesExhausted, dlq: messages.ReasonExhausted, calls: calls}
 }
 
 func permanent(code string) expect {
-	return expect{outcome: messages.OutcomeRejected, code: code, dlq: "permanent", calls: 1}
+	return expect{outcome: messages.OutcomeRejected, code: code, dlq: messages.ReasonPermanent, calls: 1}
 }
 
 func attention(code string) expect {
-	return expect{outcome: messages.OutcomeRejected, code: code, dlq: "needs_attention", calls: maxTries}
+	return expect{outcome: messages.OutcomeRejected, code: code, dlq: messages.ReasonNeedsAttention, calls: maxTries}
 }
 
 // table is the answer table of the README, one row per answer shape.
@@ -151,7 +151,7 @@ var table = []row{
 		want:  attention("aop.invalid-app-auth-token")},
 	{name: "20001 crowdgroup aop.app-auth-token-time-out", kind: messages.KindCrowdGroup,
 		shape: &sandbox.Shape{Code: "20001", SubCode: "aop.app-auth-token-time-out", SubMsg: "令牌已过期"},
-		want:  expect{outcome: messages.OutcomeRejected, code: "aop.app-auth-token-time-out", dlq: "needs_attention", calls: maxTries}},
+		want:  expect{outcome: messages.OutcomeRejected, code: "aop.app-auth-token-time-out", dlq: messages.ReasonNeedsAttention, calls: maxTries}},
 	{name: "40001 isv.missing-signature", kind: messages.KindAnalyze,
 		shape: &sandbox.Shape{Code: "40001", SubCode: "isv.missing-signature", SubMsg: "缺少签名参数"},
 		want:  permanent("isv.missing-signature")},
@@ -182,7 +182,7 @@ var table = []row{
 	// Answers that cannot be verified or read.
 	{name: "unsigned 40004 INVALID_PARAMETER", kind: messages.KindAnalyze,
 		shape: &sandbox.Shape{Code: "40004", SubCode: "INVALID_PARAMETER", SubMsg: "参数有误", Unsigned: true},
-		want: expect{outcome: messages.OutcomeRejected, code: "INVALID_PARAMETER", dlq: "needs_attention", calls: maxTries,
+		want: expect{outcome: messages.OutcomeRejected, code: "INVALID_PARAMETER", dlq: messages.ReasonNeedsAttention, calls: maxTries,
 			log: "unverified gateway answer (no sign)"}},
 	{name: "unsigned error_response 40002", kind: messages.KindAnalyze,
 		shape: &sandbox.Shape{Code: "40002", SubCode: "isv.invalid-parameter", SubMsg: "参数无效", Unsigned: true, ErrorResponse: true},
@@ -235,6 +235,11 @@ func TestAnswerTable(t *testing.T) {
 	}
 	gw := httptest.NewServer(sb)
 	t.Cleanup(func() { sb.Close(); gw.Close() })
+	macKey := []byte(hex.EncodeToString(cache.NewMACKey()))
+	macFile := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macFile, macKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -243,6 +248,7 @@ func TestAnswerTable(t *testing.T) {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"ELIGO_NATS_URL=" + ns.URL(),
 		"ELIGO_REDIS_URL=" + rds.URL,
+		"ELIGO_CACHE_MAC_KEY_FILE=" + macFile,
 		"ELIGO_ALIPAY_GATEWAY=" + gw.URL + sandbox.GatewayPath,
 		"ELIGO_ALIPAY_APP_ID=" + appID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE=" + keys.Path(sandbox.AppPrivateKeyFile),
@@ -265,8 +271,9 @@ func TestAnswerTable(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
 		<-exited
@@ -278,8 +285,8 @@ func TestAnswerTable(t *testing.T) {
 	var base string
 	waitFor(t, time.Minute, "the worker to serve /readyz", func() bool {
 		select {
-		case err := <-exited:
-			t.Fatalf("worker exited: %v\n%s", err, stderr)
+		case <-exited:
+			t.Fatalf("worker exited: %v\n%s", waitErr, stderr)
 		default:
 		}
 		if base == "" {
@@ -306,7 +313,7 @@ func TestAnswerTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix}), stderr: stderr}
+	e := &env{gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
 
 	t.Run("rows", func(t *testing.T) {
 		for i, r := range table {
@@ -430,9 +437,9 @@ func (e *env) admin(t *testing.T, method, path string, v any) {
 }
 
 // deadLetter returns the reason code of the dead letter of input id, or "".
-func (e *env) deadLetter(t *testing.T, ctx context.Context, id string) string {
+func (e *env) deadLetter(t *testing.T, ctx context.Context, id string) messages.ReasonCode {
 	t.Helper()
-	s, err := e.js.Stream(ctx, "ELIGO_DLQ")
+	s, err := e.js.Stream(ctx, messages.DeadLetterStream)
 	if err != nil {
 		t.Fatalf("dead-letter stream: %v", err)
 	}
@@ -446,7 +453,7 @@ func (e *env) deadLetter(t *testing.T, ctx context.Context, id string) string {
 			continue
 		}
 		if m.Header.Get(messages.HeaderOriginalID) == id {
-			return m.Header.Get(messages.HeaderReasonCode)
+			return messages.ReasonCode(m.Header.Get(messages.HeaderReasonCode))
 		}
 	}
 	return ""
