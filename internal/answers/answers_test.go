@@ -61,14 +61,14 @@ func TestMain(m *testing.M) {
 
 // expect is what a row must lead to.
 type expect struct {
-	outcome   string // messages.OutcomeOK or messages.OutcomeRejected
-	code      string // rejected: the first error's code
+	outcome   string              // messages.OutcomeOK or messages.OutcomeRejected
+	code      string              // rejected: the first error's code
 	dlq       messages.ReasonCode // the dead-letter reason code; "" for none
-	cached    bool   // analyze: the answer is in Redis afterwards
-	triggered bool   // analyze ok: the verdict
-	marker    string // crowd group: the applied-marker state afterwards ("" for none)
-	calls     int64  // gateway calls about the row's user / group
-	log       string // a worker log line that must appear
+	cached    bool                // analyze: the answer is in Redis afterwards
+	triggered bool                // analyze ok: the verdict
+	marker    string              // crowd group: the applied-marker state afterwards ("" for none)
+	calls     int64               // gateway calls about the row's user / group
+	log       string              // a worker log line that must appear
 }
 
 // row is one answer of the table: the sandbox answers the row's user (analyze) or group
