@@ -37,6 +37,13 @@ const (
 	ruleUUID   = "r-answers"
 	maxTries   = 2 // ELIGO_MAX_ATTEMPTS and ELIGO_ATTENTION_ATTEMPTS of the worker under test
 	operatorID = "2088222807744402"
+	// ISV mode: merchant isvMerchant owns shop isvShop (and rule isvRule's shop) and granted
+	// tokenOwn; tokenOther was granted by another merchant.
+	isvMerchant = "2088000000000101"
+	isvShop     = "shop-isv"
+	isvRule     = "r-isv"
+	tokenOwn    = "202612BBmerchant0own0token0000000000000a"
+	tokenOther  = "202612BBmerchant0other0token00000000000b"
 )
 
 // eligoBin is the eligo binary built by TestMain.
@@ -79,6 +86,9 @@ type row struct {
 	shape *sandbox.Shape // nil: the sandbox's own answer
 	times int64
 	op    string
+	// isv: the row works on the ISV merchant's shop / rule, sending token ("" none).
+	isv   bool
+	token string
 	want  expect
 }
 
@@ -211,6 +221,18 @@ var table = []row{
 	{name: "transport: connection closed without an answer", kind: messages.KindAnalyze,
 		shape: &sandbox.Shape{Drop: true},
 		want:  exhausted(maxTries)},
+
+	// ISV mode: the sandbox's own answers about a merchant's shop.
+	{name: "ISV analyze with the merchant's app_auth_token", kind: messages.KindAnalyze, isv: true, token: tokenOwn,
+		want: expect{outcome: messages.OutcomeOK, cached: true, calls: 1}},
+	{name: "ISV analyze without app_auth_token: 40006", kind: messages.KindAnalyze, isv: true,
+		want: attention("isv.insufficient-isv-permissions")},
+	{name: "ISV analyze with an unknown app_auth_token: 20001", kind: messages.KindAnalyze, isv: true, token: "202612BBnot0granted0000000000000000000c",
+		want: attention("aop.invalid-app-auth-token")},
+	{name: "ISV crowdgroup with the merchant's app_auth_token", kind: messages.KindCrowdGroup, isv: true, token: tokenOwn,
+		want: expect{outcome: messages.OutcomeOK, marker: "done", calls: 1}},
+	{name: "ISV crowdgroup with another merchant's app_auth_token: 40006", kind: messages.KindCrowdGroup, isv: true, token: tokenOther,
+		want: expect{outcome: messages.OutcomeRejected, code: "isv.insufficient-isv-permissions", dlq: messages.ReasonNeedsAttention, calls: maxTries}},
 }
 
 // env is what the rows share: one NATS server, one Redis, one sandbox, one worker process.
@@ -229,7 +251,10 @@ func TestAnswerTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := sandbox.New(keys.Config(appID))
+	scfg := keys.Config(appID)
+	scfg.Fixture = sandbox.Fixture{Rules: []sandbox.Rule{{RuleUUID: isvRule, ShopID: isvShop,
+		Conditions: []sandbox.RuleCondition{{OperatorRule: "TRADE_CNT", LogicalOperator: "GTEQ", Period: "30", OperationValue: "1", RuleUnit: "COUNT"}}}}}
+	sb, err := sandbox.New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +340,9 @@ func TestAnswerTable(t *testing.T) {
 	}
 	e := &env{gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
 
+	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: isvMerchant, AppAuthToken: tokenOwn, ShopIDs: []string{isvShop}})
+	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: "2088000000000102", AppAuthToken: tokenOther, ShopIDs: []string{"shop-other"}})
+
 	t.Run("rows", func(t *testing.T) {
 		for i, r := range table {
 			t.Run(r.name, func(t *testing.T) {
@@ -323,6 +351,11 @@ func TestAnswerTable(t *testing.T) {
 			})
 		}
 	})
+	for _, tok := range []string{tokenOwn, tokenOther} {
+		if strings.Contains(stderr.String(), tok) {
+			t.Errorf("the worker logged an app_auth_token")
+		}
+	}
 }
 
 // run publishes the row's input, scripted as the row says, and checks the outcome.
@@ -331,7 +364,10 @@ func (e *env) run(t *testing.T, i int, r row) {
 	defer cancel()
 	id := fmt.Sprintf("ans-%02d", i)
 	user := fmt.Sprintf("2088%012d", 500000+i)
-	shop, group := fmt.Sprintf("shop-ans-%02d", i), fmt.Sprintf("group-ans-%02d", i)
+	shop, group, rule := fmt.Sprintf("shop-ans-%02d", i), fmt.Sprintf("group-ans-%02d", i), ruleUUID
+	if r.isv {
+		shop, rule = isvShop, isvRule
+	}
 	method := alipay.MethodRuleAnalyze
 	if r.kind == messages.KindCrowdGroup {
 		method = alipay.MethodCrowdGroupCondSet
@@ -349,12 +385,19 @@ func (e *env) run(t *testing.T, i int, r row) {
 
 	var data []byte
 	if r.kind == messages.KindAnalyze {
-		data, _ = json.Marshal(messages.AnalyzeCheck{RequestID: id, UserID: user, RuleUUID: ruleUUID})
+		data, _ = json.Marshal(messages.AnalyzeCheck{RequestID: id, UserID: user, RuleUUID: rule, AppAuthToken: r.token})
 	} else {
+		tok := ""
+		if r.token != "" {
+			tok = `,"app_auth_token":"` + r.token + `"`
+		}
 		data = []byte(`{"command_id":"` + id + `","operation":"CREATE","shop_id":"` + shop + `","crowd_group_id":"` + group +
-			`","describe":"爱这家天 😀","operator_id":"` + operatorID + `","condition_model_list":[` + condJSON + `]}`)
+			`","describe":"爱这家天 😀","operator_id":"` + operatorID + `","condition_model_list":[` + condJSON + `]` + tok + `}`)
 	}
 	res, err := e.cl.PublishRaw(ctx, r.kind, id, data)
+	if r.token != "" && (bytes.Contains(res, []byte(r.token)) || err != nil && strings.Contains(err.Error(), r.token)) {
+		t.Errorf("the answer repeats the app_auth_token")
+	}
 	var rej *client.RejectedError
 	switch {
 	case errors.As(err, &rej):
@@ -384,9 +427,17 @@ func (e *env) run(t *testing.T, i int, r row) {
 		t.Errorf("dead-letter reason %q, want %q", got, r.want.dlq)
 	}
 	if r.kind == messages.KindAnalyze {
-		_, err := e.cache.Get(ctx, cache.Key{AppID: appID, RuleUUID: ruleUUID, UserID: user}, time.Hour)
+		k := cache.Key{AppID: appID, RuleUUID: rule, UserID: user, Merchant: cache.TokenScope(r.token)}
+		_, err := e.cache.Get(ctx, k, time.Hour)
 		if cached := err == nil; cached != r.want.cached {
 			t.Errorf("cached = %v (%v), want %v", cached, err, r.want.cached)
+		}
+		if r.token != "" {
+			// The answer is the merchant's: not served to the app asking for itself.
+			k.Merchant = ""
+			if _, err := e.cache.Get(ctx, k, time.Hour); err == nil {
+				t.Errorf("an answer obtained with an app_auth_token is cached for calls without it")
+			}
 		}
 	} else if got := e.marker(t, ctx, id); got != r.want.marker {
 		t.Errorf("applied-marker %q, want %q", got, r.want.marker)
@@ -426,7 +477,7 @@ func (e *env) admin(t *testing.T, method, path string, v any) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 	if method == http.MethodGet {
