@@ -184,7 +184,10 @@ type workerSettings struct {
 	CacheOpTimeout   time.Duration
 	CacheMACKeyFile  string
 	BreakerFailures  int
+	BreakerMinCalls  int
 	BreakerTimeout   time.Duration
+	AttentionDelay   time.Duration
+	AttentionTries   int
 	HandleTimeout    time.Duration
 	DrainTimeout     time.Duration
 	StrictUnits      bool
@@ -210,6 +213,9 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
+	s.integer(&c.BreakerMinCalls, "breaker-min-calls", "ELIGO_BREAKER_MIN_CALLS", 20, "calls within a rolling minute before a 50% failure share opens the circuit breaker")
+	s.duration(&c.AttentionDelay, "attention-delay", "ELIGO_ATTENTION_DELAY", worker.DefaultAttentionDelay, "how long a message Alipay refused for the worker's credentials or permissions waits before it is tried again")
+	s.integer(&c.AttentionTries, "attention-attempts", "ELIGO_ATTENTION_ATTEMPTS", worker.DefaultAttentionAttempts, "deliveries refused for credentials or permissions before the message is dead-lettered as needs_attention")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
@@ -250,6 +256,9 @@ func (c workerSettings) validate(s *settings) []error {
 		{"cache-op-timeout", c.CacheOpTimeout > 0, c.CacheOpTimeout},
 		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
 		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
+		{"breaker-min-calls", c.BreakerMinCalls > 0, c.BreakerMinCalls},
+		{"attention-delay", c.AttentionDelay > 0, c.AttentionDelay},
+		{"attention-attempts", c.AttentionTries > 0, c.AttentionTries},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
 		{"drain-timeout", c.DrainTimeout > 0, c.DrainTimeout},
 		{"stream-replicas", c.Replicas > 0, c.Replicas},
@@ -286,18 +295,20 @@ func (c workerSettings) requireMACKey(s *settings) []error {
 // workerConfig maps the settings onto worker.Config.
 func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
 	return worker.Config{
-		Prefix:          prefix,
-		Replicas:        c.Replicas,
-		Concurrency:     c.Concurrency,
-		HandleTimeout:   c.HandleTimeout,
-		MaxAttempts:     c.MaxAttempts,
-		BreakerPause:    c.BreakerTimeout,
-		CacheMaxAge:     c.CacheMaxAge,
-		DrainTimeout:    c.DrainTimeout,
-		ResultsMaxAge:   c.ResultsRetention,
-		AppID:           appID,
-		StrictUnits:     c.StrictUnits,
-		CrowdPartitions: c.CrowdPartitions,
+		Prefix:            prefix,
+		Replicas:          c.Replicas,
+		Concurrency:       c.Concurrency,
+		HandleTimeout:     c.HandleTimeout,
+		MaxAttempts:       c.MaxAttempts,
+		BreakerPause:      c.BreakerTimeout,
+		AttentionDelay:    c.AttentionDelay,
+		AttentionAttempts: c.AttentionTries,
+		CacheMaxAge:       c.CacheMaxAge,
+		DrainTimeout:      c.DrainTimeout,
+		ResultsMaxAge:     c.ResultsRetention,
+		AppID:             appID,
+		StrictUnits:       c.StrictUnits,
+		CrowdPartitions:   c.CrowdPartitions,
 	}
 }
 

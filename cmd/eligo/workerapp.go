@@ -96,6 +96,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	}
 	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
 		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
+		MinRequests:         uint32(cfg.Worker.BreakerMinCalls),
 		OpenTimeout:         cfg.Worker.BreakerTimeout,
 	}, logger, a.reg)
 	if err != nil {
