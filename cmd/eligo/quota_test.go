@@ -64,7 +64,9 @@ func TestWorkersShareTheCallBudget(t *testing.T) {
 		stderr := newSyncBuffer()
 		done := make(chan error, 1)
 		dones = append(dones, done)
-		go func() { done <- run(ctx, []string{"worker", "--drain-timeout", "5s"}, mapEnv(env), newSyncBuffer(), stderr) }()
+		go func() {
+			done <- run(ctx, []string{"worker", "--drain-timeout", "5s"}, mapEnv(env), newSyncBuffer(), stderr)
+		}()
 		waitUntil(t, time.Minute, "a worker to start", func() bool {
 			if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
 				bases = append(bases, "http://"+m[1])
