@@ -69,15 +69,19 @@ func TestCallLimitedNeverOpensTheBreaker(t *testing.T) {
 		if !alipay.IsCallLimited(err) || !errors.As(err, &ae) || ae.SubCode != "isv.method-call-limited" || alipay.ClassOf(err) != alipay.Retryable {
 			t.Fatalf("call %d over the quota: %v, want a retryable 40005", i+2, err)
 		}
+		if errors.Is(err, alipay.ErrThrottled) {
+			t.Fatalf("call %d without a budget: %v matches ErrThrottled; only a budgeted call is held back", i+2, err)
+		}
 	}
 	if s := c.BreakerState(); s != "closed" || len(states) != 0 {
 		t.Errorf("breaker %s (changes %v) after five 40005 answers with ConsecutiveFailures 1, want closed", s, states)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP eligo_alipay_call_limited_total Alipay answers 40005 (call frequency exceeded) by method.
-# TYPE eligo_alipay_call_limited_total counter
-eligo_alipay_call_limited_total{method="alipay.promorulecenter.rule.analyze"} 5
-`), "eligo_alipay_call_limited_total"); err != nil {
+# HELP eligo_alipay_answers_total Alipay gateway answers by method and gateway code (10000, 20000, 40004, 40005, ...; other for any undocumented code).
+# TYPE eligo_alipay_answers_total counter
+eligo_alipay_answers_total{code="10000",method="alipay.promorulecenter.rule.analyze"} 1
+eligo_alipay_answers_total{code="40005",method="alipay.promorulecenter.rule.analyze"} 5
+`), "eligo_alipay_answers_total"); err != nil {
 		t.Error(err)
 	}
 	// A real failure still trips it: the breaker is not disabled, only 40005 is exempt.
@@ -137,8 +141,8 @@ func TestCallLimitedWaitEndsWithTheContext(t *testing.T) {
 		return nil
 	}
 	_, err := c.Analyze(ctx, alipay.AnalyzeRequest{UserID: demoUser, RuleUUID: demoRule})
-	if !alipay.IsCallLimited(err) || alipay.ClassOf(err) != alipay.Retryable {
-		t.Fatalf("Analyze when the context ends during a 40005 wait: %v, want the last 40005 (retryable)", err)
+	if !alipay.IsCallLimited(err) || !errors.Is(err, alipay.ErrThrottled) || alipay.ClassOf(err) != alipay.Retryable {
+		t.Fatalf("Analyze when the context ends during a 40005 wait: %v, want ErrThrottled wrapping the last 40005 (retryable)", err)
 	}
 	if w, l := b.counts(); w != 3 || l != 2 {
 		t.Errorf("budget saw %d waits and %d 40005 reports, want 3 and 2", w, l)
@@ -153,8 +157,8 @@ func TestBudgetRefusalMakesNoCall(t *testing.T) {
 	b := &recordingBudget{onWait: func(int, context.Context) error { return errNoSlot }}
 	sb, c := startSandbox(t, func(c *alipay.Config) { c.Budget = b })
 	_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: demoUser, RuleUUID: demoRule})
-	if !errors.Is(err, errNoSlot) || alipay.ClassOf(err) != alipay.Retryable {
-		t.Errorf("Analyze refused by the budget: %v, want the budget's error, retryable", err)
+	if !errors.Is(err, errNoSlot) || !errors.Is(err, alipay.ErrThrottled) || alipay.ClassOf(err) != alipay.Retryable {
+		t.Errorf("Analyze refused by the budget: %v, want ErrThrottled wrapping the budget's error, retryable", err)
 	}
 	if got := sb.Stats().Total; got != 0 {
 		t.Errorf("sandbox saw %d calls, want 0", got)

@@ -108,6 +108,7 @@ type Server struct {
 	closing    chan struct{}
 	closeOnce  sync.Once
 	sigs       sigCache
+	answers    scripted
 	quota      quotaState
 	rates      rates
 }
@@ -223,6 +224,7 @@ func (s *Server) Reset() {
 	s.rates.reset()
 	s.quota.set(s.quota.get())
 	s.faults.Store(nil)
+	s.answers.reset()
 	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
 }
 
@@ -245,6 +247,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGateway(w, r)
 	case StatsPath, FaultsPath, ResetPath, HistoryPath:
 		s.serveAdmin(w, r)
+	case AnswersPath, CallsPath:
+		s.serveAnswers(w, r)
 	case QuotaPath:
 		s.serveQuota(w, r)
 	default:
@@ -260,6 +264,7 @@ type answer struct {
 	subCode  string
 	signed   bool
 	signType alipay.SignType
+	shape    *Shape // a scripted answer (answers.go), nil otherwise
 }
 
 func (a answer) outcome() string {
@@ -326,6 +331,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		perr = berr
 	}
 	method := p["method"]
+	if perr == nil {
+		s.answers.count(p)
+	}
 	s.rates.add(statMethod(method), time.Now())
 	f := s.faults.Load()
 	if f != nil {
@@ -334,6 +342,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a := s.handle(p, perr, f)
+	if writeShaped(w, a.shape) {
+		s.stats.call(method, "scripted")
+		return
+	}
 	if f != nil && hit(f.LostAnswerRate) {
 		s.stats.fault(OutcomeLostAnswer)
 		s.stats.call(method, OutcomeLostAnswer)
@@ -443,6 +455,12 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 	if err := s.verify(p, t); err != nil {
 		return fail(codeInvalidArg, "isv.invalid-signature", "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配")
 	}
+	if sh := s.answers.match(p); sh != nil {
+		if sh.Apply {
+			_, _ = s.business(method, p)
+		}
+		return shaped(method, t, sh)
+	}
 	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
 		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
 	}
@@ -459,19 +477,19 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 			return fail(codeUnknownError, "isp.unknow-error", "系统繁忙")
 		}
 	}
-	var (
-		nodeText []byte
-		fe       *fieldErr
-	)
-	if method == alipay.MethodRuleAnalyze {
-		nodeText, fe = s.analyze(p)
-	} else {
-		nodeText, fe = s.crowdGroup(p["biz_content"])
-	}
+	nodeText, fe := s.business(method, p)
 	if fe != nil {
 		return fail(codeBusinessError, fe.subCode, fe.msg)
 	}
 	return answer{name: name, node: nodeText, code: codeSuccess, signed: true, signType: t}
+}
+
+// business runs the method's own logic.
+func (s *Server) business(method string, p map[string]string) ([]byte, *fieldErr) {
+	if method == alipay.MethodRuleAnalyze {
+		return s.analyze(p)
+	}
+	return s.crowdGroup(p["biz_content"])
 }
 
 func (s *Server) checkTimestamp(ts string, fail func(code, subCode, subMsg string) answer) (answer, bool) {
@@ -557,6 +575,9 @@ func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
 			return ""
 		}
 		certSN = s.certSN
+		if a.shape != nil && a.shape.BadSignature {
+			sig = corrupt(sig)
+		}
 		if f != nil {
 			switch {
 			case hit(f.UnsignedRate):

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +40,7 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget al
 	if err != nil {
 		return nil, fmt.Errorf("alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)
 	}
-	client, err := alipay.New(alipay.Config{
+	cfg := alipay.Config{
 		Gateway:     c.Gateway,
 		AppID:       c.AppID,
 		Credentials: creds,
@@ -49,7 +50,11 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget al
 		Registerer:  reg,
 		Breaker:     breaker,
 		Budget:      budget,
-	})
+	}
+	if off := c.ClockOffset; off != 0 {
+		cfg.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	client, err := alipay.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("alipay client: %w", err)
 	}

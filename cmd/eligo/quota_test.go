@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,7 +44,12 @@ func TestWorkersShareTheCallBudget(t *testing.T) {
 	}
 	gw := httptest.NewServer(sb)
 	defer gw.Close()
+	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macKey, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
+		"ELIGO_CACHE_MAC_KEY_FILE":      macKey,
 		"ELIGO_NATS_URL":                ns.URL(),
 		"ELIGO_REDIS_URL":               rds.URL,
 		"ELIGO_ALIPAY_GATEWAY":          gw.URL + sandbox.GatewayPath,
@@ -68,6 +75,11 @@ func TestWorkersShareTheCallBudget(t *testing.T) {
 			done <- run(ctx, []string{"worker", "--drain-timeout", "5s"}, mapEnv(env), newSyncBuffer(), stderr)
 		}()
 		waitUntil(t, time.Minute, "a worker to start", func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("worker exited: %v\n%s", err, stderr)
+			default:
+			}
 			if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
 				bases = append(bases, "http://"+m[1])
 				return true
@@ -129,7 +141,7 @@ func TestWorkersShareTheCallBudget(t *testing.T) {
 	lowered := false
 	for _, b := range bases {
 		_, m := httpGet(t, b+"/metrics")
-		limited := metricValue(m, `eligo_alipay_call_limited_total{method="alipay.promorulecenter.rule.analyze"}`)
+		limited := metricValue(m, `eligo_alipay_answers_total{code="40005",method="alipay.promorulecenter.rule.analyze"}`)
 		rate := metricValue(m, `eligo_alipay_budget_rate{method="alipay.promorulecenter.rule.analyze"}`)
 		if limited > 0 && rate > 0 && rate < 50 {
 			lowered = true
