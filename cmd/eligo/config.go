@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
@@ -107,6 +109,29 @@ type alipaySettings struct {
 	SignType       string
 	Timeout        time.Duration
 	ClockOffset    time.Duration
+	// QPS is the app's call quota per method for the whole fleet (0: no budget);
+	// QPSAnalyze and QPSCrowdGroup override it per method.
+	QPS           float64
+	QPSAnalyze    float64
+	QPSCrowdGroup float64
+}
+
+// callRates maps each gateway method to its call budget (calls per second for the whole
+// fleet); a method without one is absent.
+func (c alipaySettings) callRates() map[string]float64 {
+	rates := map[string]float64{}
+	for _, m := range []struct {
+		name     string
+		override float64
+	}{{alipay.MethodRuleAnalyze, c.QPSAnalyze}, {alipay.MethodCrowdGroupCondSet, c.QPSCrowdGroup}} {
+		switch {
+		case m.override > 0:
+			rates[m.name] = m.override
+		case c.QPS > 0:
+			rates[m.name] = c.QPS
+		}
+	}
+	return rates
 }
 
 func bindAlipay(s *settings, c *alipaySettings) {
@@ -120,6 +145,9 @@ func bindAlipay(s *settings, c *alipaySettings) {
 	s.str(&c.SignType, "alipay-sign-type", "ELIGO_ALIPAY_SIGN_TYPE", "RSA2", "signature type: RSA2 or RSA")
 	s.duration(&c.Timeout, "alipay-timeout", "ELIGO_ALIPAY_TIMEOUT", defaultAlipayTimeout, "timeout of one gateway call")
 	s.duration(&c.ClockOffset, "alipay-clock-offset", "ELIGO_ALIPAY_CLOCK_OFFSET", 0, "added to this host's clock for the request timestamp (negative to go back): corrects a clock known to be off, or simulates a skewed one in tests")
+	s.number(&c.QPS, "alipay-qps", "ELIGO_ALIPAY_QPS", 0, "the app's Alipay call quota per method, in calls per second for the whole fleet (shared through Redis); 0: calls are not paced and a launch runs into 40005")
+	s.number(&c.QPSAnalyze, "alipay-qps-analyze", "ELIGO_ALIPAY_QPS_ANALYZE", 0, "call quota of rule.analyze, overriding ELIGO_ALIPAY_QPS (0: ELIGO_ALIPAY_QPS)")
+	s.number(&c.QPSCrowdGroup, "alipay-qps-crowdgroup", "ELIGO_ALIPAY_QPS_CROWDGROUP", 0, "call quota of crowdgroup.condition.set, overriding ELIGO_ALIPAY_QPS (0: ELIGO_ALIPAY_QPS)")
 }
 
 func (c alipaySettings) validate(s *settings) []error {
@@ -167,6 +195,14 @@ func (c alipaySettings) validate(s *settings) []error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, s.invalid("alipay-timeout", "must be positive, got %s", c.Timeout))
+	}
+	for _, q := range []struct {
+		name string
+		v    float64
+	}{{"alipay-qps", c.QPS}, {"alipay-qps-analyze", c.QPSAnalyze}, {"alipay-qps-crowdgroup", c.QPSCrowdGroup}} {
+		if !(q.v >= 0) || math.IsInf(q.v, 0) {
+			errs = append(errs, s.invalid(q.name, "must be a number of calls per second, 0 or more, got %v", q.v))
+		}
 	}
 	return errs
 }
