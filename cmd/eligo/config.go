@@ -42,12 +42,14 @@ type natsSettings struct {
 }
 
 func bindNATS(s *settings, c *natsSettings) {
-	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated")
+	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated (unset: the eligo dev running from this directory, found by its .eligo/context.json, else the default)")
 	s.str(&c.Creds, "nats-creds", "ELIGO_NATS_CREDS", "", "NATS credentials: a .creds file (JWT and seed) or a file holding a user NKey seed")
 	s.str(&c.TLSCA, "nats-tls-ca", "ELIGO_NATS_TLS_CA", "", "CA certificate file to verify the NATS server")
 	s.str(&c.TLSCert, "nats-tls-cert", "ELIGO_NATS_TLS_CERT", "", "client certificate file for NATS mutual TLS")
 	s.str(&c.TLSKey, "nats-tls-key", "ELIGO_NATS_TLS_KEY", "", "client key file for NATS mutual TLS")
 	s.str(&c.Prefix, "subject-prefix", "ELIGO_SUBJECT_PREFIX", messages.DefaultPrefix, "first token(s) of every Eligo subject")
+	// Without --nats or ELIGO_NATS_URL, the eligo dev running from this directory is meant.
+	s.after = append(s.after, func() { applyDevContext(s, c, s.notesWriter()) })
 }
 
 func (c natsSettings) validate(s *settings) []error {
