@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -37,7 +38,9 @@ func MaskText(s string) string {
 // masked at any depth. ok is false when data is not JSON.
 func MaskJSON(data []byte) (out string, ok bool) {
 	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil || dec.More() {
 		return "", false
 	}
 	b, err := json.MarshalIndent(maskValue("", v), "", "  ")
@@ -48,29 +51,36 @@ func MaskJSON(data []byte) (out string, ok bool) {
 }
 
 func maskValue(key string, v any) any {
+	if secretFields[key] {
+		return Redacted
+	}
 	switch t := v.(type) {
 	case map[string]any:
+		out := make(map[string]any, len(t))
 		for k, x := range t {
-			t[k] = maskValue(k, x)
+			out[MaskText(k)] = maskValue(k, x)
 		}
-		return t
+		return out
 	case []any:
 		for i, x := range t {
 			t[i] = maskValue(key, x)
 		}
 		return t
 	case string:
-		switch {
-		case secretFields[key]:
-			return Redacted
-		case userIDFields[key]:
+		if userIDFields[key] {
 			return MaskUserID(t)
 		}
 		return MaskText(t)
-	default:
-		if secretFields[key] {
-			return Redacted
+	case json.Number:
+		// A user id sent as a number is shown as masked text.
+		if userIDFields[key] {
+			return MaskUserID(t.String())
 		}
+		if m := MaskText(t.String()); m != t.String() {
+			return m
+		}
+		return t
+	default:
 		return t
 	}
 }
