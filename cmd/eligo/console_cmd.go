@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eligo-dev/eligo/internal/console"
+	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
-	"github.com/eligo-dev/eligo/worker/dlq"
 )
 
 const consoleDescription = `
@@ -50,7 +50,7 @@ func bindConsole(s *settings, c *consoleSettings) {
 	s.boolean(&c.AllowReplay, "allow-replay", "ELIGO_CONSOLE_ALLOW_REPLAY", false, "allow replaying and purging dead letters (otherwise read-only)")
 	s.str(&c.AuthTokenFile, "auth-token-file", "ELIGO_CONSOLE_AUTH_TOKEN_FILE", "", "file holding the token the page and API require (required unless --addr is a loopback address)")
 	s.str(&c.Hosts, "host", "ELIGO_CONSOLE_HOSTS", "", "comma-separated host names the console answers to besides loopback (its public name); empty with a non-loopback --addr: any")
-	s.str(&c.DLQStream, "dlq-stream", "ELIGO_DLQ_STREAM", dlq.DefaultStream, "name of the dead-letter stream")
+	s.str(&c.DLQStream, "dlq-stream", "ELIGO_DLQ_STREAM", messages.DeadLetterStream, "name of the dead-letter stream")
 	s.str(&c.ResultsStream, "results-stream", "ELIGO_RESULTS_STREAM", worker.DefaultResultsStream, "name of the results stream")
 	s.duration(&c.Interval, "interval", "", console.DefaultInterval, "how often the page's data is refreshed")
 	s.integer(&c.CrowdPartitions, "crowd-partitions", "ELIGO_CROWD_PARTITIONS", 0, "crowd-group partitions of the workers (to show their consumers)")
@@ -250,7 +250,7 @@ func startDevConsole(ctx context.Context, addr string, nset natsSettings, logger
 			return nil, fmt.Errorf("console: listen on %s: %w", addr, err)
 		}
 	}
-	cs := consoleSettings{Addr: ln.Addr().String(), AllowReplay: true, DLQStream: dlq.DefaultStream,
+	cs := consoleSettings{Addr: ln.Addr().String(), AllowReplay: true, DLQStream: messages.DeadLetterStream,
 		ResultsStream: worker.DefaultResultsStream, Interval: console.DefaultInterval}
 	rc, err := startConsole(ctx, cs, nset, ln, logger)
 	if err != nil {

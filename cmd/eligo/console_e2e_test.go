@@ -27,7 +27,6 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 	"github.com/eligo-dev/eligo/worker"
-	"github.com/eligo-dev/eligo/worker/dlq"
 )
 
 // consoleEnv is everything the console's browser test runs against: NATS with the accounts
@@ -190,7 +189,7 @@ func startConsoleEnv(t *testing.T, ctx context.Context) *consoleEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs := consoleSettings{Addr: ln.Addr().String(), AllowReplay: allow, DLQStream: dlq.DefaultStream,
+		cs := consoleSettings{Addr: ln.Addr().String(), AllowReplay: allow, DLQStream: messages.DeadLetterStream,
 			ResultsStream: worker.DefaultResultsStream, Interval: 500 * time.Millisecond}
 		rc, err := startConsole(ctx, cs, op, ln, logger)
 		if err != nil {

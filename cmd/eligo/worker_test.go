@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
@@ -24,13 +27,7 @@ import (
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, timeout, what, cond)
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -67,9 +64,14 @@ func TestWorkerCommand(t *testing.T) {
 	// Everything the worker starts must be gone once run returns.
 	leakOpt := goleak.IgnoreCurrent()
 
+	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macKey, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"ELIGO_NATS_URL":                ns.URL(),
 		"ELIGO_REDIS_URL":               rds.URL,
+		"ELIGO_CACHE_MAC_KEY_FILE":      macKey,
 		"ELIGO_ALIPAY_GATEWAY":          gw.URL + sandbox.GatewayPath,
 		"ELIGO_ALIPAY_APP_ID":           devAppID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE": keys.Path(sandbox.AppPrivateKeyFile),

@@ -45,8 +45,8 @@ type instanceStatus struct {
 	StartedAt      time.Time `json:"started_at"`
 	// Version is the worker binary's version (module version and VCS revision).
 	Version string `json:"version,omitempty"`
-	// Intake is the replica's intake per kind: limit, in flight, pause.
-	Intake []worker.IntakeStatus `json:"intake,omitempty"`
+	// Intake is the replica's intake: call slots, calls in flight, pause.
+	Intake *worker.IntakeStatus `json:"intake,omitempty"`
 }
 
 // buildVersion names this binary: its module version and, when built from a checkout, the
@@ -139,11 +139,19 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
 	cacheCfg.Logger = logger
 	cacheCfg.Registerer = a.reg
-	var rc worker.Cache
+	var rc cache.Backend
 	if cfg.Worker.RedisURL != "" {
 		opts, err := cache.ParseURL(cfg.Worker.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("ELIGO_REDIS_URL: %w", err)
+		}
+		if cfg.Worker.CacheMACKeyFile != "" {
+			if cacheCfg.MACKey, err = cache.LoadMACKey(cfg.Worker.CacheMACKeyFile); err != nil {
+				return nil, fmt.Errorf("ELIGO_CACHE_MAC_KEY_FILE: %w", err)
+			}
+		} else {
+			// eligo dev: one process, so a key of its own authenticates its entries.
+			cacheCfg.MACKey = cache.NewMACKey()
 		}
 		a.rdb = redis.NewUniversalClient(opts)
 		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -221,7 +229,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 }
 
 // connectAndSetup connects (once) and sets up the worker's streams and consumers.
-func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc worker.Cache, wc worker.Config) error {
+func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc cache.Backend, wc worker.Config) error {
 	if a.nc == nil {
 		nc, err := connectNATS(ctx, nset, name, a.log)
 		if err != nil {
@@ -266,10 +274,11 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 	version := buildVersion()
 	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
 		w := a.w.Load()
+		intake := w.Intake()
 		st := instanceStatus{
 			Instance: id, Host: host, Ready: w.Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
-			Version: version, Intake: w.Intake(),
+			Version: version, Intake: &intake,
 		}
 		b, err := json.Marshal(st)
 		if err != nil {

@@ -39,14 +39,14 @@ const (
 
 // Instance is one running worker as the fleet view shows it.
 type Instance struct {
-	ID        string                `json:"id"`
-	Host      string                `json:"host"`
-	Ready     bool                  `json:"ready"`
-	Breaker   string                `json:"breaker"`
-	Cache     string                `json:"cache,omitempty"`
-	Version   string                `json:"version,omitempty"`
-	StartedAt time.Time             `json:"started_at"`
-	Intake    []worker.IntakeStatus `json:"intake,omitempty"`
+	ID        string               `json:"id"`
+	Host      string               `json:"host"`
+	Ready     bool                 `json:"ready"`
+	Breaker   string               `json:"breaker"`
+	Cache     string               `json:"cache,omitempty"`
+	Version   string               `json:"version,omitempty"`
+	StartedAt time.Time            `json:"started_at"`
+	Intake    *worker.IntakeStatus `json:"intake,omitempty"`
 }
 
 // FleetFunc asks the running workers for their state (eligo console passes the status
@@ -60,7 +60,7 @@ type Config struct {
 	// Streams names Eligo's streams and consumers, as worker.Status reads them. Zero fields
 	// take the worker's defaults; Streams.Prefix is the subject prefix.
 	Streams worker.Config
-	// DLQStream is the dead-letter stream. Default dlq.DefaultStream.
+	// DLQStream is the dead-letter stream. Default messages.DeadLetterStream.
 	DLQStream string
 	// Fleet asks the running workers for their state; nil shows no fleet.
 	Fleet FleetFunc
@@ -112,7 +112,7 @@ func New(cfg Config) (*Console, error) {
 		return nil, errors.New("console: a NATS connection is required")
 	}
 	if cfg.DLQStream == "" {
-		cfg.DLQStream = dlq.DefaultStream
+		cfg.DLQStream = messages.DeadLetterStream
 	}
 	if cfg.Streams.DLQStream == "" {
 		cfg.Streams.DLQStream = cfg.DLQStream

@@ -237,7 +237,7 @@ func newTestConsole(t *testing.T, cfg Config) (*Console, *httptest.Server, jetst
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: worker.DefaultChecksStream, Subjects: []string{"eligo.check.analyze"}, Retention: jetstream.WorkQueuePolicy},
 		{Name: worker.DefaultResultsStream, Subjects: []string{"eligo.result.>", "eligo.rejected.*"}},
-		{Name: worker.DefaultDLQStream, Subjects: []string{"eligo.dlq.*"}},
+		{Name: messages.DeadLetterStream, Subjects: []string{"eligo.dlq.*"}},
 	} {
 		if _, err := js.CreateStream(ctx, sc); err != nil {
 			t.Fatal(err)
@@ -356,7 +356,7 @@ func TestReadOnlyRefusesReplayAndPurgeButAllowsDryRun(t *testing.T) {
 			}
 		})
 	}
-	d, err := js.Stream(context.Background(), worker.DefaultDLQStream)
+	d, err := js.Stream(context.Background(), messages.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,15 +184,15 @@ func (c *Console) apiTail(w http.ResponseWriter, r *http.Request) {
 
 // DeadLetter is a dead letter as the list shows it: no payload, reason masked.
 type DeadLetter struct {
-	Seq             uint64        `json:"seq"`
-	Time            time.Time     `json:"time"`
-	Kind            messages.Kind `json:"kind"`
-	ReasonCode      string        `json:"reason_code"`
-	Reason          string        `json:"reason"`
-	OriginalSubject string        `json:"original_subject"`
-	OriginalID      string        `json:"original_id"`
-	Deliveries      int           `json:"deliveries,omitempty"`
-	Replay          string        `json:"replay,omitempty"`
+	Seq             uint64              `json:"seq"`
+	Time            time.Time           `json:"time"`
+	Kind            messages.Kind       `json:"kind"`
+	ReasonCode      messages.ReasonCode `json:"reason_code"`
+	Reason          string              `json:"reason"`
+	OriginalSubject string              `json:"original_subject"`
+	OriginalID      string              `json:"original_id"`
+	Deliveries      int                 `json:"deliveries,omitempty"`
+	Replay          string              `json:"replay,omitempty"`
 }
 
 func deadLetterOf(e dlq.Entry) DeadLetter {
@@ -212,9 +212,12 @@ func (f filterForm) empty() bool { return f == filterForm{} }
 
 // filter builds a dlq.Filter; since is a duration ago (1h) or an RFC 3339 time.
 func (f filterForm) filter(now time.Time) (dlq.Filter, error) {
-	flt := dlq.Filter{Kind: messages.Kind(f.Kind), ReasonCode: f.Reason, ID: strings.TrimSpace(f.ID)}
+	flt := dlq.Filter{Kind: messages.Kind(f.Kind), ReasonCode: messages.ReasonCode(f.Reason), ID: strings.TrimSpace(f.ID)}
 	if f.Kind != "" && f.Kind != string(messages.KindAnalyze) && f.Kind != string(messages.KindCrowdGroup) {
 		return flt, fmt.Errorf("kind %q is not analyze or crowdgroup", f.Kind)
+	}
+	if f.Reason != "" && !flt.ReasonCode.Valid() {
+		return flt, fmt.Errorf("reason %q is not a dead-letter reason code", f.Reason)
 	}
 	if s := strings.TrimSpace(f.Since); s != "" {
 		if d, err := time.ParseDuration(s); err == nil && d >= 0 {

@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
@@ -40,6 +44,9 @@ type env struct {
 	redis   *redistest.Server
 	sb      *sandbox.Server
 	gateway *httptest.Server
+
+	// macKey is the file holding the workers' cache MAC key (with Redis).
+	macKey string
 
 	// workerEnv is added to every worker process's environment.
 	workerEnv []string
@@ -116,6 +123,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		e.workerEnv = append(e.workerEnv, "ELIGO_REDIS_URL="+e.redis.URL)
 	}
+	if e.redis != nil {
+		e.macKey = cacheMACKeyFile(t)
+		e.workerEnv = append(e.workerEnv, "ELIGO_CACHE_MAC_KEY_FILE="+e.macKey)
+	}
 
 	fixture := sandbox.DemoFixture()
 	for _, u := range fixture.Users {
@@ -154,6 +165,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
+// cacheMACKeyFile writes a fresh cache MAC key for one env's workers and registers it as a
+// secret the captured logs must not show.
+func cacheMACKeyFile(t testing.TB) string {
+	t.Helper()
+	key := hex.EncodeToString(cache.NewMACKey())
+	suite.secrets.Add("cache MAC key", key)
+	path := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // debugLogger returns a JSON slog logger at debug level writing to a file in the suite's log
 // directory, so in-process components' logs are scanned for secrets too.
 func debugLogger(t testing.TB, name string) *slog.Logger {
@@ -175,21 +199,22 @@ type workerProc struct {
 
 // startWorker starts an `eligo worker` process with the env's configuration and waits until
 // it reports ready.
-func (e *env) startWorker(name string) *workerProc {
+func (e *env) startWorker(name string, extraEnv ...string) *workerProc {
 	e.t.Helper()
-	p := e.spawnWorker(name)
+	p := e.spawnWorker(name, extraEnv...)
 	p.waitReady(e.t, 60*time.Second)
 	return p
 }
 
-// spawnWorker starts an `eligo worker` process without waiting for it to be ready.
-func (e *env) spawnWorker(name string) *workerProc {
+// spawnWorker starts an `eligo worker` process without waiting for it to be ready;
+// extraEnv is added to this process's environment only.
+func (e *env) spawnWorker(name string, extraEnv ...string) *workerProc {
 	e.t.Helper()
 	bin := eligoBinary(e.t)
 	p := &workerProc{name: name, httpAddr: freeAddr(e.t), log: logFile(e.t, name), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "worker")
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"ELIGO_HTTP_ADDR=" + p.httpAddr}, e.workerEnv...)
+		"ELIGO_HTTP_ADDR=" + p.httpAddr}, append(slices.Clone(e.workerEnv), extraEnv...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatalf("start %s: %v", name, err)

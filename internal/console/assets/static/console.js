@@ -71,14 +71,13 @@
     const fleet = st.fleet || [];
     const now = new Date(st.time).getTime();
     const rows = fleet.map((w) => {
-      const a = (w.intake || []).find((i) => i.kind === "analyze") || { limit: 0, max: 0, in_flight: 0 };
-      const inflight = (w.intake || []).reduce((n, i) => n + (i.in_flight || 0), 0);
-      const paused = (w.intake || []).some((i) => i.paused_for > 0);
+      const a = w.intake || { limit: 0, max: 0, in_flight: 0, paused_for: 0 };
+      const inflight = a.in_flight || 0;
       const bar = el("span", { class: "bar" }, el("i"));
       bar.firstChild.style.width = (a.max ? Math.round((100 * a.limit) / a.max) : 0) + "%";
-      const intake = paused
-        ? el("span", {}, el("span", { class: "badge paused" }, "paused"), " " + fmtDur(Math.max(...w.intake.map((i) => i.paused_for || 0))) + " left")
-        : el("span", {}, bar, a.limit + " / " + a.max);
+      const intake = a.paused_for > 0
+        ? el("span", {}, el("span", { class: "badge paused" }, "paused"), " " + fmtDur(a.paused_for) + " left")
+        : el("span", { title: "Alipay calls this worker makes at once now (ramps up after an outage) / at most" }, bar, a.limit + " / " + a.max);
       return el("tr", { "data-instance": w.id },
         el("td", {}, el("div", {}, w.host), el("code", { class: "muted" }, w.id.slice(0, 10))),
         el("td", {}, el("span", { class: "badge " + (w.ready ? "yes" : "no") }, w.ready ? "ready" : "not ready")),
