@@ -301,6 +301,19 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+func dlqDepth(t *testing.T, ctx context.Context, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx, messages.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
 // pageDiag describes the page when a wait fails.
 const pageDiag = `JSON.stringify({conn: document.querySelector("#conn")?.textContent,
 	breaker: document.querySelector("#breaker-summary")?.textContent,
@@ -318,8 +331,8 @@ func backlogAtLeast(n int) string {
 // TestConsoleInBrowser drives the console in a real headless Chromium through an Alipay
 // outage and a dead-letter triage: the page shows the breaker open and the backlog growing,
 // then the drain; dead letters are filtered, inspected (secrets masked) and one is replayed
-// from the page, and its result arrives (a second replay is de-duplicated); a read-only
-// console refuses to replay.
+// from the page, and its result arrives (a second replay is de-duplicated); a selection is
+// purged after its dry run; a read-only console refuses to replay.
 func TestConsoleInBrowser(t *testing.T) {
 	browser := browsertest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -470,6 +483,35 @@ func TestConsoleInBrowser(t *testing.T) {
 		document.querySelector("#confirm").textContent.includes("de-duplicated")`)
 	screenshot(t, browser, "console-replayed.png")
 
+	// Purge a selection: the two invalid checks, picked with their checkboxes.
+	if err := chromedp.Do(browser, chromedp.Click("#f-clear")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("clearing the filter lists all four again", `document.querySelectorAll("#dlq tbody tr[data-seq]").length === 4`)
+	if err := chromedp.Do(browser,
+		chromedp.Click(`#dlq tbody tr[data-id="bad-1"] input[type=checkbox]`),
+		chromedp.Click(`#dlq tbody tr[data-id="bad-2"] input[type=checkbox]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("two are selected", `document.querySelector("#sel-count").textContent === "2 selected" && !document.querySelector("#purge-selected").disabled`)
+	if err := chromedp.Do(browser, chromedp.Click("#purge-selected")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the purge dry run lists the two", `document.querySelectorAll("#confirm-list li").length === 2 &&
+		document.querySelector("#confirm-list").textContent.includes("bad-1") && document.querySelector("#confirm-list").textContent.includes("bad-2")`)
+	if n := dlqDepth(t, ctx, env.opJS); n != 4 {
+		t.Fatalf("the purge dry run deleted: %d dead letters left, want 4", n)
+	}
+	if err := chromedp.Do(browser, chromedp.Click("#confirm-go")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the purge is confirmed and the list shrinks", `document.querySelector("#confirm-result")?.textContent === "Deleted 2 dead letter(s)" &&
+		document.querySelectorAll("#dlq tbody tr[data-seq]").length === 2 && !document.querySelector('#dlq tbody tr[data-id="bad-1"]')`)
+	if n := dlqDepth(t, ctx, env.opJS); n != 2 {
+		t.Fatalf("%d dead letters left after purging two of four", n)
+	}
+
 	// A read-only console: the buttons are disabled and the server refuses a replay.
 	cmds, err := env.opJS.Stream(ctx, worker.DefaultCommandsStream)
 	if err != nil {
@@ -482,7 +524,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := chromedp.Do(browser, chromedp.Navigate(env.ro.URL)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the read-only console lists the dead letters", `document.querySelectorAll("#dlq tbody tr[data-seq]").length === 4 &&
+	waitFor("the read-only console lists the dead letters", `document.querySelectorAll("#dlq tbody tr[data-seq]").length === 2 &&
 		document.querySelector("#mode").textContent === "read-only"`)
 	waitFor("its replay and purge buttons are disabled", `["#replay-selected", "#replay-filter", "#purge-selected", "#purge-filter"].every(s => document.querySelector(s).disabled)`)
 	if err := chromedp.Do(browser, chromedp.Click(`#dlq tbody tr[data-id="fix-me-1"] td.whycell`)); err != nil {
