@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -468,5 +469,38 @@ func TestDetailMasksAndPageIsSelfContained(t *testing.T) {
 	}
 	if code, _ := do(t, func() *http.Request { r, _ := http.NewRequest(http.MethodGet, srv.URL+"/dlq/99", nil); return r }()); code != http.StatusNotFound {
 		t.Errorf("missing dead letter: %d, want 404", code)
+	}
+}
+
+func TestDeadLetterListShowsTheNewestFirstWithinTheLimit(t *testing.T) {
+	_, srv, js := newTestConsole(t, Config{})
+	for i := range DefaultListLimit + 5 {
+		deadLetter(t, js, "r"+strconv.Itoa(i+1), `{}`)
+	}
+	list := func(query string) (entries []DeadLetter, total int) {
+		t.Helper()
+		_, body := do(t, func() *http.Request { r, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/dlq"+query, nil); return r }())
+		var got struct {
+			Entries []DeadLetter `json:"entries"`
+			Total   int          `json:"total"`
+		}
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return got.Entries, got.Total
+	}
+	entries, total := list("")
+	if total != DefaultListLimit+5 || len(entries) != DefaultListLimit {
+		t.Fatalf("unfiltered: %d entries of %d, want %d of %d", len(entries), total, DefaultListLimit, DefaultListLimit+5)
+	}
+	if first, last := entries[0].OriginalID, entries[len(entries)-1].OriginalID; first != "r505" || last != "r6" {
+		t.Errorf("unfiltered list runs %s … %s, want r505 … r6 (newest first)", first, last)
+	}
+	entries, total = list("?id=r7")
+	if total != 1 || len(entries) != 1 || entries[0].OriginalID != "r7" {
+		t.Errorf("by id: %v (total %d)", entries, total)
+	}
+	if entries, _ := list("?reason=invalid&kind=analyze"); len(entries) != DefaultListLimit {
+		t.Errorf("filtered: %d entries, want the newest %d", len(entries), DefaultListLimit)
 	}
 }

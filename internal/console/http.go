@@ -241,16 +241,34 @@ func (c *Console) apiDLQList(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	// The newest DefaultListLimit matches: list from a bounded sequence window when the
-	// stream is long is not needed at this size; list everything matching, keep the tail.
+	total := -1
+	if form.empty() {
+		// Unfiltered: read only the newest DefaultListLimit, however long the stream is.
+		s, err := c.js.Stream(ctx, c.cfg.DLQStream)
+		if err != nil {
+			writeJSONError(w, http.StatusBadGateway, err.Error())
+			return
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			writeJSONError(w, http.StatusBadGateway, err.Error())
+			return
+		}
+		total = int(info.State.Msgs)
+		if last := info.State.LastSeq; last > DefaultListLimit {
+			flt.FromSeq = last - DefaultListLimit + 1
+		}
+	}
 	entries, err := c.dlq.List(ctx, flt)
 	if err != nil {
 		writeJSONError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	total := len(entries)
-	if total > DefaultListLimit {
-		entries = entries[total-DefaultListLimit:]
+	if total < 0 {
+		total = len(entries)
+	}
+	if len(entries) > DefaultListLimit {
+		entries = entries[len(entries)-DefaultListLimit:]
 	}
 	out := make([]DeadLetter, 0, len(entries))
 	for i := len(entries) - 1; i >= 0; i-- { // newest first
