@@ -222,8 +222,11 @@ func startConsole(ctx context.Context, cs consoleSettings, nset natsSettings, ln
 	return rc, nil
 }
 
-// Shutdown stops serving, stops sampling and closes the NATS connection.
+// Shutdown stops serving (waiting at most 5s, or until ctx ends, for requests in flight),
+// stops sampling and closes the NATS connection.
 func (rc *runningConsole) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	err := rc.srv.Shutdown(ctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
