@@ -504,3 +504,28 @@ func TestDeadLetterListShowsTheNewestFirstWithinTheLimit(t *testing.T) {
 		t.Errorf("filtered: %d entries, want the newest %d", len(entries), DefaultListLimit)
 	}
 }
+
+func TestBeforeAnyWorkerTheDeadLetterListSaysWhy(t *testing.T) {
+	nc := natstest.Start(t)
+	c, err := New(Config{NATS: nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/api/dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got struct {
+		Entries []DeadLetter `json:"entries"`
+		Note    string       `json:"note"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || len(got.Entries) != 0 || !strings.Contains(got.Note, "a worker creates it") {
+		t.Errorf("status %d, %+v", res.StatusCode, got)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker/dlq"
 )
@@ -245,6 +247,11 @@ func (c *Console) apiDLQList(w http.ResponseWriter, r *http.Request) {
 	if form.empty() {
 		// Unfiltered: read only the newest DefaultListLimit, however long the stream is.
 		s, err := c.js.Stream(ctx, c.cfg.DLQStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			writeJSON(w, http.StatusOK, map[string]any{"entries": []DeadLetter{}, "total": 0, "read_only": c.ReadOnly(),
+				"note": "no dead-letter stream " + c.cfg.DLQStream + " yet (a worker creates it at start)"})
+			return
+		}
 		if err != nil {
 			writeJSONError(w, http.StatusBadGateway, err.Error())
 			return

@@ -188,7 +188,7 @@
         const cb = el("input", { type: "checkbox", checked: selected.has(e.seq) });
         cb.setAttribute("aria-label", "select dead letter " + e.seq);
         cb.addEventListener("click", (ev) => { ev.stopPropagation(); if (cb.checked) selected.add(e.seq); else selected.delete(e.seq); updateSelCount(); });
-        const tr = el("tr", { "data-seq": e.seq, "data-id": e.original_id, class: e.seq === currentSeq ? "current" : "" },
+        const tr = el("tr", { "data-seq": e.seq, "data-id": e.original_id, class: e.seq === currentSeq ? "current" : "", tabIndex: 0 },
           el("td", {}, cb),
           el("td", { class: "num" }, e.seq),
           el("td", { title: fmtDateTime(e.time) }, fmtShort(e.time)),
@@ -197,9 +197,10 @@
           el("td", {}, el("code", {}, e.original_id)),
           el("td", { class: "whycell", title: e.reason }, el("div", { class: "why" }, shortReason(e.reason))));
         tr.addEventListener("click", () => showDetail(e.seq));
+        tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") showDetail(e.seq); });
         return tr;
       });
-      replaceRows($("#dlq tbody"), rows, "no dead letters" + (Object.values(filterValues()).some(Boolean) ? " match this filter" : ""), 7);
+      replaceRows($("#dlq tbody"), rows, body.note || ("no dead letters" + (Object.values(filterValues()).some(Boolean) ? " match this filter" : "")), 7);
       $("#dlq-count").textContent = body.total > body.entries.length ? "newest " + body.entries.length + " of " + body.total + " matching" : body.total + " matching";
       updateSelCount();
       if (!readOnly) { $("#replay-filter").disabled = !body.entries.length; $("#purge-filter").disabled = !body.entries.length; }
@@ -282,6 +283,7 @@
     const btn = ev.target.closest("button[data-action]");
     if (btn && !btn.disabled) { ev.preventDefault(); act(btn); }
   });
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") $("#confirm").hidden = true; });
   $("#dlq-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadDLQ(); });
   $("#dlq-filter").addEventListener("reset", () => setTimeout(loadDLQ, 0));
   $("#f-kind").addEventListener("change", loadDLQ);
