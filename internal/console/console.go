@@ -69,11 +69,10 @@ type Config struct {
 	// AuthToken, when not empty, is required on every request (bearer or login cookie).
 	AuthToken string
 	// Hosts are extra Host header values accepted besides loopback names (the console's
-	// public name when bound to another interface). An empty list with a non-loopback
-	// binding accepts any Host (the AuthToken protects it then).
+	// public name when bound to another interface). Default: loopback names only.
 	Hosts []string
 	// AnyHost accepts any Host header (eligo console sets it when bound to a non-loopback
-	// address without Hosts).
+	// address without --host; the AuthToken protects it then).
 	AnyHost bool
 	// Interval is how often streams, consumers and the fleet are sampled. Default 1s.
 	Interval time.Duration
