@@ -24,6 +24,8 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/browsertest"
+	"github.com/eligo-dev/eligo/internal/console"
+	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 	"github.com/eligo-dev/eligo/worker"
@@ -550,5 +552,53 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if after.State.LastSeq != before.State.LastSeq {
 		t.Errorf("the read-only console published to %s (last seq %d -> %d)", worker.DefaultCommandsStream, before.State.LastSeq, after.State.LastSeq)
+	}
+}
+
+// TestConsoleLoginInBrowser: a console with --auth-token-file sends a browser to its sign-in
+// form; a wrong token is refused, the right one opens the page, whose data then loads.
+func TestConsoleLoginInBrowser(t *testing.T) {
+	browser := browsertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := natstest.NewServer(t)
+	token := "console-login-token-0123456789"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := startConsole(ctx, consoleSettings{Addr: ln.Addr().String(), AuthTokenFile: tokenFile,
+		DLQStream: messages.DeadLetterStream, ResultsStream: worker.DefaultResultsStream, Interval: 500 * time.Millisecond},
+		natsSettings{URL: ns.URL(), Prefix: messages.DefaultPrefix}, ln, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Shutdown(context.Background())
+	waitFor := func(what, expr string) {
+		t.Helper()
+		browsertest.WaitFor(t, browser, 30*time.Second, what, expr, `document.body.innerText.slice(0, 300)`)
+	}
+	if err := chromedp.Do(browser, chromedp.Navigate(rc.URL)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the console asks for its token", `location.pathname === "/login" && document.querySelector('input[name="token"]') !== null`)
+	if err := chromedp.Do(browser, chromedp.SendKeys(`input[name="token"]`, "not-the-token"), chromedp.Submit(`input[name="token"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("a wrong token is refused", `location.search.includes("failed") && document.querySelector(".error") !== null`)
+	if err := chromedp.Do(browser, chromedp.SendKeys(`input[name="token"]`, token), chromedp.Submit(`input[name="token"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the right token opens the page and its data loads", `location.pathname === "/" && document.querySelector("#conn").textContent.startsWith("live")`)
+	cookies, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(cookies, console.SessionCookie) {
+		t.Errorf("the session cookie is readable from script (%q); it must be HttpOnly", cookies)
 	}
 }

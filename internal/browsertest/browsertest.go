@@ -10,6 +10,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,12 +72,30 @@ func New(t testing.TB) context.Context {
 	return ctx
 }
 
+// navigatedAway reports whether err says the page's JavaScript context went away (the
+// DevTools protocol reports it only in words).
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
+}
+
 // WaitFor waits until the JavaScript expression expr is truthy in the page, polling on
-// every animation frame, for at most timeout. It fails the test with what, the last value
-// of the expression and diag (a JavaScript expression describing the page) otherwise.
+// every animation frame, for at most timeout, across navigations. Otherwise it fails the
+// test with what and the value of diag (a JavaScript expression describing the page).
 func WaitFor(t testing.TB, ctx context.Context, timeout time.Duration, what, expr, diag string) {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout)))
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		// A navigation (a form post, a redirect) destroys the page the poll ran in: poll
+		// again in the new page.
+		if err == nil || !navigatedAway(err) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err == nil {
 		return
 	}
