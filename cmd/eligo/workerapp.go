@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +54,38 @@ type instanceStatus struct {
 	CallBudget string `json:"call_budget,omitempty"`
 	// ReplicasSeen is the number of live workers this one last counted.
 	ReplicasSeen int `json:"replicas_seen,omitempty"`
+	// Version is the worker binary's version (module version and VCS revision).
+	Version string `json:"version,omitempty"`
+	// Intake is the replica's intake: call slots, calls in flight, pause.
+	Intake *worker.IntakeStatus `json:"intake,omitempty"`
+}
+
+// buildVersion names this binary: its module version and, when built from a checkout, the
+// short VCS revision ("+dirty" for uncommitted changes).
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && !strings.Contains(v, rev) {
+		v += " " + rev + dirty
+	}
+	return v
 }
 
 // workerAppConfig is everything a worker process is built from.
@@ -299,11 +333,15 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
 	id := svc.Info().ID
+	version := buildVersion()
 	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		w := a.w.Load()
+		intake := w.Intake()
 		st := instanceStatus{
-			Instance: id, Host: host, Ready: a.w.Load().Ready(), Breaker: a.gw.BreakerState(),
+			Instance: id, Host: host, Ready: w.Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
 			CallBudget: a.budgetState(), ReplicasSeen: int(a.replicas.Load()),
+			Version: version, Intake: &intake,
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
