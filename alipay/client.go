@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,8 +46,10 @@ type Config struct {
 	SignType SignType
 	// HTTPClient sends the requests. Default: a new http.Client using a clone of
 	// http.DefaultTransport that keeps up to 256 idle connections per host (instead of 2, so
-	// concurrent calls reuse their connections and TLS sessions) and does not follow redirects (a redirected call fails as a non-200 answer rather than
-	// re-sending signed parameters elsewhere). Its own Timeout, if any, still applies.
+	// concurrent calls reuse their connections and TLS sessions), closes connections with a
+	// TCP reset so that an abandoned request is never delivered late, and does not follow
+	// redirects (a redirected call fails as a non-200 answer rather than re-sending signed
+	// parameters elsewhere). Its own Timeout, if any, still applies.
 	HTTPClient *http.Client
 	// Timeout bounds one gateway call, on top of the caller's context. Default
 	// DefaultTimeout (10 s).
@@ -254,12 +257,32 @@ func New(cfg Config) (*Client, error) {
 const defaultIdleConns = 256
 
 // defaultTransport is http.DefaultTransport with room for defaultIdleConns idle connections
-// per host; http.DefaultTransport keeps 2.
+// per host (http.DefaultTransport keeps 2), whose connections are closed with a reset (see
+// resetOnClose).
 func defaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = defaultIdleConns
 	t.MaxIdleConnsPerHost = defaultIdleConns
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			resetOnClose(c)
+		}
+		return c, err
+	}
 	return t
+}
+
+// resetOnClose makes closing c discard what the gateway has not received yet and send a reset
+// (SO_LINGER 0). A call is abandoned by closing its connection; without this, a request stuck
+// in a partition would still be retransmitted after the caller gave up and reach the gateway
+// late, after a retry (a crowd-group change applied twice, or out of order). What the gateway
+// has already received is not undone: the worker reconciles that case.
+func resetOnClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 }
 
 // gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
