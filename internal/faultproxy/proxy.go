@@ -14,8 +14,8 @@ package faultproxy
 import (
 	"errors"
 	"net"
-	"syscall"
 	"sync"
+	"syscall"
 )
 
 // Mode is what a Proxy does with traffic.
@@ -319,6 +319,7 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, answer bool) {
 		}
 	}
 }
+
 // hungNow reports whether this link's answer has already been cut in HangMidBody mode.
 func (l *link) hungNow(p *Proxy) bool {
 	p.mu.Lock()
