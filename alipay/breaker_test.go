@@ -69,6 +69,10 @@ func TestBreaker(t *testing.T) {
 			c.Registerer = reg
 			c.OnStateChange = func(from, to string) { states = append(states, from+"->"+to) }
 		})
+		var signals []alipay.CircuitState
+		if now := c.WatchCircuit(func(s alipay.CircuitState) { signals = append(signals, s) }); now != alipay.CircuitClosed {
+			t.Fatalf("WatchCircuit: state now %s, want closed", now)
+		}
 		ctx := context.Background()
 		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
 		call := func() error { _, err := c.Analyze(ctx, req); return err }
@@ -135,6 +139,10 @@ func TestBreaker(t *testing.T) {
 		if diff := cmp.Diff(want, states); diff != "" {
 			t.Errorf("state changes (-want +got):\n%s", diff)
 		}
+		wantSignals := []alipay.CircuitState{alipay.CircuitOpen, alipay.CircuitHalfOpen, alipay.CircuitClosed}
+		if diff := cmp.Diff(wantSignals, signals); diff != "" {
+			t.Errorf("WatchCircuit signals (-want +got):\n%s", diff)
+		}
 
 		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP eligo_alipay_requests_total Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).
@@ -144,6 +152,15 @@ eligo_alipay_requests_total{class="permanent",method="alipay.promorulecenter.rul
 eligo_alipay_requests_total{class="retryable",method="alipay.promorulecenter.rule.analyze"} 17
 eligo_alipay_requests_total{class="unavailable",method="alipay.promorulecenter.rule.analyze"} 1
 `), "eligo_alipay_requests_total"); err != nil {
+			t.Error(err)
+		}
+		// Answers are counted by gateway code; HTTP errors and breaker refusals carry none.
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_alipay_answers_total Alipay gateway answers by method and gateway code (10000, 20000, 40004, 40005, ...; other for any undocumented code).
+# TYPE eligo_alipay_answers_total counter
+eligo_alipay_answers_total{code="10000",method="alipay.promorulecenter.rule.analyze"} 2
+eligo_alipay_answers_total{code="40004",method="alipay.promorulecenter.rule.analyze"} 12
+`), "eligo_alipay_answers_total"); err != nil {
 			t.Error(err)
 		}
 		if n := testutil.CollectAndCount(reg, "eligo_alipay_request_duration_seconds"); n != 1 {

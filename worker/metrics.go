@@ -3,9 +3,11 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -142,4 +144,30 @@ func (m *metrics) outcome(kind messages.Kind, outcome string) {
 		return
 	}
 	m.messages.WithLabelValues(string(kind), outcome).Inc()
+}
+
+// lookup counts what one cache.Loader.Once call did.
+func (m *metrics) lookup(out cache.Outcome) {
+	switch out.Read {
+	case cache.ReadHit:
+		m.cacheHit.Inc()
+	case cache.ReadMiss:
+		m.cacheMiss.Inc()
+	case cache.ReadSkip:
+		m.cacheSkip.Inc()
+	case cache.ReadError:
+		m.cacheError.Inc() // failed open
+	}
+	if out.Shared {
+		m.coalesced.Inc()
+	}
+}
+
+// observe records how long one message took from receipt to settlement.
+func (m *metrics) observe(kind messages.Kind, d time.Duration) {
+	if kind == messages.KindAnalyze {
+		m.analyzeDuration.Observe(d.Seconds())
+		return
+	}
+	m.duration.WithLabelValues(string(kind)).Observe(d.Seconds())
 }

@@ -14,16 +14,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Cache is the behaviour under test; *cache.Redis and *cache.Memory implement it.
+// Cache is the behaviour under test: cache.Backend plus administration; *cache.Redis and
+// *cache.Memory implement it.
 type Cache interface {
-	Get(ctx context.Context, k cache.Key, maxAge time.Duration) (messages.AnalyzeResult, error)
-	Set(ctx context.Context, k cache.Key, r messages.AnalyzeResult) error
-	InvalidateRule(ctx context.Context, ruleUUID string) error
-	Lease(ctx context.Context, k cache.Key) (held bool, release func(context.Context), err error)
-	WaitFor(ctx context.Context, k cache.Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error)
+	cache.Backend
 	TTL(ctx context.Context, k cache.Key) (time.Duration, error)
 	Close() error
 }
@@ -128,18 +126,6 @@ func wantMiss(t *testing.T, c Cache, k cache.Key, maxAge time.Duration) {
 	got, err := c.Get(context.Background(), k, maxAge)
 	if !errors.Is(err, cache.ErrMiss) {
 		t.Fatalf("Get(%s, %v) = %+v, %v; want ErrMiss", k, maxAge, got, err)
-	}
-}
-
-// eventually polls cond until it holds or waitLimit passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, waitLimit)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -275,7 +261,7 @@ func testExpiry(t *testing.T, newPair NewPair) {
 	rp := answer(pos, true, time.Now())
 	mustSet(t, c, pos, rp)
 	mustSet(t, c, neg, answer(neg, false, time.Now()))
-	eventually(t, "negative answer expired", func() bool {
+	poll.Until(t, waitLimit, "negative answer expired", func() bool {
 		_, err := c.Get(context.Background(), neg, 0)
 		return errors.Is(err, cache.ErrMiss)
 	})
@@ -386,7 +372,7 @@ func testLeaseExpires(t *testing.T, newPair NewPair) {
 	if held, _, err := a.Lease(ctx, k); err != nil || !held {
 		t.Fatalf("Lease = %v, %v; want held", held, err)
 	}
-	eventually(t, "lease taken over after expiry", func() bool {
+	poll.Until(t, waitLimit, "lease taken over after expiry", func() bool {
 		held, _, err := b.Lease(ctx, k)
 		return err == nil && held
 	})
@@ -404,7 +390,7 @@ func testReleaseOwnOnly(t *testing.T, newPair NewPair) {
 			t.Fatalf("Lease = %v, %v; want held", held, err)
 		}
 		var acquired time.Time
-		eventually(t, "second holder takes the expired lease", func() bool {
+		poll.Until(t, waitLimit, "second holder takes the expired lease", func() bool {
 			held, _, err := b.Lease(ctx, k)
 			acquired = time.Now()
 			return err == nil && held
@@ -559,37 +545,26 @@ func testOneCallPerKey(t *testing.T, newPair NewPair) {
 	ctx := context.Background()
 	k := key(t, "2088000000000001")
 	var calls atomic.Int32
-	check := func(c Cache) (messages.AnalyzeResult, error) {
-		if r, err := c.Get(ctx, k, time.Minute); err == nil {
-			return r, nil
-		}
-		held, release, err := c.Lease(ctx, k)
-		if err != nil {
-			return messages.AnalyzeResult{}, err
-		}
-		if !held {
-			return c.WaitFor(ctx, k, time.Minute, waitLimit)
-		}
-		defer release(ctx)
-		// Double-check: a holder may have stored its answer and released the lease between
-		// our Get and our Lease.
-		if r, err := c.Get(ctx, k, time.Minute); err == nil {
-			return r, nil
-		}
+	// One Loader per instance, as each replica has its own.
+	loaders := []*cache.Loader{
+		cache.NewLoader(a, cache.LoaderConfig{LeaseWait: waitLimit}),
+		cache.NewLoader(b, cache.LoaderConfig{LeaseWait: waitLimit}),
+	}
+	fetch := func(context.Context) (messages.AnalyzeResult, error) {
 		calls.Add(1)
-		r := answer(k, true, time.Now())
-		if err := c.Set(ctx, k, r); err != nil {
-			return messages.AnalyzeResult{}, err
-		}
-		return r, nil
+		return answer(k, true, time.Now()), nil
+	}
+	check := func(l *cache.Loader) (messages.AnalyzeResult, error) {
+		r, _, err := l.Once(ctx, k, time.Minute, fetch)
+		return r, err
 	}
 	const goroutines = 16
 	errs := make(chan error, goroutines)
 	var wg sync.WaitGroup
 	for g := range goroutines {
-		c := []Cache{a, b}[g%2]
+		l := loaders[g%2]
 		wg.Go(func() {
-			r, err := check(c)
+			r, err := check(l)
 			if err == nil && !r.Triggered {
 				err = fmt.Errorf("got an answer that was never stored: %+v", r)
 			}

@@ -105,7 +105,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
 	cacheCfg.Logger = logger
 	cacheCfg.Registerer = a.reg
-	var rc worker.Cache
+	var rc cache.Backend
 	if cfg.Worker.RedisURL != "" {
 		opts, err := cache.ParseURL(cfg.Worker.RedisURL)
 		if err != nil {
@@ -195,7 +195,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 }
 
 // connectAndSetup connects (once) and sets up the worker's streams and consumers.
-func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc worker.Cache, wc worker.Config) error {
+func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc cache.Backend, wc worker.Config) error {
 	if a.nc == nil {
 		nc, err := connectNATS(ctx, nset, name, a.log)
 		if err != nil {

@@ -65,7 +65,7 @@ type env struct {
 
 	// caches[i] is replica i's cache; it outlives fleets, so a restarted fleet finds the
 	// answers of the warm-up.
-	caches []worker.Cache
+	caches []cache.Backend
 	mems   []*cache.Memory
 	rdbs   []redis.UniversalClient
 }
@@ -259,12 +259,12 @@ func (e *env) cacheConfig() cache.Config {
 }
 
 // cache returns replica i's cache, creating it on first use.
-func (e *env) cache(i int) worker.Cache {
+func (e *env) cache(i int) cache.Backend {
 	for len(e.caches) <= i {
 		if e.redisOp != nil {
 			rdb := redis.NewUniversalClient(e.redisOp)
 			e.rdbs = append(e.rdbs, rdb)
-			var c worker.Cache = cache.NewRedis(rdb, e.cacheConfig())
+			var c cache.Backend = cache.NewRedis(rdb, e.cacheConfig())
 			if e.cfg.Near {
 				c = cache.NewNear(c, cache.NearConfig{})
 			}
@@ -301,6 +301,12 @@ func (noGateway) Analyze(context.Context, alipay.AnalyzeRequest) (alipay.Analyze
 func (noGateway) SetCrowdGroup(context.Context, alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error) {
 	return alipay.CrowdGroupResponse{}, errors.New("bench: no gateway")
 }
+
+func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (noGateway) BreakerTimeout() time.Duration { return 0 }
 
 // replica is one running worker with its own connection and gateway client.
 type replica struct {
