@@ -11,7 +11,8 @@
 // cluster killed; Redis killed and restarted empty; a full Alipay outage and a mix of every
 // other gateway fault, with each published answer compared with the sandbox's truth; network
 // partitions without a reset between one worker and NATS, Redis or the gateway (through
-// internal/faultproxy); one worker's clock skewed; a poisoned Redis cache; hostile
+// internal/faultproxy); the results and dead-letter streams out of storage; one worker's
+// clock skewed; a poisoned Redis cache; hostile
 // input; and security (the deployment's NATS users and permissions, TLS to NATS and Redis,
 // and a scan of every captured log for private keys, tokens and raw user ids).
 //
