@@ -92,8 +92,14 @@ type BreakerSettings struct {
 	// Window is the rolling window over which calls are counted while closed, in 10 buckets.
 	// Default 60 s.
 	Window time.Duration
-	// OpenTimeout is how long the breaker stays open before letting probes through. Default 5 s.
+	// OpenTimeout is the longest the breaker stays open before letting probes through.
+	// Default 5 s.
 	OpenTimeout time.Duration
+	// FirstOpenTimeout is how long the breaker stays open the first time: each reopening
+	// after failed probes doubles the period, up to OpenTimeout, and closing starts over, so
+	// a blip costs about a second while a long outage is probed at OpenTimeout. Default
+	// DefaultFirstOpenTimeout (1 s), at most OpenTimeout.
+	FirstOpenTimeout time.Duration
 	// HalfOpenMaxRequests is the number of probe calls let through while half-open; that many
 	// successes in a row close the breaker again. Default 2.
 	HalfOpenMaxRequests uint32
@@ -115,6 +121,10 @@ func (b BreakerSettings) withDefaults() BreakerSettings {
 	if b.OpenTimeout <= 0 {
 		b.OpenTimeout = 5 * time.Second
 	}
+	if b.FirstOpenTimeout <= 0 {
+		b.FirstOpenTimeout = DefaultFirstOpenTimeout
+	}
+	b.FirstOpenTimeout = min(b.FirstOpenTimeout, b.OpenTimeout)
 	if b.HalfOpenMaxRequests == 0 {
 		b.HalfOpenMaxRequests = 2
 	}
@@ -158,7 +168,7 @@ type Client struct {
 	now           func() time.Time
 	log           *slog.Logger
 	cb            *gobreaker.CircuitBreaker[callResult]
-	openTimeout   time.Duration
+	open          *openPeriod
 	metrics       *metrics
 	clock         *clockWatch
 	onStateChange func(from, to string)
@@ -249,13 +259,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	b := cfg.Breaker.withDefaults()
-	c.openTimeout = b.OpenTimeout
+	c.open = newOpenPeriod(b.FirstOpenTimeout, b.OpenTimeout)
 	c.cb = gobreaker.NewCircuitBreaker[callResult](gobreaker.Settings{
 		Name:         "alipay",
 		MaxRequests:  b.HalfOpenMaxRequests,
 		Interval:     b.Window,
 		BucketPeriod: b.Window / 10,
-		Timeout:      b.OpenTimeout,
+		Timeout:      b.FirstOpenTimeout, // longer periods: see openPeriod
 		ReadyToTrip: func(n gobreaker.Counts) bool {
 			if n.ConsecutiveFailures >= b.ConsecutiveFailures {
 				return true
@@ -323,6 +333,7 @@ func gatewayHealthy(err error) bool {
 }
 
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
+	c.open.changed(from, to, time.Now())
 	c.metrics.setState(to)
 	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
 	c.notifyWatchers(to)
@@ -332,11 +343,17 @@ func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
 }
 
 // BreakerState is the circuit breaker's current state: "closed", "half-open" or "open".
-func (c *Client) BreakerState() string { return c.cb.State().String() }
+func (c *Client) BreakerState() string {
+	if c.open.held(time.Now()) > 0 {
+		return gobreaker.StateOpen.String()
+	}
+	return c.cb.State().String()
+}
 
-// BreakerTimeout is how long the breaker stays open; a caller that got ErrUnavailable can
-// wait that long before trying again.
-func (c *Client) BreakerTimeout() time.Duration { return c.openTimeout }
+// BreakerTimeout is how long the breaker stays open this time: the current opening's period
+// (it grows while probes keep failing, see BreakerSettings.FirstOpenTimeout), or the first
+// period while the breaker is closed. A caller that got ErrUnavailable can wait that long.
+func (c *Client) BreakerTimeout() time.Duration { return c.open.period() }
 
 // Analyze calls alipay.promorulecenter.rule.analyze: does user req.UserID satisfy promo rule
 // req.RuleUUID? UserID and RuleUUID are required. Errors are classified by ClassOf; business
@@ -502,12 +519,18 @@ func (c *Client) call(ctx context.Context, method string, params url.Values, app
 // callOnce runs one gateway call through the breaker and records it.
 func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	start := time.Now()
+	if d := c.open.held(start); d > 0 {
+		// Open for longer than gobreaker's first period: the probes failed before.
+		err := &UnavailableError{Method: method, RetryAfter: d, cause: gobreaker.ErrOpenState}
+		c.metrics.observe(method, err, 0)
+		return callResult{}, err
+	}
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)
 	})
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
-		err = &UnavailableError{Method: method, RetryAfter: c.openTimeout, cause: err}
+		err = &UnavailableError{Method: method, RetryAfter: max(c.open.held(time.Now()), time.Millisecond), cause: err}
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		// Half-open: the gateway is being probed and is likely back. A caller that paused
 		// for the open period here would stall a recovery it is about to see.

@@ -106,6 +106,7 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 		w.lanes = append(w.lanes, &lane{pipeline: p})
 	}
 	w.health.onPause = w.onPause
+	w.health.openFor = gw.BreakerTimeout
 	w.health.setCircuit(gw.WatchCircuit(w.health.circuitChanged))
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil

@@ -210,7 +210,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
-	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
+	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "longest the breaker stays open (and intake pauses) before trial calls: the first opening lasts 1s and each failed trial doubles it, up to this")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
