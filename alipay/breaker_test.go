@@ -114,8 +114,9 @@ func TestBreaker(t *testing.T) {
 		if ue.Probing {
 			t.Error("an open breaker's refusal says Probing")
 		}
-		if ue.RetryAfter != c.BreakerTimeout() || c.BreakerTimeout() != alipay.DefaultFirstOpenTimeout {
-			t.Errorf("RetryAfter %s, BreakerTimeout %s, want the first open period (%s)", ue.RetryAfter, c.BreakerTimeout(), alipay.DefaultFirstOpenTimeout)
+		if ue.RetryAfter != c.BreakerOpenFor() || c.BreakerOpenFor() != alipay.DefaultFirstOpenTimeout || c.BreakerTimeout() != 5*time.Second {
+			t.Errorf("RetryAfter %s, BreakerOpenFor %s, BreakerTimeout %s; want the first open period (%s) and the 5s default",
+				ue.RetryAfter, c.BreakerOpenFor(), c.BreakerTimeout(), alipay.DefaultFirstOpenTimeout)
 		}
 		if n := gw.calls.Load() - before; n != 0 {
 			t.Errorf("open breaker let %d calls through", n)
@@ -294,8 +295,8 @@ func TestBreakerOpenPeriodGrows(t *testing.T) {
 		}
 		for i, period := range []time.Duration{1, 2, 4, 5, 5} {
 			period *= time.Second
-			if got := c.BreakerTimeout(); got != period {
-				t.Fatalf("opening %d: BreakerTimeout %s, want %s", i+1, got, period)
+			if got := c.BreakerOpenFor(); got != period {
+				t.Fatalf("opening %d: BreakerOpenFor %s, want %s", i+1, got, period)
 			}
 			// Open for the whole period: refusals with the time left, and no gateway call.
 			before := gw.calls.Load()
@@ -334,7 +335,7 @@ func TestBreakerOpenPeriodGrows(t *testing.T) {
 		for range 2 {
 			_ = call()
 		}
-		if got := c.BreakerTimeout(); got != time.Second {
+		if got := c.BreakerOpenFor(); got != time.Second {
 			t.Errorf("after a closing, the next opening lasts %s, want the first period again (1s)", got)
 		}
 		if len(signals) == 0 || signals[len(signals)-1] != alipay.CircuitOpen {

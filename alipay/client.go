@@ -350,10 +350,14 @@ func (c *Client) BreakerState() string {
 	return c.cb.State().String()
 }
 
-// BreakerTimeout is how long the breaker stays open this time: the current opening's period
+// BreakerTimeout is the longest the breaker stays open (BreakerSettings.OpenTimeout); a
+// caller that got ErrUnavailable can wait at most that long before trying again.
+func (c *Client) BreakerTimeout() time.Duration { return c.open.most }
+
+// BreakerOpenFor is how long the breaker stays open this time: the current opening's period
 // (it grows while probes keep failing, see BreakerSettings.FirstOpenTimeout), or the first
-// period while the breaker is closed. A caller that got ErrUnavailable can wait that long.
-func (c *Client) BreakerTimeout() time.Duration { return c.open.period() }
+// period while the breaker is closed. It is safe to call from a WatchCircuit callback.
+func (c *Client) BreakerOpenFor() time.Duration { return c.open.period() }
 
 // Analyze calls alipay.promorulecenter.rule.analyze: does user req.UserID satisfy promo rule
 // req.RuleUUID? UserID and RuleUUID are required. Errors are classified by ClassOf; business
