@@ -146,6 +146,15 @@ eligo_alipay_requests_total{class="unavailable",method="alipay.promorulecenter.r
 `), "eligo_alipay_requests_total"); err != nil {
 			t.Error(err)
 		}
+		// Answers are counted by gateway code; HTTP errors and breaker refusals carry none.
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_alipay_answers_total Alipay gateway answers by method and gateway code (10000, 20000, 40004, 40005, ...; other for any undocumented code).
+# TYPE eligo_alipay_answers_total counter
+eligo_alipay_answers_total{code="10000",method="alipay.promorulecenter.rule.analyze"} 2
+eligo_alipay_answers_total{code="40004",method="alipay.promorulecenter.rule.analyze"} 12
+`), "eligo_alipay_answers_total"); err != nil {
+			t.Error(err)
+		}
 		if n := testutil.CollectAndCount(reg, "eligo_alipay_request_duration_seconds"); n != 1 {
 			t.Errorf("%d duration series, want 1", n)
 		}

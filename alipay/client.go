@@ -57,11 +57,16 @@ type Config struct {
 	// component=alipay. Secrets never appear; user ids are hashed. Default: discard.
 	Logger *slog.Logger
 	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class},
-	// eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
+	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
 	// Breaker tunes the circuit breaker around gateway calls.
 	Breaker BreakerSettings
+	// Budget, if set, paces gateway calls: the client waits on it right before each call
+	// (never for a request it refuses itself) and tells it of every 40005 answer, then waits
+	// and calls again within the context's deadline instead of returning the 40005.
+	// Default: no pacing (a 40005 is returned to the caller, Retryable).
+	Budget Budget
 	// OnStateChange, if set, is called with the breaker's old and new state ("closed",
 	// "half-open", "open"). It runs synchronously inside the breaker, so it must return quickly
 	// and must not call the Client.
@@ -152,6 +157,16 @@ type Client struct {
 	openTimeout   time.Duration
 	metrics       *metrics
 	onStateChange func(from, to string)
+	budget        Budget
+}
+
+// Budget paces gateway calls per method (package alipay/budget implements it over Redis).
+type Budget interface {
+	// Wait blocks until one call of method may be made, or returns an error when ctx ends
+	// (or would end) first.
+	Wait(ctx context.Context, method string) error
+	// CallLimited reports a 40005 answer to method, so the budget can lower its rate.
+	CallLimited(method string)
 }
 
 // callResult is a verified success node with its trace id.
@@ -213,6 +228,7 @@ func New(cfg Config) (*Client, error) {
 		now:           cfg.Now,
 		log:           cfg.Logger.With("component", "alipay"),
 		onStateChange: cfg.OnStateChange,
+		budget:        cfg.Budget,
 	}
 	if cfg.Registerer != nil {
 		if c.metrics, err = newMetrics(cfg.Registerer); err != nil {
@@ -256,10 +272,11 @@ func defaultTransport() *http.Transport {
 }
 
 // gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
-// the request (Permanent) or a verified answer about the app's own configuration
-// (NeedsAttention from the gateway) does.
+// the request (Permanent), a verified answer about the app's own configuration
+// (NeedsAttention from the gateway) and a 40005 (the app called too often: a quota, not an
+// outage) do.
 func gatewayHealthy(err error) bool {
-	if err == nil {
+	if err == nil || IsCallLimited(err) {
 		return true
 	}
 	switch ClassOf(err) {
@@ -306,22 +323,45 @@ func (c *Client) Analyze(ctx context.Context, req AnalyzeRequest) (AnalyzeRespon
 	if err != nil {
 		return AnalyzeResponse{}, err
 	}
+	return decodeAnalyze(res)
+}
+
+// decodeAnalyze turns a verified success node into a result. It is a result only when success
+// is true ("true" or true) and triggered is "true"/"false"/true/false; otherwise the answer is an
+// *AnswerError that names the field, with Alipay's result_code and messages.
+func decodeAnalyze(res callResult) (AnalyzeResponse, error) {
+	const m = MethodRuleAnalyze
 	var body struct {
-		ResultCode        string   `json:"result_code"`
-		Success           flexBool `json:"success"`
-		Triggered         flexBool `json:"triggered"`
-		FailConditionName string   `json:"fail_condition_name"`
-		FailConditionMsg  string   `json:"fail_condition_msg"`
+		Msg               string     `json:"msg"`
+		ResultCode        flexString `json:"result_code"`
+		Success           optBool    `json:"success"`
+		Triggered         optBool    `json:"triggered"`
+		FailConditionName flexString `json:"fail_condition_name"`
+		FailConditionMsg  flexString `json:"fail_condition_msg"`
 	}
 	if err := json.Unmarshal(res.node, &body); err != nil {
 		return AnalyzeResponse{}, fmt.Errorf("alipay %s: decode answer: %w: %w", m, ErrMalformed, err)
 	}
+	notResult := func(field string, v optBool) error {
+		msg := body.Msg
+		if body.FailConditionMsg != "" {
+			msg += ": " + string(body.FailConditionMsg)
+		}
+		return &AnswerError{Method: m, Field: field, Value: truncate(v.raw, 64), ResultCode: truncate(string(body.ResultCode), 64),
+			Msg: truncate(msg, 256), TraceID: res.traceID, class: Retryable, malformed: !v.set || !v.valid}
+	}
+	switch {
+	case !body.Success.set || !body.Success.valid || !body.Success.v:
+		return AnalyzeResponse{}, notResult("success", body.Success)
+	case !body.Triggered.set || !body.Triggered.valid:
+		return AnalyzeResponse{}, notResult("triggered", body.Triggered)
+	}
 	return AnalyzeResponse{
-		ResultCode:        body.ResultCode,
-		Success:           bool(body.Success),
-		Triggered:         bool(body.Triggered),
-		FailConditionName: body.FailConditionName,
-		FailConditionMsg:  body.FailConditionMsg,
+		ResultCode:        string(body.ResultCode),
+		Success:           true,
+		Triggered:         body.Triggered.v,
+		FailConditionName: string(body.FailConditionName),
+		FailConditionMsg:  string(body.FailConditionMsg),
 		TraceID:           res.traceID,
 	}, nil
 }
@@ -348,18 +388,37 @@ func (c *Client) SetCrowdGroup(ctx context.Context, req CrowdGroupRequest) (Crow
 	if err != nil {
 		return CrowdGroupResponse{}, err
 	}
+	return decodeCrowdGroup(res)
+}
+
+// decodeCrowdGroup turns a verified success node into a result. condition_model_list may be a
+// list or a single object (the method doc types the response field as one ConditionItemPattern
+// and its example shows a list), its values strings or numbers. status is required: absent it
+// is an *AnswerError that is Retryable (whether the change was applied is unknown); any value
+// but "success" is an *AnswerError that is Permanent (the operation failed).
+func decodeCrowdGroup(res callResult) (CrowdGroupResponse, error) {
+	const m = MethodCrowdGroupCondSet
 	var body struct {
-		CrowdGroupID       string      `json:"crowd_group_id"`
-		ConditionModelList []Condition `json:"condition_model_list"`
-		Status             string      `json:"status"`
+		Msg                string         `json:"msg"`
+		CrowdGroupID       string         `json:"crowd_group_id"`
+		ConditionModelList flexConditions `json:"condition_model_list"`
+		Status             *string        `json:"status"`
 	}
 	if err := json.Unmarshal(res.node, &body); err != nil {
 		return CrowdGroupResponse{}, fmt.Errorf("alipay %s: decode answer: %w: %w", m, ErrMalformed, err)
 	}
+	switch {
+	case body.Status == nil || *body.Status == "":
+		return CrowdGroupResponse{}, &AnswerError{Method: m, Field: "status", Msg: truncate(body.Msg, 256),
+			TraceID: res.traceID, class: Retryable, malformed: true}
+	case *body.Status != "success":
+		return CrowdGroupResponse{}, &AnswerError{Method: m, Field: "status", Value: truncate(*body.Status, 64),
+			Msg: truncate(body.Msg, 256), TraceID: res.traceID, class: Permanent}
+	}
 	return CrowdGroupResponse{
 		CrowdGroupID:       body.CrowdGroupID,
-		ConditionModelList: body.ConditionModelList,
-		Status:             body.Status,
+		ConditionModelList: []Condition(body.ConditionModelList),
+		Status:             *body.Status,
 		TraceID:            res.traceID,
 	}, nil
 }
@@ -376,8 +435,38 @@ func marshalBizContent(v any) (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// call runs one gateway call through the breaker and records it.
+// call waits for the call budget (when there is one) and makes the gateway call; a 40005
+// answer is reported to the budget, and the call waits and is made again as long as ctx
+// lasts. When ctx ends while a 40005 is being waited out, that 40005 is returned.
 func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
+	var limited error
+	for {
+		if c.budget != nil {
+			if err := c.budget.Wait(ctx, method); err != nil {
+				if limited != nil {
+					return callResult{}, limited
+				}
+				return callResult{}, fmt.Errorf("alipay %s: waiting for the call budget: %w", method, err)
+			}
+		}
+		res, err := c.callOnce(ctx, method, params, appAuthToken)
+		if !IsCallLimited(err) {
+			return res, err
+		}
+		c.metrics.callLimited(method)
+		if c.budget == nil {
+			return res, err
+		}
+		c.budget.CallLimited(method)
+		limited = err
+		if ctx.Err() != nil {
+			return res, err
+		}
+	}
+}
+
+// callOnce runs one gateway call through the breaker and records it.
+func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	start := time.Now()
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)
@@ -392,6 +481,14 @@ func (c *Client) call(ctx context.Context, method string, params url.Values, app
 	}
 	elapsed := time.Since(start)
 	c.metrics.observe(method, err, elapsed)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Unsigned() {
+		// Nobody vouches for this answer: it is kept as an error, never trusted as a verdict.
+		c.log.LogAttrs(ctx, slog.LevelWarn, "unverified gateway answer (no sign)",
+			slog.String("method", method), slog.String("code", truncate(ae.Code, 16)),
+			slog.String("sub_code", truncate(ae.SubCode, 64)), slog.String("class", ae.Class().String()),
+			slog.String("trace_id", ae.TraceID))
+	}
 	if c.log.Enabled(ctx, slog.LevelDebug) {
 		attrs := []slog.Attr{slog.String("method", method), slog.Duration("duration", elapsed)}
 		if err != nil {
@@ -537,19 +634,99 @@ func (c *Client) verify(method string, body []byte, traceID string) ([]byte, err
 	return s.Content, nil
 }
 
-// flexBool decodes a JSON boolean or a string "true"/"false" (Alipay's documented type for
-// success and triggered is String). Absent or null is false.
-type flexBool bool
+// optBool is success or triggered as sent: a JSON boolean or the strings "true"/"false"
+// (Alipay's documented type is String; case is ignored). set is false when the field is
+// absent, null or ""; valid is false for any other value.
+type optBool struct {
+	v, set, valid bool
+	raw           string
+}
 
-// UnmarshalJSON accepts true, false, "true", "false", "" and null.
-func (b *flexBool) UnmarshalJSON(data []byte) error {
-	switch strings.ToLower(string(data)) {
-	case "true", `"true"`:
-		*b = true
-	case "false", `"false"`, "null", `""`:
-		*b = false
-	default:
-		return fmt.Errorf("not a boolean: %s", truncate(string(data), 16))
+// UnmarshalJSON records the value; it never fails, so the answer can be judged as a whole.
+func (b *optBool) UnmarshalJSON(data []byte) error {
+	raw := string(data)
+	if len(raw) >= 2 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(data, &s) == nil {
+			raw = s
+		}
 	}
+	*b = optBool{raw: raw}
+	switch strings.ToLower(string(data)) {
+	case "null", `""`:
+		b.raw = ""
+		return nil
+	case "true", `"true"`:
+		b.v, b.valid = true, true
+	case "false", `"false"`:
+		b.valid = true
+	}
+	b.set = true
+	return nil
+}
+
+// flexString is a string field that Alipay documents as String but that a lenient reader also
+// takes as a JSON number (kept as written). null is "".
+type flexString string
+
+// UnmarshalJSON accepts a string, a number or null.
+func (f *flexString) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	if string(data) == "null" {
+		*f = ""
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(data, &n); err != nil {
+		return fmt.Errorf("not a string or number: %s", truncate(string(data), 16))
+	}
+	*f = flexString(n)
+	return nil
+}
+
+// flexCondition is a ConditionItemPattern whose values may be strings or numbers.
+type flexCondition struct {
+	LogicalOperator flexString `json:"logical_operator"`
+	Period          flexString `json:"period"`
+	OperationValue  flexString `json:"operation_value"`
+	OperatorRule    flexString `json:"operator_rule"`
+	RuleUnit        flexString `json:"rule_unit"`
+}
+
+// flexConditions is condition_model_list as a list of ConditionItemPattern or as one.
+type flexConditions []Condition
+
+// UnmarshalJSON accepts an array of objects, a single object or null.
+func (l *flexConditions) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	var items []flexCondition
+	switch {
+	case len(data) == 0 || string(data) == "null":
+		*l = nil
+		return nil
+	case data[0] == '{':
+		var one flexCondition
+		if err := json.Unmarshal(data, &one); err != nil {
+			return err
+		}
+		items = []flexCondition{one}
+	default:
+		if err := json.Unmarshal(data, &items); err != nil {
+			return err
+		}
+	}
+	out := make([]Condition, len(items))
+	for i, c := range items {
+		out[i] = Condition{LogicalOperator: string(c.LogicalOperator), Period: string(c.Period),
+			OperationValue: string(c.OperationValue), OperatorRule: string(c.OperatorRule), RuleUnit: string(c.RuleUnit)}
+	}
+	*l = out
 	return nil
 }

@@ -3,6 +3,7 @@ package alipay
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,8 +20,10 @@ const (
 	// isv.invalid-signature or isv.app-cert-not-exist). An operator has to fix configuration;
 	// retrying as-is is pointless until then.
 	NeedsAttention
-	// Permanent: 40001, 40002, 40004 (incl. INVALID_PARAMETER, PARAM_EMPTY), and requests the
-	// client refuses to send (*RequestError). The request itself will never succeed.
+	// Permanent: 40001, 40002, 40004 (incl. INVALID_PARAMETER, PARAM_EMPTY), 20000
+	// aop.unsupport-operation, a crowd-group answer whose status is not success
+	// (*AnswerError), and requests the client refuses to send (*RequestError). The request
+	// itself will never succeed. An unsigned answer is never Permanent.
 	Permanent
 	// Security: the response signature is missing or did not verify (ErrSignature). The answer
 	// must not be used.
@@ -67,11 +70,15 @@ type APIError struct {
 	unsigned bool
 }
 
-// Error describes the answer: method, code, msg and, when present, sub_code and sub_msg.
+// Error describes the answer: method, code, msg and, when present, sub_code and sub_msg; an
+// unsigned answer says so.
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("alipay %s: %s %s", e.Method, e.Code, e.Msg)
 	if e.SubCode != "" {
 		s += fmt.Sprintf(" (%s: %s)", e.SubCode, e.SubMsg)
+	}
+	if e.unsigned {
+		s += " [unsigned answer: unverified]"
 	}
 	return s
 }
@@ -82,7 +89,25 @@ func (e *APIError) Error() string {
 // isv.invalid-timestamp, …), since every request fails until an operator fixes them; other
 // 40001, 40002 and 40004 answers are Permanent unless their sub_code is a system error; 20000,
 // 40005 and anything unknown are Retryable.
+//
+// An unsigned answer (Unsigned) is never Permanent: its code could not be authenticated, so it
+// cannot decide a message's fate. What would be Permanent is NeedsAttention instead (Alipay's
+// Java SDK treats an unsigned answer as a signature failure; an operator has to find out who
+// answered).
 func (e *APIError) Class() Class {
+	c := e.signedClass()
+	if e.unsigned && c == Permanent {
+		return NeedsAttention
+	}
+	return c
+}
+
+// signedClass is the class of the answer were it signed.
+func (e *APIError) signedClass() Class {
+	if e.Code == "20000" && e.SubCode == "aop.unsupport-operation" {
+		// The method is not open to this app (or no longer offered): asking again cannot help.
+		return Permanent
+	}
 	if isCredentialSubCode(e.SubCode) {
 		return NeedsAttention
 	}
@@ -97,6 +122,16 @@ func (e *APIError) Class() Class {
 	}
 	return Retryable // 20000, 40005, anything unknown
 }
+
+// IsCallLimited reports whether err is a 40005 answer (call frequency exceeded: the app's or
+// the method's quota). It is Retryable and never counts as a gateway failure.
+func IsCallLimited(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == codeCallLimited
+}
+
+// codeCallLimited is the gateway code for a call over the app's quota.
+const codeCallLimited = "40005"
 
 func isRetryableSubCode(sub string) bool {
 	switch sub {
@@ -205,3 +240,72 @@ func (e *RequestError) Error() string {
 
 // Class is Permanent.
 func (e *RequestError) Class() Class { return Permanent }
+
+// AnswerError is a verified 10000 answer that is not a usable result: an analyze answer whose
+// success is not true or that carries no triggered, a crowd-group answer whose status is not
+// success or is missing. Its fields are Alipay's words; none holds a request parameter. The
+// gateway answered and signed, so it never counts against the circuit breaker.
+type AnswerError struct {
+	Method string // the method called
+	// Field names what makes the answer unusable: "success", "triggered" or "status".
+	Field string
+	// Value is that field as sent, "" when absent or null (at most 64 bytes).
+	Value string
+	// ResultCode is the analyze answer's result_code, when it sent one.
+	ResultCode string
+	// Msg is the answer's msg (and, for analyze, its fail_condition_msg when present).
+	Msg     string
+	TraceID string
+	class   Class
+	// malformed: the field is missing or not of its documented type (rather than a value
+	// that says the call failed).
+	malformed bool
+}
+
+// Is reports whether target is ErrMalformed and the answer lacked the field or sent it with
+// the wrong type.
+func (e *AnswerError) Is(target error) bool { return e.malformed && target == ErrMalformed }
+
+// Error says which field made the answer unusable and what Alipay sent.
+func (e *AnswerError) Error() string {
+	v := "absent"
+	if e.Value != "" {
+		v = fmt.Sprintf("%q", e.Value)
+	}
+	s := fmt.Sprintf("alipay %s: answer 10000 is not a result: %s is %s", e.Method, e.Field, v)
+	if e.ResultCode != "" {
+		s += fmt.Sprintf(" (result_code %s)", e.ResultCode)
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	return s
+}
+
+// Class is Permanent for a crowd-group status that says the operation failed, Retryable
+// otherwise (an analyze call that did not succeed, a field missing from the answer).
+func (e *AnswerError) Class() Class { return e.class }
+
+// Code is what a rejection names the problem by: ALIPAY_<FIELD>_<VALUE>, e.g.
+// ALIPAY_STATUS_FAIL, ALIPAY_SUCCESS_FALSE, ALIPAY_TRIGGERED_MISSING.
+func (e *AnswerError) Code() string {
+	v := e.Value
+	if v == "" {
+		v = "missing"
+	}
+	return "ALIPAY_" + strings.ToUpper(e.Field+"_"+codeSafe(v))
+}
+
+// codeSafe keeps letters, digits and '_' of s (others become '_'), at most 32 of them.
+func codeSafe(s string) string {
+	b := make([]byte, 0, min(len(s), 32))
+	for i := 0; i < len(s) && len(b) < 32; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_')
+		}
+	}
+	return string(b)
+}

@@ -12,8 +12,17 @@ import (
 // metrics are the client's Prometheus series. A nil *metrics records nothing.
 type metrics struct {
 	requests *prometheus.CounterVec
+	answers  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	state    prometheus.Gauge
+	limited  *prometheus.CounterVec
+}
+
+// answerCodes are the gateway codes eligo_alipay_answers_total names; any other code is
+// counted as "other", so a gateway answering garbage cannot grow the series without bound.
+var answerCodes = map[string]bool{
+	"10000": true, "20000": true, "20001": true, "40001": true, "40002": true,
+	"40004": true, "40005": true, "40006": true,
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -21,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "eligo_alipay_requests_total",
 		Help: "Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).",
 	}, []string{"method", "class"})
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eligo_alipay_answers_total",
+		Help: "Alipay gateway answers by method and gateway code (10000, 20000, 40004, 40005, ...; other for any undocumented code).",
+	}, []string{"method", "code"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "eligo_alipay_request_duration_seconds",
 		Help:    "Duration of Alipay gateway calls, breaker refusals included.",
@@ -30,9 +43,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "eligo_breaker_state",
 		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
 	}, []string{"breaker"})
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eligo_alipay_call_limited_total",
+		Help: "Alipay answers 40005 (call frequency exceeded) by method.",
+	}, []string{"method"})
 	m := &metrics{}
 	var err error
+	if m.limited, err = register(reg, limited); err != nil {
+		return nil, err
+	}
 	if m.requests, err = register(reg, requests); err != nil {
+		return nil, err
+	}
+	if m.answers, err = register(reg, answers); err != nil {
 		return nil, err
 	}
 	if m.duration, err = register(reg, duration); err != nil {
@@ -74,6 +97,9 @@ func (m *metrics) observe(method string, err error, d time.Duration) {
 		class = ClassOf(err).String()
 	}
 	m.requests.WithLabelValues(method, class).Inc()
+	if code := answerCode(err); code != "" {
+		m.answers.WithLabelValues(method, code).Inc()
+	}
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 }
 
@@ -82,4 +108,28 @@ func (m *metrics) setState(s gobreaker.State) {
 		return
 	}
 	m.state.Set(float64(s))
+}
+
+func (m *metrics) callLimited(method string) {
+	if m == nil {
+		return
+	}
+	m.limited.WithLabelValues(method).Inc()
+}
+
+// answerCode is the gateway code of a call's answer: 10000 for a success, the APIError's code
+// for a refusal, "" when no answer was read (transport errors, HTTP errors, bad signatures,
+// breaker refusals).
+func answerCode(err error) string {
+	if err == nil {
+		return "10000"
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	if answerCodes[ae.Code] {
+		return ae.Code
+	}
+	return "other"
 }

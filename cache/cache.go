@@ -147,6 +147,10 @@ type Config struct {
 	// eligo_cache_request_duration_seconds{backend,op} and eligo_cache_circuit_open{backend}.
 	// Default: no metrics.
 	Registerer prometheus.Registerer
+	// MACKey authenticates Redis entries (see Redis and LoadMACKey): every replica sharing a
+	// Redis needs the same key, at least MinMACKeyLen bytes. Default: a random key per cache
+	// (entries are then readable by this cache alone; a warning is logged). Unused by Memory.
+	MACKey []byte
 	// Logger receives circuit state changes and unexpected errors. Default: discard.
 	Logger *slog.Logger
 }

@@ -35,8 +35,18 @@ func TestRedisContract(t *testing.T) {
 			// Generous under -race on a busy machine; the outage test covers short timeouts.
 			cfg.OpTimeout = 5 * time.Second
 		}
+		cfg = sharedMACKey(cfg)
 		return cache.NewRedis(newClient(t, srv), cfg), cache.NewRedis(newClient(t, srv), cfg)
 	})
+}
+
+// sharedMACKey gives cfg the test MAC key unless it has one, so the two caches of a pair
+// (two replicas) read each other's entries.
+func sharedMACKey(cfg cache.Config) cache.Config {
+	if cfg.MACKey == nil {
+		cfg.MACKey = testMACKey
+	}
+	return cfg
 }
 
 // newClient returns a client of its own for srv, as a separate replica would have.
@@ -414,7 +424,7 @@ func TestRedisLostGenerationIsAMiss(t *testing.T) {
 	c := cache.NewRedis(newClient(t, srv), cache.Config{OpTimeout: 5 * time.Second})
 	ctx := context.Background()
 	k := testKey("2088302535065344")
-	genKey := "{eligo:a1:" + k.RuleUUID + "}:g"
+	genKey := "{eligo:a2:" + k.RuleUUID + "}:g"
 	old := testAnswer(k)
 	old.CheckedAt = time.Now().Add(-time.Minute)
 	if err := c.Set(ctx, k, old); err != nil {

@@ -57,6 +57,7 @@ func TestRedisClusterContract(t *testing.T) {
 		if cfg.OpTimeout == 0 {
 			cfg.OpTimeout = 5 * time.Second
 		}
+		cfg = sharedMACKey(cfg)
 		return cache.NewRedis(newCluster(t), cfg), cache.NewRedis(newCluster(t), cfg)
 	})
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // codecVersion is the first byte of every encoded answer. A layout change bumps it (and the
-// key version in keys.go), so old entries read as misses instead of garbage.
-const codecVersion = 1
+// key version in redis.go), so old entries read as misses instead of garbage. Version 2 is
+// version 1 followed, in Redis, by the entry's MAC (see entryMAC).
+const codecVersion = 2
 
 const flagTriggered = 1
 

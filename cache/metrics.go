@@ -25,6 +25,8 @@ const (
 	resultHeld   = "held"
 	resultBusy   = "busy"
 	resultReject = "rejected"
+	// resultUnauthenticated counts entries whose MAC is wrong (forged or corrupted): misses.
+	resultUnauthenticated = "unauthenticated"
 )
 
 // metrics holds the cache series; with no Registerer every method is a no-op.
@@ -40,11 +42,11 @@ type metrics struct {
 
 // series lists the results each operation reports; they are exported from the start at 0.
 var series = map[string][]string{
-	opGet:        {resultHit, resultMiss, resultError, resultBypass},
+	opGet:        {resultHit, resultMiss, resultUnauthenticated, resultError, resultBypass},
 	opSet:        {resultOK, resultStale, resultReject, resultError, resultBypass},
 	opInvalidate: {resultOK, resultError},
 	opLease:      {resultHeld, resultBusy, resultError, resultBypass},
-	opWait:       {resultHit, resultMiss, resultError, resultBypass},
+	opWait:       {resultHit, resultMiss, resultUnauthenticated, resultError, resultBypass},
 }
 
 func newMetrics(reg prometheus.Registerer, backend string, logger *slog.Logger) *metrics {

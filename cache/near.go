@@ -8,7 +8,9 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Backend is the cache a Near cache sits in front of; *Redis and *Memory satisfy it.
+// Backend is an answer cache with cross-process leases, the one interface its consumers
+// (Near, Loader, the worker) share; *Redis, *Memory and *Near satisfy it. Get returns ErrMiss
+// when there is no answer young enough.
 type Backend interface {
 	Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error)
 	Set(ctx context.Context, k Key, r messages.AnalyzeResult) error

@@ -14,7 +14,7 @@ import (
 )
 
 // keyVersion is part of every Redis key; bump it with codecVersion when the layout changes.
-const keyVersion = "a1"
+const keyVersion = "a2"
 
 // genSep separates the generation token from the encoded answer in a stored value.
 const genSep = 0
@@ -57,11 +57,18 @@ return 0
 //
 // Layout, for namespace N, rule R, app A, user U and biz B (each escaped as in Key.String):
 //
-//	{N:a1:R}:g          the rule's generation token (string, TTL = max(TTL, NegativeTTL))
-//	{N:a1:R}:v:A:U:B    generation token, NUL, compact binary answer (TTL by Triggered)
-//	{N:a1:R}:l:A:U:B    lease token (TTL = LeaseTTL)
+//	{N:a2:R}:g          the rule's generation token (string, TTL = max(TTL, NegativeTTL))
+//	{N:a2:R}:v:A:U:B    generation token, NUL, compact binary answer, 16-byte MAC (TTL by Triggered)
+//	{N:a2:R}:l:A:U:B    lease token (TTL = LeaseTTL)
 //
-// The hash tag {N:a1:R} puts a rule's keys in one Cluster slot, so a hit is a single MGET
+// Every answer is authenticated with Config.MACKey (HMAC-SHA256 over its Redis key and the
+// encoded answer, truncated to 16 bytes): an entry written by anyone without the key, copied
+// from another key or damaged reads as a miss, counted as
+// eligo_cache_requests_total{result="unauthenticated"} and logged once per key (user id
+// hashed). Whoever can write Eligo's Redis keys can still delete entries or bring back an
+// earlier genuine answer for the same key (bounded by the caller's maxAge), never forge one.
+//
+// The hash tag {N:a2:R} puts a rule's keys in one Cluster slot, so a hit is a single MGET
 // of the generation and the value, and Set is one Lua script. The price is that one rule's
 // entries live on one shard. InvalidateRule replaces the generation token (O(1)); entries
 // stamped with another token, or whose generation key is gone, read as misses and expire
@@ -79,6 +86,9 @@ type Redis struct {
 	ns      string
 	metrics *metrics
 	circuit *circuit
+	mac     *entryMAC
+	// unauth remembers the keys whose unauthenticated entries were logged.
+	unauth onceLog
 }
 
 // NewRedis returns a cache on client c. c must have ContextTimeoutEnabled set so that
@@ -91,7 +101,12 @@ func NewRedis(c redis.UniversalClient, cfg Config) *Redis {
 	if !contextTimeoutEnabled(c) {
 		cfg.Logger.Warn("redis client has ContextTimeoutEnabled=false; cache operations may exceed OpTimeout")
 	}
-	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m)}
+	key := cfg.MACKey
+	if len(key) == 0 {
+		key = NewMACKey()
+		cfg.Logger.Warn("no cache MAC key configured: using a random one, so this cache cannot read entries stored by other processes")
+	}
+	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m), mac: newEntryMAC(key)}
 }
 
 func contextTimeoutEnabled(c redis.UniversalClient) bool {
@@ -156,13 +171,14 @@ func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.
 	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	start := time.Now()
-	vals, err := c.client.MGet(opCtx, c.keys(k, ":v:")...).Result()
+	keys := c.keys(k, ":v:")
+	vals, err := c.client.MGet(opCtx, keys...).Result()
 	c.metrics.observe(opGet, start)
 	if err != nil {
 		return messages.AnalyzeResult{}, c.fail(ctx, opGet, err)
 	}
 	c.circuit.success()
-	r, ok := c.decode(k, vals[0], vals[1])
+	r, ok := c.decode(opGet, k, keys[1], vals[0], vals[1])
 	if !ok || !fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
 		c.metrics.count(opGet, resultMiss)
 		return messages.AnalyzeResult{}, ErrMiss
@@ -171,19 +187,39 @@ func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.
 	return r, nil
 }
 
-// decode checks that a stored value belongs to the current generation and decodes it.
-func (c *Redis) decode(k Key, gen, val any) (messages.AnalyzeResult, bool) {
+// decode checks that a stored value belongs to the current generation, that its MAC is
+// right for valKey, and decodes it. An entry of the current generation whose MAC is wrong
+// is counted as unauthenticated for op and logged once per key; the caller treats it as a
+// miss.
+func (c *Redis) decode(op string, k Key, valKey string, gen, val any) (messages.AnalyzeResult, bool) {
 	g, ok1 := gen.(string)
 	v, ok2 := val.(string)
 	if !ok1 || !ok2 || len(v) <= len(g) || v[len(g)] != genSep || v[:len(g)] != g {
 		return messages.AnalyzeResult{}, false
 	}
-	r, err := decodeAnswer([]byte(v[len(g)+1:]))
+	answer, ok := c.mac.open(valKey, []byte(v[len(g)+1:]))
+	if !ok {
+		c.unauthentic(op, k, "MAC mismatch")
+		return messages.AnalyzeResult{}, false
+	}
+	r, err := decodeAnswer(answer)
 	if err != nil {
-		c.cfg.Logger.Warn("dropping undecodable cache entry", "key", k, "err", err)
+		// Authentic but not decodable: written by a build with another layout under the
+		// same key version and MAC key.
+		c.unauthentic(op, k, err.Error())
 		return messages.AnalyzeResult{}, false
 	}
 	return asCached(k, r), true
+}
+
+// unauthentic counts an entry that is not a genuine answer of this deployment and logs it
+// the first time its key is seen (the key's user id hashed).
+func (c *Redis) unauthentic(op string, k Key, why string) {
+	c.metrics.count(op, resultUnauthenticated)
+	if c.unauth.first(k) {
+		c.cfg.Logger.Warn("cache entry failed authentication; treated as a miss (forged, corrupted, or written with another ELIGO_CACHE_MAC_KEY_FILE)",
+			"key", k, "reason", why)
+	}
 }
 
 // fail records a failed Redis operation and returns its error wrapped with ErrUnavailable.
@@ -214,9 +250,11 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	start := time.Now()
+	keys := c.keys(k, ":v:")
+	answer := appendAnswer(make([]byte, 0, 64), r)
 	stored, err := setScript.Run(opCtx, c.client,
-		c.keys(k, ":v:"),
-		appendAnswer(nil, r),
+		keys,
+		c.mac.appendTag(answer, keys[1], answer),
 		c.cfg.ttlFor(r).Milliseconds(),
 		r.CheckedAt.UnixMilli(),
 		"0."+strconv.FormatUint(rand.Uint64(), 36),
@@ -321,7 +359,7 @@ func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeou
 			return messages.AnalyzeResult{}, c.fail(ctx, opWait, err)
 		}
 		c.circuit.success()
-		if r, ok := c.decode(k, vals[0], vals[1]); ok && fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
+		if r, ok := c.decode(opWait, k, keys[1], vals[0], vals[1]); ok && fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
 			c.metrics.count(opWait, resultHit)
 			return r, nil
 		}
@@ -358,7 +396,7 @@ func (c *Redis) TTL(ctx context.Context, k Key) (time.Duration, error) {
 		return 0, c.fail(ctx, "ttl", err)
 	}
 	v := vals.Val()
-	if _, ok := c.decode(k, v[0], v[1]); !ok || ttl.Val() <= 0 {
+	if _, ok := c.decode("ttl", k, keys[1], v[0], v[1]); !ok || ttl.Val() <= 0 {
 		return 0, ErrMiss
 	}
 	return ttl.Val(), nil

@@ -96,6 +96,7 @@ func TestRedisSentinelContract(t *testing.T) {
 		if cfg.OpTimeout == 0 {
 			cfg.OpTimeout = 5 * time.Second
 		}
+		cfg = sharedMACKey(cfg)
 		return cache.NewRedis(newFailover(t), cfg), cache.NewRedis(newFailover(t), cfg)
 	})
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/eligo-dev/eligo/messages"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 type asyncDoc struct {

@@ -36,6 +36,12 @@ const (
 	// CodeUnitMismatch: a condition's rule_unit differs from its operator_rule's documented
 	// unit. A warning by default; an error with DecodeOptions.StrictUnits.
 	CodeUnitMismatch = "UNIT_MISMATCH"
+	// CodePermanent: Alipay refused the request for good without an error code of its own
+	// (a rejection with Alipay's code carries that code instead).
+	CodePermanent = "PERMANENT"
+	// CodeRetriesExhausted: the message kept failing retryably, MaxAttempts times, while the
+	// gateway was otherwise healthy.
+	CodeRetriesExhausted = "RETRIES_EXHAUSTED"
 )
 
 // Limits every decoder enforces. Field lengths count characters (Unicode code points), as

@@ -27,6 +27,17 @@ const (
 	HeaderOriginalSeq = "Eligo-Original-Seq"
 	// HeaderReplay marks a message re-published from the dead-letter stream.
 	HeaderReplay = "Eligo-Replay"
+	// HeaderDeliveries is the delivery count of a message when it was dead-lettered.
+	HeaderDeliveries = "Eligo-Deliveries"
+	// HeaderFailedAt is when a message was dead-lettered (RFC 3339).
+	HeaderFailedAt = "Eligo-Failed-At"
+	// HeaderRoutedID is the Nats-Msg-Id a crowd-group command was published with, carried
+	// by its copy in a partition (Config.CrowdPartitions of package worker).
+	HeaderRoutedID = "Eligo-Routed-Id"
+	// HeaderRoutedSubject is the subject a routed crowd-group command was published on.
+	HeaderRoutedSubject = "Eligo-Routed-Subject"
+	// HeaderRoutedSeq is the commands-stream sequence of a routed crowd-group command.
+	HeaderRoutedSeq = "Eligo-Routed-Seq"
 )
 
 // Subjects builds Eligo's subjects under a prefix.

@@ -17,7 +17,6 @@ const (
 	DefaultChecksStream      = "ELIGO_CHECKS"
 	DefaultCommandsStream    = "ELIGO_COMMANDS"
 	DefaultResultsStream     = "ELIGO_RESULTS"
-	DefaultDLQStream         = "ELIGO_DLQ"
 	DefaultAnalyzeConsumer   = "eligo-analyze"
 	DefaultCrowdConsumer     = "eligo-crowdgroup"
 	DefaultMarkerBucket      = "ELIGO_CROWDGROUP_APPLIED"
@@ -60,7 +59,8 @@ type Config struct {
 	// ResultsStream holds result and rejection events (limits retention, so a subscriber
 	// that was down can replay them). Default "ELIGO_RESULTS".
 	ResultsStream string
-	// DLQStream holds dead letters (limits retention). Default "ELIGO_DLQ".
+	// DLQStream holds dead letters (limits retention). Default messages.DeadLetterStream
+	// ("ELIGO_DLQ").
 	DLQStream string
 	// AnalyzeConsumer is the durable pull consumer shared by all replicas for analyze
 	// checks. Default "eligo-analyze".
@@ -175,7 +175,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.ChecksStream, DefaultChecksStream)
 	def(&c.CommandsStream, DefaultCommandsStream)
 	def(&c.ResultsStream, DefaultResultsStream)
-	def(&c.DLQStream, DefaultDLQStream)
+	def(&c.DLQStream, messages.DeadLetterStream)
 	def(&c.AnalyzeConsumer, DefaultAnalyzeConsumer)
 	def(&c.CrowdConsumer, DefaultCrowdConsumer)
 	def(&c.MarkerBucket, DefaultMarkerBucket)

@@ -15,14 +15,6 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Crowd-group operations.
-const (
-	opCreate   = "CREATE"
-	opUpdate   = "UPDATE"
-	opDelete   = "DELETE"
-	opRetrieve = "RETRIEVE"
-)
-
 // Applied-marker states, kept per command_id in the marker bucket.
 const (
 	markerSending = "sending"
@@ -58,9 +50,6 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 	if err != nil {
 		return rep, fmt.Errorf("decode crowd-group command: %w", err)
 	}
-	if ferr := subjectToken("shop_id", cmd.ShopID); ferr != nil {
-		return rep, &messages.ValidationError{Kind: messages.KindCrowdGroup, ID: cmd.CommandID, Errors: []messages.FieldError{*ferr}}
-	}
 	if len(warnings) > 0 {
 		w.log.Info("crowd-group command accepted with warnings", "kind", messages.KindCrowdGroup,
 			"id", cmd.CommandID, "warnings", warnings)
@@ -84,7 +73,7 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 		return rep, nil
 	}
 
-	if mk.State == markerSending && cmd.Operation != opRetrieve {
+	if mk.State == markerSending && cmd.Op() != messages.OperationRetrieve {
 		applied, conds, err := w.reconcile(ctx, cmd)
 		if err != nil {
 			return rep, fmt.Errorf("reconcile %s %s/%s: %w", cmd.Operation, cmd.ShopID, cmd.CrowdGroupID, err)
@@ -96,16 +85,16 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 		}
 	}
 
-	if cmd.Operation != opRetrieve {
+	if cmd.Op() != messages.OperationRetrieve {
 		b, _ := json.Marshal(marker{State: markerSending, Seq: md.Sequence.Stream})
 		if _, err := w.markers.Put(ctx, key, b); err != nil {
 			return rep, fmt.Errorf("write applied marker: %w", err)
 		}
 	}
-	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, cmd.Operation))
+	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, cmd.Op()))
 	w.countCall(alipay.MethodCrowdGroupCondSet, err)
 	if err != nil {
-		if alipay.ClassOf(err) == alipay.Permanent && cmd.Operation != opRetrieve {
+		if alipay.ClassOf(err) == alipay.Permanent && cmd.Op() != messages.OperationRetrieve {
 			// Refused, so not applied: forget the marker so that a replay can apply it.
 			if derr := w.markers.Delete(context.WithoutCancel(ctx), key); derr != nil {
 				return rep, fmt.Errorf("clear applied marker after refusal: %w", derr)
@@ -133,7 +122,7 @@ func (w *Worker) finishCrowd(ctx context.Context, key string, rep reply, cmd mes
 	if err != nil {
 		return rep, fmt.Errorf("encode crowd-group result: %w", err)
 	}
-	if cmd.Operation != opRetrieve {
+	if cmd.Op() != messages.OperationRetrieve {
 		b, _ := json.Marshal(marker{State: markerDone, Result: payload})
 		if _, err := w.markers.Put(context.WithoutCancel(ctx), key, b); err != nil {
 			// Applied but not recorded: the next delivery reconciles with RETRIEVE.
@@ -146,7 +135,7 @@ func (w *Worker) finishCrowd(ctx context.Context, key string, rep reply, cmd mes
 
 // reconcile reads the group back and reports whether cmd is already in effect.
 func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) (applied bool, conds []messages.Condition, err error) {
-	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, opRetrieve))
+	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, messages.OperationRetrieve))
 	w.countCall(alipay.MethodCrowdGroupCondSet, err)
 	exists := err == nil
 	missing := false
@@ -158,25 +147,25 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 		missing = true // the team's sandbox and Alipay answer 40004 for a missing group
 	}
 	got := fromAlipay(resp.ConditionModelList)
-	switch cmd.Operation {
-	case opCreate, opUpdate:
+	switch cmd.Op() {
+	case messages.OperationCreate, messages.OperationUpdate:
 		return exists && sameConditions(got, cmd.ConditionModelList), got, nil
-	case opDelete:
+	case messages.OperationDelete:
 		return missing, nil, nil
 	}
 	return false, nil, nil
 }
 
-func crowdRequest(cmd messages.CrowdGroupCommand, op string) alipay.CrowdGroupRequest {
+func crowdRequest(cmd messages.CrowdGroupCommand, op messages.Operation) alipay.CrowdGroupRequest {
 	req := alipay.CrowdGroupRequest{
-		Operation:    op,
+		Operation:    string(op),
 		ShopID:       cmd.ShopID,
 		CrowdGroupID: cmd.CrowdGroupID,
 		OperatorID:   cmd.OperatorID,
 		OperatorType: cmd.OperatorType,
 		AppAuthToken: cmd.AppAuthToken,
 	}
-	if op == opCreate || op == opUpdate {
+	if op.NeedsConditions() {
 		req.Describe = cmd.Describe
 		req.ConditionModelList = make([]alipay.Condition, len(cmd.ConditionModelList))
 		for i, c := range cmd.ConditionModelList {

@@ -24,7 +24,7 @@ import (
 func crowdCmd(id, op, group, value string) messages.CrowdGroupCommand {
 	c := messages.CrowdGroupCommand{CommandID: id, Operation: op, ShopID: testShop, CrowdGroupID: group,
 		OperatorID: "2088222807744402", OperatorType: "MER"}
-	if op == opCreate || op == opUpdate {
+	if op == string(messages.OperationCreate) || op == string(messages.OperationUpdate) {
 		c.Describe = "regulars"
 		c.ConditionModelList = []messages.Condition{{LogicalOperator: "GT", Period: "30", OperationValue: value,
 			OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}}
@@ -35,7 +35,7 @@ func crowdCmd(id, op, group, value string) messages.CrowdGroupCommand {
 // apply sends a command straight to the sandbox, as an earlier (lost) attempt would have.
 func (g *gatewayEnv) apply(t *testing.T, c messages.CrowdGroupCommand) {
 	t.Helper()
-	if _, err := g.client.SetCrowdGroup(context.Background(), crowdRequest(c, c.Operation)); err != nil {
+	if _, err := g.client.SetCrowdGroup(context.Background(), crowdRequest(c, c.Op())); err != nil {
 		t.Fatalf("%s %s: %v", c.Operation, c.CrowdGroupID, err)
 	}
 }
@@ -60,20 +60,20 @@ func TestCrowdGroupAppliedOnce(t *testing.T) {
 		marker  string   // "", markerSending or markerDone
 		wantOps []string // the sandbox's whole history afterwards
 	}{
-		{name: "create_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
-			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100")}, marker: markerSending,
-			wantOps: []string{opCreate}},
-		{name: "create_marked_sending_but_never_arrived_is_sent", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
-			marker: markerSending, wantOps: []string{opCreate}},
-		{name: "update_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", opUpdate, "g1", "200"),
-			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100"), crowdCmd("c-2", opUpdate, "g1", "200")},
-			marker: markerSending, wantOps: []string{opCreate, opUpdate}},
-		{name: "delete_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", opDelete, "g1", ""),
-			before: []messages.CrowdGroupCommand{crowdCmd("c-1", opCreate, "g1", "100"), crowdCmd("c-2", opDelete, "g1", "")},
-			marker: markerSending, wantOps: []string{opCreate, opDelete}},
-		{name: "done_marker_republishes_without_sending", cmd: crowdCmd("c-1", opCreate, "g1", "100"),
+		{name: "create_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", string(messages.OperationCreate), "g1", "100")}, marker: markerSending,
+			wantOps: []string{string(messages.OperationCreate)}},
+		{name: "create_marked_sending_but_never_arrived_is_sent", cmd: crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"),
+			marker: markerSending, wantOps: []string{string(messages.OperationCreate)}},
+		{name: "update_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", string(messages.OperationUpdate), "g1", "200"),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"), crowdCmd("c-2", string(messages.OperationUpdate), "g1", "200")},
+			marker: markerSending, wantOps: []string{string(messages.OperationCreate), string(messages.OperationUpdate)}},
+		{name: "delete_sent_but_unanswered_is_reconciled", cmd: crowdCmd("c-2", string(messages.OperationDelete), "g1", ""),
+			before: []messages.CrowdGroupCommand{crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"), crowdCmd("c-2", string(messages.OperationDelete), "g1", "")},
+			marker: markerSending, wantOps: []string{string(messages.OperationCreate), string(messages.OperationDelete)}},
+		{name: "done_marker_republishes_without_sending", cmd: crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"),
 			marker: markerDone, wantOps: nil},
-		{name: "fresh_command_is_sent", cmd: crowdCmd("c-1", opCreate, "g1", "100"), wantOps: []string{opCreate}},
+		{name: "fresh_command_is_sent", cmd: crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"), wantOps: []string{string(messages.OperationCreate)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,10 +143,10 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	e.start(g.client, newMemoryCache(t), cfg)
 	d := dlq.New(e.js, dlq.Config{})
 
-	upd := crowdCmd("c-upd", opUpdate, "g9", "300") // the group does not exist yet: 40004
+	upd := crowdCmd("c-upd", string(messages.OperationUpdate), "g9", "300") // the group does not exist yet: 40004
 	e.publish(messages.Subjects{}.CrowdGroupCommand(), upd.CommandID, upd, nil)
 	e.publish(messages.Subjects{}.AnalyzeCheck(), "bad-1", []byte("not json"), nil)
-	waitFor(t, 10*time.Second, "dead letters", func() bool { return e.msgCount(DefaultDLQStream) == 2 })
+	waitFor(t, 10*time.Second, "dead letters", func() bool { return e.msgCount(messages.DeadLetterStream) == 2 })
 
 	all, err := d.List(t.Context(), dlq.Filter{})
 	if err != nil {
@@ -159,7 +159,7 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(crowd) != 1 || crowd[0].ReasonCode != ReasonPermanent || crowd[0].OriginalID != "c-upd" ||
+	if len(crowd) != 1 || crowd[0].ReasonCode != messages.ReasonPermanent || crowd[0].OriginalID != "c-upd" ||
 		crowd[0].OriginalSubject != "eligo.cmd.crowdgroup" || crowd[0].OriginalSeq != 1 {
 		t.Fatalf("crowd-group dead letters = %+v", crowd)
 	}
@@ -180,7 +180,7 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	if len(dry) != 1 || dry[0].MsgID != wantID || dry[0].InputSeq != 0 {
 		t.Fatalf("dry run = %+v, want msg id %s and nothing published", dry, wantID)
 	}
-	g.apply(t, crowdCmd("c-create", opCreate, "g9", "100")) // the fix
+	g.apply(t, crowdCmd("c-create", string(messages.OperationCreate), "g9", "100")) // the fix
 	if _, err := d.Replay(t.Context(), sel, false); err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +194,14 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	if len(again) != 1 || !again[0].Duplicate {
 		t.Errorf("second replay = %+v, want de-duplicated", again)
 	}
-	if diff := cmp.Diff([]string{opCreate, opUpdate}, historyOps(g, "g9")); diff != "" {
+	if diff := cmp.Diff([]string{string(messages.OperationCreate), string(messages.OperationUpdate)}, historyOps(g, "g9")); diff != "" {
 		t.Errorf("sandbox history (-want +got):\n%s", diff)
 	}
 	n, err := d.Purge(t.Context(), dlq.Selection{Filtered: true, Filter: dlq.Filter{Kind: messages.KindAnalyze}})
 	if err != nil || n != 1 {
 		t.Errorf("Purge = %d, %v; want 1", n, err)
 	}
-	if got := e.msgCount(DefaultDLQStream); got != 1 {
+	if got := e.msgCount(messages.DeadLetterStream); got != 1 {
 		t.Errorf("dead letters after purge = %d, want 1", got)
 	}
 	if _, err := d.Replay(t.Context(), dlq.Selection{}, false); err == nil {
@@ -254,11 +254,11 @@ func TestCrowdGroupLostAnswer(t *testing.T) {
 		cmd     messages.CrowdGroupCommand
 		wantOps []string
 	}{
-		{name: "create", cmd: crowdCmd("c-1", opCreate, "g1", "100"), wantOps: []string{opCreate}},
-		{name: "update", before: []messages.CrowdGroupCommand{crowdCmd("c-0", opCreate, "g1", "100")},
-			cmd: crowdCmd("c-1", opUpdate, "g1", "250"), wantOps: []string{opCreate, opUpdate}},
-		{name: "delete", before: []messages.CrowdGroupCommand{crowdCmd("c-0", opCreate, "g1", "100")},
-			cmd: crowdCmd("c-1", opDelete, "g1", ""), wantOps: []string{opCreate, opDelete}},
+		{name: "create", cmd: crowdCmd("c-1", string(messages.OperationCreate), "g1", "100"), wantOps: []string{string(messages.OperationCreate)}},
+		{name: "update", before: []messages.CrowdGroupCommand{crowdCmd("c-0", string(messages.OperationCreate), "g1", "100")},
+			cmd: crowdCmd("c-1", string(messages.OperationUpdate), "g1", "250"), wantOps: []string{string(messages.OperationCreate), string(messages.OperationUpdate)}},
+		{name: "delete", before: []messages.CrowdGroupCommand{crowdCmd("c-0", string(messages.OperationCreate), "g1", "100")},
+			cmd: crowdCmd("c-1", string(messages.OperationDelete), "g1", ""), wantOps: []string{string(messages.OperationCreate), string(messages.OperationDelete)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -109,7 +109,7 @@ func TestOutage(t *testing.T) {
 			// The outage lasts well beyond MaxAttempts × BackoffCap (300ms) and many breaker
 			// cycles: wait until the sandbox has refused many probes.
 			waitFor(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
-			if got := e.msgCount(DefaultDLQStream); got != 0 {
+			if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 				t.Fatalf("dead letters during the outage = %d, want 0", got)
 			}
 			if got := e.msgCount(DefaultResultsStream); got != 0 {
@@ -123,7 +123,7 @@ func TestOutage(t *testing.T) {
 			}
 			waitFor(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
 			wantOnce(t, e.analyzeResults(), ids)
-			if got := e.msgCount(DefaultDLQStream); got != 0 {
+			if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 				t.Errorf("dead letters = %d, want 0", got)
 			}
 			l1, _, _ := r.w.analyzeIn.state()
@@ -157,7 +157,7 @@ func TestBadSignatureIsNeverUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
-	if got := e.msgCount(DefaultDLQStream); got != 0 {
+	if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 		t.Errorf("dead letters = %d, want 0", got)
 	}
 }

@@ -88,7 +88,7 @@ func (r *running) stop(t *testing.T) {
 }
 
 // start creates a Worker on a new connection and runs it until the test ends.
-func (e *env) start(gw Gateway, rc Cache, cfg Config) *running {
+func (e *env) start(gw Gateway, rc cache.Backend, cfg Config) *running {
 	e.t.Helper()
 	nc, js := e.conn()
 	w, err := New(js, nc, gw, rc, cfg)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -142,4 +143,21 @@ func (m *metrics) outcome(kind messages.Kind, outcome string) {
 		return
 	}
 	m.messages.WithLabelValues(string(kind), outcome).Inc()
+}
+
+// lookup counts what one cache.Loader.Once call did.
+func (m *metrics) lookup(out cache.Outcome) {
+	switch out.Read {
+	case cache.ReadHit:
+		m.cacheHit.Inc()
+	case cache.ReadMiss:
+		m.cacheMiss.Inc()
+	case cache.ReadSkip:
+		m.cacheSkip.Inc()
+	case cache.ReadError:
+		m.cacheError.Inc() // failed open
+	}
+	if out.Shared {
+		m.coalesced.Inc()
+	}
 }

@@ -80,7 +80,7 @@ func TestHealthAndStatus(t *testing.T) {
 		t.Errorf("/readyz = %d while running", got)
 	}
 	e.publish(messages.Subjects{}.CrowdGroupCommand(), "bad", []byte("{"), nil)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return e.msgCount(DefaultDLQStream) == 1 })
+	waitFor(t, 5*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
 
 	rep, err = Status(context.Background(), e.js, Config{})
 	if err != nil {
@@ -93,7 +93,7 @@ func TestHealthAndStatus(t *testing.T) {
 		}
 		names = append(names, s.Name)
 	}
-	want := []string{DefaultChecksStream, DefaultCommandsStream, DefaultResultsStream, DefaultDLQStream}
+	want := []string{DefaultChecksStream, DefaultCommandsStream, DefaultResultsStream, messages.DeadLetterStream}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("streams (-want +got):\n%s", diff)
 	}

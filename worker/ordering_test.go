@@ -35,15 +35,15 @@ func crowdScript(n, groups int, seed uint64) []messages.CrowdGroupCommand {
 		}
 		switch {
 		case !exists[gi]:
-			c.Operation = opCreate
+			c.Operation = string(messages.OperationCreate)
 			exists[gi] = true
 		case rng.IntN(10) < 6:
-			c.Operation = opUpdate
+			c.Operation = string(messages.OperationUpdate)
 		default:
-			c.Operation = opDelete
+			c.Operation = string(messages.OperationDelete)
 			exists[gi] = false
 		}
-		if c.Operation != opDelete {
+		if c.Operation != string(messages.OperationDelete) {
 			c.Describe = "group " + c.CrowdGroupID
 			c.ConditionModelList = []messages.Condition{{LogicalOperator: "GT", Period: "30",
 				OperationValue: strconv.Itoa(i + 1), OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}}
@@ -130,18 +130,18 @@ func testCrowdGroupOrdering(t *testing.T, partitions int) {
 	// Final state: what RETRIEVE returns equals the last command of each group.
 	for gid, hist := range wantHist {
 		last := hist[len(hist)-1]
-		resp, err := g.client.SetCrowdGroup(context.Background(), alipay.CrowdGroupRequest{Operation: opRetrieve,
+		resp, err := g.client.SetCrowdGroup(context.Background(), alipay.CrowdGroupRequest{Operation: string(messages.OperationRetrieve),
 			ShopID: testShop, CrowdGroupID: gid, OperatorID: "2088222807744402", OperatorType: "MER"})
 		switch {
-		case last.Op == opDelete && err == nil:
+		case last.Op == string(messages.OperationDelete) && err == nil:
 			t.Errorf("group %s exists after a final DELETE", gid)
-		case last.Op != opDelete && err != nil:
+		case last.Op != string(messages.OperationDelete) && err != nil:
 			t.Errorf("group %s: RETRIEVE: %v", gid, err)
-		case last.Op != opDelete && stepOf(opUpdate, resp.ConditionModelList).Value != last.Value:
+		case last.Op != string(messages.OperationDelete) && stepOf(string(messages.OperationUpdate), resp.ConditionModelList).Value != last.Value:
 			t.Errorf("group %s: final value %v, want %s", gid, resp.ConditionModelList, last.Value)
 		}
 	}
-	if got := e.msgCount(DefaultDLQStream); got != 0 {
+	if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 		t.Errorf("dead letters = %d, want 0", got)
 	}
 	busy := 0

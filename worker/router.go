@@ -15,13 +15,6 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Headers the router adds to a command it re-publishes into a partition.
-const (
-	headerRoutedID      = "Eligo-Routed-Id"      // the command's own Nats-Msg-Id
-	headerRoutedSubject = "Eligo-Routed-Subject" // the subject it was published on
-	headerRoutedSeq     = "Eligo-Routed-Seq"     // its sequence in the commands stream
-)
-
 // partitionOf maps a crowd group to one of n partitions (FNV-1a of shop_id and
 // crowd_group_id).
 func partitionOf(shopID, groupID string, n int) int {
@@ -82,9 +75,9 @@ func (w *Worker) route(msg jetstream.Msg) {
 		h[k] = v
 	}
 	seq := strconv.FormatUint(md.Sequence.Stream, 10)
-	h[headerRoutedID] = []string{inputMsgID(in, md)}
-	h[headerRoutedSubject] = []string{msg.Subject()}
-	h[headerRoutedSeq] = []string{seq}
+	h[messages.HeaderRoutedID] = []string{inputMsgID(in, md)}
+	h[messages.HeaderRoutedSubject] = []string{msg.Subject()}
+	h[messages.HeaderRoutedSeq] = []string{seq}
 	// A redelivered command (lost ack) is routed again under the same id: de-duplicated.
 	h[messages.HeaderMsgID] = []string{"route:" + md.Stream + ":" + seq}
 	ctx, cancel := w.settleCtx()

@@ -16,20 +16,6 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Dead-letter reason codes (header Eligo-Reason-Code, TermWithReason).
-const (
-	// ReasonInvalid: the input did not decode or validate.
-	ReasonInvalid = "invalid"
-	// ReasonPermanent: Alipay refused the request permanently (40001, 40002, 40004).
-	ReasonPermanent = "permanent"
-	// ReasonExhausted: the message failed retryably MaxAttempts times while the gateway
-	// was otherwise healthy.
-	ReasonExhausted = "exhausted"
-	// ReasonNeedsAttention: Alipay kept refusing the worker's credentials or permissions for
-	// this message for AttentionAttempts deliveries (replay it once the cause is fixed).
-	ReasonNeedsAttention = "needs_attention"
-)
-
 // reply is what a handler produced: the result event to publish, and the message id once
 // it could be decoded (also set when the handler fails, for the rejection).
 type reply struct {
@@ -78,7 +64,7 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 		if id == "" {
 			id = ve.ID
 		}
-		w.deadLetter(kind, msg, md, id, ReasonInvalid, err.Error(), ve.Errors)
+		w.deadLetter(kind, msg, md, id, messages.ReasonInvalid, err.Error(), ve.Errors)
 		return true
 	case probe != nil:
 		// The breaker is half-open and its probes are taken: the gateway is being tested,
@@ -93,10 +79,10 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 		w.m.outcome(kind, outcomeDeferred)
 		return false
 	case class == alipay.Permanent:
-		w.deadLetter(kind, msg, md, rep.id, ReasonPermanent, err.Error(), apiFieldErrors(err))
+		w.deadLetter(kind, msg, md, rep.id, messages.ReasonPermanent, err.Error(), apiFieldErrors(err))
 		return true
 	case class == alipay.NeedsAttention && int(md.NumDelivered) >= w.cfg.AttentionAttempts:
-		w.deadLetter(kind, msg, md, rep.id, ReasonNeedsAttention,
+		w.deadLetter(kind, msg, md, rep.id, messages.ReasonNeedsAttention,
 			"still refused after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(), apiFieldErrors(err))
 		return false
 	case class == alipay.NeedsAttention:
@@ -110,9 +96,9 @@ func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.Msg
 	// infrastructure errors (KV, publish).
 	failures := w.countFailure(md)
 	if failures >= w.cfg.MaxAttempts && w.gatewayHealthy() {
-		w.deadLetter(kind, msg, md, rep.id, ReasonExhausted,
+		w.deadLetter(kind, msg, md, rep.id, messages.ReasonExhausted,
 			"gave up after "+strconv.Itoa(failures)+" failed attempts: "+err.Error(),
-			[]messages.FieldError{{Code: "RETRIES_EXHAUSTED", Message: err.Error()}})
+			[]messages.FieldError{{Code: messages.CodeRetriesExhausted, Message: err.Error()}})
 		return false
 	}
 	level := slog.LevelWarn
@@ -190,7 +176,7 @@ func (w *Worker) forgetFailures(md *jetstream.MsgMetadata) {
 // deadLetter copies the message to the dead-letter stream (waiting for the PubAck),
 // publishes the rejection event (and replies), then terminates the message. If a publish
 // fails, the message is retried later instead.
-func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream.MsgMetadata, id, code, reason string,
+func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream.MsgMetadata, id string, code messages.ReasonCode, reason string,
 	ferrs []messages.FieldError) {
 	ctx, cancel := w.settleCtx()
 	defer cancel()
@@ -204,33 +190,33 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 	// A routed crowd-group command is dead-lettered as the command that was published,
 	// so that a replay goes through the router again.
 	origSubject, origSeq := msg.Subject(), strconv.FormatUint(md.Sequence.Stream, 10)
-	if v := in.Get(headerRoutedSubject); v != "" {
-		origSubject, origSeq = v, in.Get(headerRoutedSeq)
+	if v := in.Get(messages.HeaderRoutedSubject); v != "" {
+		origSubject, origSeq = v, in.Get(messages.HeaderRoutedSeq)
 	}
 	h := nats.Header{}
 	for k, v := range in {
 		switch k {
-		case headerRoutedID, headerRoutedSubject, headerRoutedSeq:
+		case messages.HeaderRoutedID, messages.HeaderRoutedSubject, messages.HeaderRoutedSeq:
 			continue
 		}
 		h[k] = append([]string(nil), v...)
 	}
 	h.Set(messages.HeaderMsgID, "dlq:"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
 	h.Set(messages.HeaderKind, string(kind))
-	h.Set(messages.HeaderReasonCode, code)
+	h.Set(messages.HeaderReasonCode, string(code))
 	h.Set(messages.HeaderReason, truncate(reason, 1024))
 	h.Set(messages.HeaderOriginalSubject, origSubject)
 	h.Set(messages.HeaderOriginalID, origID)
 	h.Set(messages.HeaderOriginalSeq, origSeq)
-	h.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-	h.Set(HeaderFailedAt, w.cfg.Now().UTC().Format(time.RFC3339Nano))
+	h.Set(messages.HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	h.Set(messages.HeaderFailedAt, w.cfg.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj.DeadLetter(kind), Data: msg.Data(), Header: h}); err != nil {
 		w.logMsg(slog.LevelError, "dead-letter copy", kind, id, md, err)
 		w.nakBackoff(msg, md)
 		w.m.outcome(kind, outcomeSettleError)
 		return
 	}
-	w.m.deadLetters.WithLabelValues(string(kind), code).Inc()
+	w.m.deadLetters.WithLabelValues(string(kind), string(code)).Inc()
 
 	if ferrs == nil {
 		ferrs = []messages.FieldError{}
@@ -246,24 +232,16 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 		return
 	}
 	w.replyTo(msg, payload, kind)
-	if err := msg.TermWithReason(code); err != nil {
+	if err := msg.TermWithReason(string(code)); err != nil {
 		w.logMsg(slog.LevelWarn, "terminate", kind, id, md, err)
 	}
 	w.forgetFailures(md)
-	if code == ReasonExhausted || code == ReasonNeedsAttention {
+	if code == messages.ReasonExhausted || code == messages.ReasonNeedsAttention {
 		w.m.outcome(kind, outcomeExhausted)
 	} else {
 		w.m.outcome(kind, outcomeRejected)
 	}
 }
-
-// Extra dead-letter headers (beyond those in package messages).
-const (
-	// HeaderDeliveries is the delivery count of the message when it was dead-lettered.
-	HeaderDeliveries = "Eligo-Deliveries"
-	// HeaderFailedAt is when the message was dead-lettered (RFC 3339).
-	HeaderFailedAt = "Eligo-Failed-At"
-)
 
 // publishEvent publishes a result or rejection to the results stream, de-duplicated by a
 // Nats-Msg-Id derived from the input's (so a redelivery republishes nothing new, while a
@@ -305,7 +283,7 @@ func (w *Worker) replyTo(msg jetstream.Msg, payload []byte, kind messages.Kind) 
 // inputMsgID is the Nats-Msg-Id the input was published with (for a routed crowd-group
 // command, the command's own), or <stream>:<seq> when it had none.
 func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string {
-	if v := h[headerRoutedID]; len(v) > 0 && v[0] != "" {
+	if v := h[messages.HeaderRoutedID]; len(v) > 0 && v[0] != "" {
 		return v[0]
 	}
 	if v := h[messages.HeaderMsgID]; len(v) > 0 && v[0] != "" {
@@ -373,9 +351,14 @@ func spread(d time.Duration) time.Duration {
 }
 
 func apiFieldErrors(err error) []messages.FieldError {
+	var an *alipay.AnswerError
+	if errors.As(err, &an) {
+		// A 10000 answer that is not a result (a crowd-group status other than success).
+		return []messages.FieldError{{Code: an.Code(), Message: an.Error()}}
+	}
 	var ae *alipay.APIError
 	if !errors.As(err, &ae) {
-		return []messages.FieldError{{Code: "PERMANENT", Message: err.Error()}}
+		return []messages.FieldError{{Code: messages.CodePermanent, Message: err.Error()}}
 	}
 	code := ae.SubCode
 	if code == "" {

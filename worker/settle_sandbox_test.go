@@ -14,7 +14,7 @@ import (
 func TestSettleOnSandbox(t *testing.T) {
 	unknownRule := check("r-1", "2088302535065344")
 	unknownRule.RuleUUID = "00000000000000000000000000000000"
-	badToken := crowdCmd("c-1", opCreate, "g1", "100")
+	badToken := crowdCmd("c-1", string(messages.OperationCreate), "g1", "100")
 	badToken.AppAuthToken = "202611BBbad0000000000000000000000"
 	tests := []struct {
 		name    string
@@ -23,12 +23,12 @@ func TestSettleOnSandbox(t *testing.T) {
 		payload any
 		faults  *sandbox.Faults // for the first seconds, then cleared
 		// want
-		reason  string // dead-letter reason, "" for none
+		reason  messages.ReasonCode // dead-letter reason, "" for none
 		result  bool
 		pending bool // left pending with a long delay
 	}{
 		{name: "unknown_rule_is_refused_permanently", subject: messages.Subjects{}.AnalyzeCheck(), id: "r-1",
-			payload: unknownRule, reason: ReasonPermanent},
+			payload: unknownRule, reason: messages.ReasonPermanent},
 		{name: "bad_app_auth_token_needs_attention", subject: messages.Subjects{}.CrowdGroupCommand(), id: "c-1",
 			payload: badToken, pending: true},
 		{name: "gateway_errors_are_retried", subject: messages.Subjects{}.AnalyzeCheck(), id: "r-2",
@@ -57,9 +57,9 @@ func TestSettleOnSandbox(t *testing.T) {
 			}
 			switch {
 			case tt.reason != "":
-				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.msgCount(DefaultDLQStream) == 1 })
-				dl := e.readAll(DefaultDLQStream, "")[0]
-				if got := dl.Headers().Get(messages.HeaderReasonCode); got != tt.reason {
+				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
+				dl := e.readAll(messages.DeadLetterStream, "")[0]
+				if got := messages.ReasonCode(dl.Headers().Get(messages.HeaderReasonCode)); got != tt.reason {
 					t.Errorf("reason code = %q, want %q", got, tt.reason)
 				}
 				waitFor(t, 10*time.Second, "rejection", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
@@ -79,7 +79,7 @@ func TestSettleOnSandbox(t *testing.T) {
 				}
 			}
 			if tt.reason == "" {
-				if got := e.msgCount(DefaultDLQStream); got != 0 {
+				if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 					t.Errorf("dead letters = %d, want 0", got)
 				}
 			}

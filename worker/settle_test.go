@@ -54,8 +54,8 @@ func TestSettle(t *testing.T) {
 		// attentionAttempts and attentionDelay override the defaults (1m delay) when set.
 		attentionAttempts int
 		// want
-		result     bool   // a result event is published (and replied)
-		reason     string // dead-letter reason code, "" for none
+		result     bool                // a result event is published (and replied)
+		reason     messages.ReasonCode // dead-letter reason code, "" for none
 		minCalls   int
 		pendingNow bool // still pending in the stream (long delay)
 		logLevel   string
@@ -63,9 +63,9 @@ func TestSettle(t *testing.T) {
 		notPaused  bool // intake was never paused
 	}{
 		{name: "success_publishes_and_acks", result: true, minCalls: 1},
-		{name: "invalid_input_is_rejected_and_dead_lettered", data: []byte(`{"request_id":"r-x",`), reason: ReasonInvalid},
+		{name: "invalid_input_is_rejected_and_dead_lettered", data: []byte(`{"request_id":"r-x",`), reason: messages.ReasonInvalid},
 		{name: "permanent_refusal_is_rejected_and_dead_lettered", fail: func(int) error { return permanent },
-			reason: ReasonPermanent, minCalls: 1},
+			reason: messages.ReasonPermanent, minCalls: 1},
 		{name: "retryable_naks_with_backoff_then_succeeds",
 			fail: func(n int) error {
 				if n <= 3 {
@@ -98,7 +98,7 @@ func TestSettle(t *testing.T) {
 		{name: "needs_attention_waits_long_and_logs_loudly", fail: func(int) error { return attention },
 			pendingNow: true, minCalls: 1, logLevel: "ERROR"},
 		{name: "needs_attention_is_dead_lettered_after_attention_attempts", fail: func(int) error { return attention },
-			attentionAttempts: 2, reason: ReasonNeedsAttention, minCalls: 2, logLevel: "ERROR"},
+			attentionAttempts: 2, reason: messages.ReasonNeedsAttention, minCalls: 2, logLevel: "ERROR"},
 		{name: "hand_backs_during_an_outage_are_not_failed_attempts",
 			fail: func(n int) error {
 				switch {
@@ -111,7 +111,7 @@ func TestSettle(t *testing.T) {
 				return nil
 			}, maxAttempts: 2, result: true, minCalls: 6},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
-			maxAttempts: 3, reason: ReasonExhausted, minCalls: 3},
+			maxAttempts: 3, reason: messages.ReasonExhausted, minCalls: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,14 +171,14 @@ func TestSettle(t *testing.T) {
 				}
 				waitFor(t, 5*time.Second, "input acked", func() bool { return e.count(DefaultChecksStream, "") == 0 })
 			case tt.reason != "":
-				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.count(DefaultDLQStream, "") == 1 })
-				dl := e.streamMsgs(DefaultDLQStream, "")[0]
+				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.count(messages.DeadLetterStream, "") == 1 })
+				dl := e.streamMsgs(messages.DeadLetterStream, "")[0]
 				gotH := map[string]string{}
 				for _, k := range []string{messages.HeaderReasonCode, messages.HeaderOriginalSubject, messages.HeaderOriginalID,
 					messages.HeaderKind, messages.HeaderMsgID, messages.HeaderTraceparent} {
 					gotH[k] = dl.Header.Get(k)
 				}
-				wantH := map[string]string{messages.HeaderReasonCode: tt.reason, messages.HeaderOriginalSubject: "eligo.check.analyze",
+				wantH := map[string]string{messages.HeaderReasonCode: string(tt.reason), messages.HeaderOriginalSubject: "eligo.check.analyze",
 					messages.HeaderOriginalID: "r-1", messages.HeaderKind: "analyze", messages.HeaderMsgID: "dlq:ELIGO_CHECKS:1",
 					messages.HeaderTraceparent: hdr.Get(messages.HeaderTraceparent)}
 				if diff := cmp.Diff(wantH, gotH); diff != "" {
@@ -209,7 +209,7 @@ func TestSettle(t *testing.T) {
 					info, err := r.w.analyzeCons.Info(context.Background())
 					return err == nil && info.NumAckPending == 1 && info.NumPending == 0
 				})
-				if n := e.count(DefaultDLQStream, ""); n != 0 {
+				if n := e.count(messages.DeadLetterStream, ""); n != 0 {
 					t.Errorf("dead letters = %d, want 0", n)
 				}
 				if e.count(DefaultChecksStream, "") != 1 {
@@ -220,7 +220,7 @@ func TestSettle(t *testing.T) {
 				t.Errorf("gateway calls = %d, want >= %d", got, tt.minCalls)
 			}
 			if tt.reason == "" {
-				if n := e.count(DefaultDLQStream, ""); n != 0 {
+				if n := e.count(messages.DeadLetterStream, ""); n != 0 {
 					t.Errorf("dead letters = %d, want 0", n)
 				}
 			}

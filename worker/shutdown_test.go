@@ -62,7 +62,7 @@ func TestShutdownMidLoad(t *testing.T) {
 		t.Errorf("the rest took %s: messages waited for AckWait", waited)
 	}
 	wantOnce(t, e.analyzeResults(), ids)
-	if got := e.msgCount(DefaultDLQStream); got != 0 {
+	if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 		t.Errorf("dead letters = %d, want 0", got)
 	}
 	t.Logf("worker A settled %d of %d before stopping", handled, n)

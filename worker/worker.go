@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
@@ -28,17 +27,6 @@ type Gateway interface {
 	SetCrowdGroup(ctx context.Context, req alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error)
 }
 
-// Cache is what the worker needs from the analyze result cache (*cache.Redis and
-// *cache.Memory satisfy it). Get returns cache.ErrMiss when there is no answer young enough;
-// any other error is treated as a miss (the cache fails open).
-type Cache interface {
-	Get(ctx context.Context, k cache.Key, maxAge time.Duration) (messages.AnalyzeResult, error)
-	Set(ctx context.Context, k cache.Key, r messages.AnalyzeResult) error
-	InvalidateRule(ctx context.Context, ruleUUID string) error
-	Lease(ctx context.Context, k cache.Key) (held bool, release func(context.Context), err error)
-	WaitFor(ctx context.Context, k cache.Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error)
-}
-
 // breakerStater is implemented by gateways that expose their breaker state
 // (*alipay.Client: "closed", "half-open", "open").
 type breakerStater interface{ BreakerState() string }
@@ -50,7 +38,7 @@ type Worker struct {
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	gw   Gateway
-	rc   Cache
+	rc   cache.Backend
 	cfg  Config
 	subj messages.Subjects
 	log  *slog.Logger
@@ -59,7 +47,7 @@ type Worker struct {
 	analyzeIn *intake
 	// crowdIns has one intake per crowd-group consumer (one, or one per partition).
 	crowdIns []*intake
-	sf       singleflight.Group
+	answers  *cache.Loader
 
 	mu             sync.Mutex
 	analyzeCons    jetstream.Consumer
@@ -81,7 +69,7 @@ type Worker struct {
 
 // New returns a Worker. js and nc must be the same connection; gw is normally an
 // *alipay.Client and rc a *cache.Redis or *cache.Memory.
-func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config) (*Worker, error) {
+func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cfg Config) (*Worker, error) {
 	if js == nil || nc == nil || gw == nil || rc == nil {
 		return nil, errors.New("worker: js, nc, gateway and cache are required")
 	}
@@ -102,6 +90,7 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc Cache, cfg Config
 		log:       cfg.Logger.With("component", "worker"),
 		m:         m,
 		analyzeIn: newIntake(cfg.Concurrency, cfg.Now),
+		answers:   cache.NewLoader(rc, cache.LoaderConfig{LeaseWait: cfg.LeaseWait, MaxFetch: cfg.HandleTimeout}),
 	}
 	for range max(1, cfg.CrowdPartitions) {
 		w.crowdIns = append(w.crowdIns, newIntake(1, cfg.Now))

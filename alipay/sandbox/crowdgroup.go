@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eligo-dev/eligo/alipay"
 )
@@ -75,7 +76,7 @@ func parseCrowdRequest(bizContent string) (crowdRequest, []cond, *fieldErr) {
 		{"operation", req.Operation}, {"shop_id", req.ShopID}, {"crowd_group_id", req.CrowdGroupID},
 		{"describe", req.Describe}, {"operator_id", req.OperatorID}, {"operator_type", req.OperatorType},
 	} {
-		if len(f.v) > maxFieldLen {
+		if utf8.RuneCountInString(f.v) > maxFieldLen {
 			return req, nil, &fieldErr{SubInvalidParameter, f.name, f.name + " is longer than 100 characters"}
 		}
 	}

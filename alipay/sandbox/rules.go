@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The nine operator rules of ConditionItemPattern.
@@ -63,7 +64,8 @@ func parsePeriod(p string) (int, bool) {
 	return 0, false
 }
 
-// maxFieldLen is the documented maximum length of every biz_content string field.
+// maxFieldLen is the documented maximum length of every biz_content string field, in
+// characters (as package messages counts them), not bytes.
 const maxFieldLen = 100
 
 // cond is a validated ConditionItemPattern.
@@ -91,7 +93,7 @@ func parseCondition(op, period, value, rule, unit string) (cond, *fieldErr) {
 		{"logical_operator", op}, {"period", period}, {"operation_value", value},
 		{"operator_rule", rule}, {"rule_unit", unit},
 	} {
-		if len(f.v) > maxFieldLen {
+		if utf8.RuneCountInString(f.v) > maxFieldLen {
 			return cond{}, &fieldErr{SubInvalidParameter, f.name, f.name + " is longer than 100 characters"}
 		}
 	}

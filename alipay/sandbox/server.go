@@ -108,6 +108,9 @@ type Server struct {
 	closing    chan struct{}
 	closeOnce  sync.Once
 	sigs       sigCache
+	answers    scripted
+	quota      quotaState
+	rates      rates
 }
 
 // New validates cfg and returns a Server.
@@ -207,13 +210,21 @@ func (s *Server) Faults() Faults {
 }
 
 // Stats returns the call counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.PeakPerSecond = s.rates.peaks()
+	return st
+}
 
-// Reset clears crowd groups, histories, stats and faults. The fixture stays.
+// Reset clears crowd groups, histories, stats and faults. The fixture and the quotas stay
+// (their buckets start full again).
 func (s *Server) Reset() {
 	s.groups.reset()
 	s.stats.reset()
+	s.rates.reset()
+	s.quota.set(s.quota.get())
 	s.faults.Store(nil)
+	s.answers.reset()
 	s.log.Info("reset: crowd groups, histories, stats and faults cleared")
 }
 
@@ -236,6 +247,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGateway(w, r)
 	case StatsPath, FaultsPath, ResetPath, HistoryPath:
 		s.serveAdmin(w, r)
+	case AnswersPath, CallsPath:
+		s.serveAnswers(w, r)
+	case QuotaPath:
+		s.serveQuota(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -249,6 +264,7 @@ type answer struct {
 	subCode  string
 	signed   bool
 	signType alipay.SignType
+	shape    *Shape // a scripted answer (answers.go), nil otherwise
 }
 
 func (a answer) outcome() string {
@@ -315,6 +331,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		perr = berr
 	}
 	method := p["method"]
+	if perr == nil {
+		s.answers.count(p)
+	}
+	s.rates.add(statMethod(method), time.Now())
 	f := s.faults.Load()
 	if f != nil {
 		if done := s.transportFault(w, r, f, method); done {
@@ -322,6 +342,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a := s.handle(p, perr, f)
+	if writeShaped(w, a.shape) {
+		s.stats.call(method, "scripted")
+		return
+	}
 	if f != nil && hit(f.LostAnswerRate) {
 		s.stats.fault(OutcomeLostAnswer)
 		s.stats.call(method, OutcomeLostAnswer)
@@ -329,6 +353,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	traceID := s.write(w, a, f)
+	if a.code == codeCallLimited {
+		s.stats.limited.Add(1)
+	}
 	s.stats.call(method, a.outcome())
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "gateway call",
@@ -428,8 +455,17 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 	if err := s.verify(p, t); err != nil {
 		return fail(codeInvalidArg, "isv.invalid-signature", "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配")
 	}
+	if sh := s.answers.match(p); sh != nil {
+		if sh.Apply {
+			_, _ = s.business(method, p)
+		}
+		return shaped(method, t, sh)
+	}
 	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
 		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
+	}
+	if ok, sub, msg := s.quota.admit(method, time.Now()); !ok {
+		return fail(codeCallLimited, sub, msg)
 	}
 	if f != nil {
 		if hit(f.ThrottleRate) {
@@ -441,19 +477,19 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 			return fail(codeUnknownError, "isp.unknow-error", "系统繁忙")
 		}
 	}
-	var (
-		nodeText []byte
-		fe       *fieldErr
-	)
-	if method == alipay.MethodRuleAnalyze {
-		nodeText, fe = s.analyze(p)
-	} else {
-		nodeText, fe = s.crowdGroup(p["biz_content"])
-	}
+	nodeText, fe := s.business(method, p)
 	if fe != nil {
 		return fail(codeBusinessError, fe.subCode, fe.msg)
 	}
 	return answer{name: name, node: nodeText, code: codeSuccess, signed: true, signType: t}
+}
+
+// business runs the method's own logic.
+func (s *Server) business(method string, p map[string]string) ([]byte, *fieldErr) {
+	if method == alipay.MethodRuleAnalyze {
+		return s.analyze(p)
+	}
+	return s.crowdGroup(p["biz_content"])
 }
 
 func (s *Server) checkTimestamp(ts string, fail func(code, subCode, subMsg string) answer) (answer, bool) {
@@ -539,6 +575,9 @@ func (s *Server) write(w http.ResponseWriter, a answer, f *Faults) string {
 			return ""
 		}
 		certSN = s.certSN
+		if a.shape != nil && a.shape.BadSignature {
+			sig = corrupt(sig)
+		}
 		if f != nil {
 			switch {
 			case hit(f.UnsignedRate):

@@ -39,15 +39,22 @@ type Stats struct {
 	// Faults counts injected faults by kind: the Outcome constants plus "unknown_error",
 	// "throttled", "bad_signature", "unsigned" and "latency".
 	Faults map[string]int64 `json:"faults"`
+	// CallLimited counts answers 40005 Call Limited, from the quotas (SetQuotas) and from
+	// injected throttling alike.
+	CallLimited int64 `json:"call_limited"`
+	// PeakPerSecond maps a method to the most gateway calls of it seen in one wall-clock
+	// second (answered or not), since start or the last reset.
+	PeakPerSecond map[string]int64 `json:"peak_calls_per_second"`
 }
 
 type statKey struct{ method, outcome string }
 
 // counters is a lock-free (after first use of a key) set of counters.
 type counters struct {
-	total  atomic.Int64
-	calls  sync.Map // statKey → *atomic.Int64
-	faults sync.Map // string → *atomic.Int64
+	total   atomic.Int64
+	limited atomic.Int64
+	calls   sync.Map // statKey → *atomic.Int64
+	faults  sync.Map // string → *atomic.Int64
 }
 
 func statMethod(m string) string {
@@ -81,7 +88,7 @@ func (c *counters) fault(kind string) {
 }
 
 func (c *counters) snapshot() Stats {
-	s := Stats{Total: c.total.Load(), Calls: map[string]map[string]int64{}, Faults: map[string]int64{}}
+	s := Stats{Total: c.total.Load(), Calls: map[string]map[string]int64{}, Faults: map[string]int64{}, CallLimited: c.limited.Load()}
 	c.calls.Range(func(k, v any) bool {
 		key := k.(statKey)
 		if s.Calls[key.method] == nil {
@@ -100,5 +107,6 @@ func (c *counters) snapshot() Stats {
 func (c *counters) reset() {
 	c.calls.Clear()
 	c.faults.Clear()
+	c.limited.Store(0)
 	c.total.Store(0)
 }

@@ -17,13 +17,10 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// Cache is the behaviour under test; *cache.Redis and *cache.Memory implement it.
+// Cache is the behaviour under test: cache.Backend plus administration; *cache.Redis and
+// *cache.Memory implement it.
 type Cache interface {
-	Get(ctx context.Context, k cache.Key, maxAge time.Duration) (messages.AnalyzeResult, error)
-	Set(ctx context.Context, k cache.Key, r messages.AnalyzeResult) error
-	InvalidateRule(ctx context.Context, ruleUUID string) error
-	Lease(ctx context.Context, k cache.Key) (held bool, release func(context.Context), err error)
-	WaitFor(ctx context.Context, k cache.Key, maxAge, timeout time.Duration) (messages.AnalyzeResult, error)
+	cache.Backend
 	TTL(ctx context.Context, k cache.Key) (time.Duration, error)
 	Close() error
 }
@@ -559,37 +556,26 @@ func testOneCallPerKey(t *testing.T, newPair NewPair) {
 	ctx := context.Background()
 	k := key(t, "2088000000000001")
 	var calls atomic.Int32
-	check := func(c Cache) (messages.AnalyzeResult, error) {
-		if r, err := c.Get(ctx, k, time.Minute); err == nil {
-			return r, nil
-		}
-		held, release, err := c.Lease(ctx, k)
-		if err != nil {
-			return messages.AnalyzeResult{}, err
-		}
-		if !held {
-			return c.WaitFor(ctx, k, time.Minute, waitLimit)
-		}
-		defer release(ctx)
-		// Double-check: a holder may have stored its answer and released the lease between
-		// our Get and our Lease.
-		if r, err := c.Get(ctx, k, time.Minute); err == nil {
-			return r, nil
-		}
+	// One Loader per instance, as each replica has its own.
+	loaders := []*cache.Loader{
+		cache.NewLoader(a, cache.LoaderConfig{LeaseWait: waitLimit}),
+		cache.NewLoader(b, cache.LoaderConfig{LeaseWait: waitLimit}),
+	}
+	fetch := func(context.Context) (messages.AnalyzeResult, error) {
 		calls.Add(1)
-		r := answer(k, true, time.Now())
-		if err := c.Set(ctx, k, r); err != nil {
-			return messages.AnalyzeResult{}, err
-		}
-		return r, nil
+		return answer(k, true, time.Now()), nil
+	}
+	check := func(l *cache.Loader) (messages.AnalyzeResult, error) {
+		r, _, err := l.Once(ctx, k, time.Minute, fetch)
+		return r, err
 	}
 	const goroutines = 16
 	errs := make(chan error, goroutines)
 	var wg sync.WaitGroup
 	for g := range goroutines {
-		c := []Cache{a, b}[g%2]
+		l := loaders[g%2]
 		wg.Go(func() {
-			r, err := check(c)
+			r, err := check(l)
 			if err == nil && !r.Triggered {
 				err = fmt.Errorf("got an answer that was never stored: %+v", r)
 			}

@@ -180,6 +180,7 @@ type workerSettings struct {
 	CacheMaxEntries  int
 	CacheNearTTL     time.Duration
 	CacheOpTimeout   time.Duration
+	CacheMACKeyFile  string
 	BreakerFailures  int
 	BreakerTimeout   time.Duration
 	HandleTimeout    time.Duration
@@ -205,6 +206,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache (without Redis)")
 	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after a missed invalidation); 0 disables the near cache")
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
+	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
@@ -226,6 +228,11 @@ func (c workerSettings) validate(s *settings) []error {
 	if c.RedisURL != "" {
 		if _, err := cache.ParseURL(c.RedisURL); err != nil {
 			errs = append(errs, s.invalid("redis", "%v", err))
+		}
+	}
+	if c.CacheMACKeyFile != "" {
+		if _, err := cache.LoadMACKey(c.CacheMACKeyFile); err != nil {
+			errs = append(errs, s.invalid("cache-mac-key-file", "%v", err))
 		}
 	}
 	positive := []struct {
@@ -265,6 +272,16 @@ func (c workerSettings) validate(s *settings) []error {
 		errs = append(errs, s.invalid("stream-replicas", "JetStream supports at most 5 replicas, got %d", c.Replicas))
 	}
 	return errs
+}
+
+// requireMACKey is the production rule of eligo worker: with Redis, which other systems may
+// be able to write, cache entries are authenticated with a key every replica shares, so the
+// key file must be given (a per-process random key would keep replicas from sharing answers).
+func (c workerSettings) requireMACKey(s *settings) []error {
+	if c.RedisURL != "" && c.CacheMACKeyFile == "" {
+		return []error{s.required("cache-mac-key-file", "with Redis, a file holding the secret that authenticates cache entries (the same for every replica; make one with `openssl rand -hex 32 > cache-mac.key`)")}
+	}
+	return nil
 }
 
 // workerConfig maps the settings onto worker.Config.

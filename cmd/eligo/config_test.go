@@ -183,6 +183,16 @@ func TestWorkerConfigValidation(t *testing.T) {
 			[]string{"ELIGO_CACHE_OP_TIMEOUT", "--cache-op-timeout"}, false,
 		},
 		{
+			"Redis without a cache MAC key",
+			withEnv(base, "ELIGO_REDIS_URL", "redis://127.0.0.1:6379/0"), nil,
+			[]string{"ELIGO_CACHE_MAC_KEY_FILE", "--cache-mac-key-file", "openssl rand -hex 32"}, false,
+		},
+		{
+			"cache MAC key too short",
+			withEnv(base, "ELIGO_CACHE_MAC_KEY_FILE", base["ELIGO_ALIPAY_PUBLIC_KEY_FILE"]), nil,
+			[]string{"ELIGO_CACHE_MAC_KEY_FILE", "--cache-mac-key-file", "want at least 32"}, false,
+		},
+		{
 			"wildcard in the subject prefix",
 			withEnv(base, "ELIGO_SUBJECT_PREFIX", "eligo.>"), nil,
 			[]string{"ELIGO_SUBJECT_PREFIX", "--subject-prefix"}, false,

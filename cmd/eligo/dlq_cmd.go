@@ -55,7 +55,7 @@ type dlqFlags struct {
 
 func (f *dlqFlags) bind(s *settings, sub string) {
 	bindNATS(s, &f.nc)
-	s.str(&f.stream, "dlq-stream", "ELIGO_DLQ_STREAM", dlq.DefaultStream, "name of the dead-letter stream")
+	s.str(&f.stream, "dlq-stream", "ELIGO_DLQ_STREAM", messages.DeadLetterStream, "name of the dead-letter stream")
 	s.boolean(&f.asJSON, "json", "", false, "print JSON")
 	if sub == "show" {
 		return
@@ -75,7 +75,7 @@ func (f *dlqFlags) bind(s *settings, sub string) {
 
 // filter builds the dlq.Filter from the flags; filtered reports whether any filter was given.
 func (f *dlqFlags) filter(s *settings) (flt dlq.Filter, filtered bool, err error) {
-	flt = dlq.Filter{Kind: messages.Kind(f.kind), ReasonCode: f.reason, ID: f.id, FromSeq: f.from, ToSeq: f.to, Limit: f.limit}
+	flt = dlq.Filter{Kind: messages.Kind(f.kind), ReasonCode: messages.ReasonCode(f.reason), ID: f.id, FromSeq: f.from, ToSeq: f.to, Limit: f.limit}
 	if f.kind != "" && f.kind != string(messages.KindAnalyze) && f.kind != string(messages.KindCrowdGroup) {
 		return flt, false, s.invalid("kind", "%q is not analyze or crowdgroup", f.kind)
 	}

@@ -42,7 +42,7 @@ func parseWorkerConfig(s *settings, cfg *workerConfig, args []string) error {
 	if len(s.args) > 0 {
 		return usageError{errors.New("worker takes no arguments, only flags")}
 	}
-	return checkConfig(cfg.NATS.validate(s), cfg.Alipay.validate(s), cfg.Worker.validate(s), cfg.Log.validate(s))
+	return checkConfig(cfg.NATS.validate(s), cfg.Alipay.validate(s), cfg.Worker.validate(s), cfg.Worker.requireMACKey(s), cfg.Log.validate(s))
 }
 
 func runWorker(ctx context.Context, c *cli, args []string) error {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,9 +69,14 @@ func TestWorkerCommand(t *testing.T) {
 	// Everything the worker starts must be gone once run returns.
 	leakOpt := goleak.IgnoreCurrent()
 
+	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macKey, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"ELIGO_NATS_URL":                ns.URL(),
 		"ELIGO_REDIS_URL":               rds.URL,
+		"ELIGO_CACHE_MAC_KEY_FILE":      macKey,
 		"ELIGO_ALIPAY_GATEWAY":          gw.URL + sandbox.GatewayPath,
 		"ELIGO_ALIPAY_APP_ID":           devAppID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE": keys.Path(sandbox.AppPrivateKeyFile),

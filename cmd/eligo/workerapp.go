@@ -105,11 +105,19 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
 	cacheCfg.Logger = logger
 	cacheCfg.Registerer = a.reg
-	var rc worker.Cache
+	var rc cache.Backend
 	if cfg.Worker.RedisURL != "" {
 		opts, err := cache.ParseURL(cfg.Worker.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("ELIGO_REDIS_URL: %w", err)
+		}
+		if cfg.Worker.CacheMACKeyFile != "" {
+			if cacheCfg.MACKey, err = cache.LoadMACKey(cfg.Worker.CacheMACKeyFile); err != nil {
+				return nil, fmt.Errorf("ELIGO_CACHE_MAC_KEY_FILE: %w", err)
+			}
+		} else {
+			// eligo dev: one process, so a key of its own authenticates its entries.
+			cacheCfg.MACKey = cache.NewMACKey()
 		}
 		a.rdb = redis.NewUniversalClient(opts)
 		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -187,7 +195,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 }
 
 // connectAndSetup connects (once) and sets up the worker's streams and consumers.
-func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc worker.Cache, wc worker.Config) error {
+func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name string, rc cache.Backend, wc worker.Config) error {
 	if a.nc == nil {
 		nc, err := connectNATS(ctx, nset, name, a.log)
 		if err != nil {

@@ -65,7 +65,7 @@ type env struct {
 
 	// caches[i] is replica i's cache; it outlives fleets, so a restarted fleet finds the
 	// answers of the warm-up.
-	caches []worker.Cache
+	caches []cache.Backend
 	mems   []*cache.Memory
 	rdbs   []redis.UniversalClient
 }
@@ -263,12 +263,12 @@ func (e *env) cacheConfig() cache.Config {
 }
 
 // cache returns replica i's cache, creating it on first use.
-func (e *env) cache(i int) worker.Cache {
+func (e *env) cache(i int) cache.Backend {
 	for len(e.caches) <= i {
 		if e.redisOp != nil {
 			rdb := redis.NewUniversalClient(e.redisOp)
 			e.rdbs = append(e.rdbs, rdb)
-			var c worker.Cache = cache.NewRedis(rdb, e.cacheConfig())
+			var c cache.Backend = cache.NewRedis(rdb, e.cacheConfig())
 			if e.cfg.Near {
 				c = cache.NewNear(c, cache.NearConfig{})
 			}

@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
@@ -40,6 +43,9 @@ type env struct {
 	redis   *redistest.Server
 	sb      *sandbox.Server
 	gateway *httptest.Server
+
+	// macKey is the file holding the workers' cache MAC key (with Redis).
+	macKey string
 
 	// workerEnv is added to every worker process's environment.
 	workerEnv []string
@@ -116,6 +122,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		e.workerEnv = append(e.workerEnv, "ELIGO_REDIS_URL="+e.redis.URL)
 	}
+	if e.redis != nil {
+		e.macKey = cacheMACKeyFile(t)
+		e.workerEnv = append(e.workerEnv, "ELIGO_CACHE_MAC_KEY_FILE="+e.macKey)
+	}
 
 	fixture := sandbox.DemoFixture()
 	for _, u := range fixture.Users {
@@ -152,6 +162,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.watcher = w
 	t.Cleanup(w.Close)
 	return e
+}
+
+// cacheMACKeyFile writes a fresh cache MAC key for one env's workers and registers it as a
+// secret the captured logs must not show.
+func cacheMACKeyFile(t testing.TB) string {
+	t.Helper()
+	key := hex.EncodeToString(cache.NewMACKey())
+	suite.secrets.Add("cache MAC key", key)
+	path := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // debugLogger returns a JSON slog logger at debug level writing to a file in the suite's log

@@ -25,13 +25,10 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// DefaultStream is the dead-letter stream used when Config.Stream is empty.
-const DefaultStream = "ELIGO_DLQ"
-
 // Dead-letter headers written by the worker that a replay does not carry over.
 var dlqOnlyHeaders = []string{
 	messages.HeaderReason, messages.HeaderReasonCode, messages.HeaderOriginalSubject,
-	messages.HeaderOriginalID, messages.HeaderOriginalSeq, "Eligo-Deliveries", "Eligo-Failed-At",
+	messages.HeaderOriginalID, messages.HeaderOriginalSeq, messages.HeaderDeliveries, messages.HeaderFailedAt,
 	messages.HeaderMsgID, messages.HeaderReplay,
 }
 
@@ -44,7 +41,7 @@ var ErrEmptySelection = errors.New("dlq: empty selection")
 
 // Config names the dead-letter stream.
 type Config struct {
-	// Stream is the dead-letter stream. Default "ELIGO_DLQ".
+	// Stream is the dead-letter stream. Default messages.DeadLetterStream ("ELIGO_DLQ").
 	Stream string
 }
 
@@ -57,7 +54,7 @@ type DLQ struct {
 // New returns a DLQ on js.
 func New(js jetstream.JetStream, cfg Config) *DLQ {
 	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
+		cfg.Stream = messages.DeadLetterStream
 	}
 	return &DLQ{js: js, stream: cfg.Stream}
 }
@@ -70,9 +67,9 @@ type Entry struct {
 	Time time.Time `json:"time"`
 	// Kind is analyze or crowdgroup.
 	Kind messages.Kind `json:"kind"`
-	// ReasonCode is invalid, permanent or exhausted; Reason says why in words.
-	ReasonCode string `json:"reason_code"`
-	Reason     string `json:"reason"`
+	// ReasonCode is one of the messages.Reason… codes; Reason says why in words.
+	ReasonCode messages.ReasonCode `json:"reason_code"`
+	Reason     string              `json:"reason"`
 	// OriginalSubject, OriginalID and OriginalSeq locate the input message.
 	OriginalSubject string `json:"original_subject"`
 	OriginalID      string `json:"original_id"`
@@ -91,14 +88,14 @@ func entryOf(seq uint64, t time.Time, h nats.Header, data []byte) Entry {
 	e := Entry{
 		Seq: seq, Time: t, Header: h, Data: data,
 		Kind:            messages.Kind(h.Get(messages.HeaderKind)),
-		ReasonCode:      h.Get(messages.HeaderReasonCode),
+		ReasonCode:      messages.ReasonCode(h.Get(messages.HeaderReasonCode)),
 		Reason:          h.Get(messages.HeaderReason),
 		OriginalSubject: h.Get(messages.HeaderOriginalSubject),
 		OriginalID:      h.Get(messages.HeaderOriginalID),
 		Replay:          h.Get(messages.HeaderReplay),
 	}
 	e.OriginalSeq, _ = strconv.ParseUint(h.Get(messages.HeaderOriginalSeq), 10, 64)
-	e.Deliveries, _ = strconv.Atoi(h.Get("Eligo-Deliveries"))
+	e.Deliveries, _ = strconv.Atoi(h.Get(messages.HeaderDeliveries))
 	return e
 }
 
@@ -107,7 +104,7 @@ type Filter struct {
 	// Kind keeps only dead letters of this kind.
 	Kind messages.Kind
 	// ReasonCode keeps only dead letters with this reason code.
-	ReasonCode string
+	ReasonCode messages.ReasonCode
 	// ID keeps only dead letters of this request_id / command_id.
 	ID string
 	// Since keeps only dead letters written at or after this time.

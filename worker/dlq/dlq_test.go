@@ -23,7 +23,7 @@ func TestReplayMsg(t *testing.T) {
 					messages.HeaderMsgID: {"dlq:ELIGO_COMMANDS:3"}, messages.HeaderReason: {"refused"},
 					messages.HeaderReasonCode: {"permanent"}, messages.HeaderOriginalSubject: {"eligo.cmd.crowdgroup"},
 					messages.HeaderOriginalID: {"c-1"}, messages.HeaderOriginalSeq: {"3"}, messages.HeaderKind: {"crowdgroup"},
-					"Eligo-Deliveries": {"1"}, "Eligo-Failed-At": {"2026-11-22T10:00:00Z"},
+					messages.HeaderDeliveries: {"1"}, messages.HeaderFailedAt: {"2026-11-22T10:00:00Z"},
 					messages.HeaderTraceparent: {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 					messages.HeaderReplyTo:     {"_INBOX.x"},
 				}},

@@ -1,0 +1,175 @@
+package alipay_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/eligo-dev/eligo/alipay"
+)
+
+// TestAnalyzeAnswerShapes: a signed 10000 analyze answer is a result only when success is true
+// and triggered is present; every other shape is an *AnswerError naming the field, with
+// Alipay's result_code, and never business data.
+func TestAnalyzeAnswerShapes(t *testing.T) {
+	m := alipay.MethodRuleAnalyze
+	tests := []struct {
+		name      string
+		node      string
+		want      alipay.AnalyzeResponse // when no error
+		wantField string                 // AnswerError.Field, "" for a result
+		wantCode  string
+		wantClass alipay.Class
+		malformed bool
+	}{
+		{name: "documented strings", node: `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":"true"}`,
+			want: alipay.AnalyzeResponse{ResultCode: "000", Success: true, Triggered: true}},
+		{name: "booleans", node: `{"code":"10000","msg":"Success","result_code":"000","success":true,"triggered":false,"fail_condition_name":"a","fail_condition_msg":"b"}`,
+			want: alipay.AnalyzeResponse{ResultCode: "000", Success: true, FailConditionName: "a", FailConditionMsg: "b"}},
+		{name: "upper-case strings, numeric result_code", node: `{"code":"10000","msg":"Success","result_code":0,"success":"TRUE","triggered":"False"}`,
+			want: alipay.AnalyzeResponse{ResultCode: "0", Success: true}},
+		{name: "success false with result_code", node: `{"code":"10000","msg":"Success","result_code":"999","success":"false","triggered":"false"}`,
+			wantField: "success", wantCode: "ALIPAY_SUCCESS_FALSE", wantClass: alipay.Retryable},
+		{name: "success boolean false", node: `{"code":"10000","msg":"Success","result_code":"999","success":false}`,
+			wantField: "success", wantCode: "ALIPAY_SUCCESS_FALSE", wantClass: alipay.Retryable},
+		{name: "success missing", node: `{"code":"10000","msg":"Success","result_code":"000","triggered":"true"}`,
+			wantField: "success", wantCode: "ALIPAY_SUCCESS_MISSING", wantClass: alipay.Retryable, malformed: true},
+		{name: "success null", node: `{"code":"10000","msg":"Success","success":null,"triggered":"true"}`,
+			wantField: "success", wantCode: "ALIPAY_SUCCESS_MISSING", wantClass: alipay.Retryable, malformed: true},
+		{name: "success not a boolean", node: `{"code":"10000","msg":"Success","success":"yes","triggered":"true"}`,
+			wantField: "success", wantCode: "ALIPAY_SUCCESS_YES", wantClass: alipay.Retryable, malformed: true},
+		{name: "triggered missing", node: `{"code":"10000","msg":"Success","result_code":"000","success":"true"}`,
+			wantField: "triggered", wantCode: "ALIPAY_TRIGGERED_MISSING", wantClass: alipay.Retryable, malformed: true},
+		{name: "triggered null", node: `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":null}`,
+			wantField: "triggered", wantCode: "ALIPAY_TRIGGERED_MISSING", wantClass: alipay.Retryable, malformed: true},
+		{name: "triggered empty", node: `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":""}`,
+			wantField: "triggered", wantCode: "ALIPAY_TRIGGERED_MISSING", wantClass: alipay.Retryable, malformed: true},
+		{name: "triggered a number", node: `{"code":"10000","msg":"Success","result_code":"000","success":"true","triggered":1}`,
+			wantField: "triggered", wantCode: "ALIPAY_TRIGGERED_1", wantClass: alipay.Retryable, malformed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := newFakeGateway(t, signed(t, m, tt.node))
+			c := newClient(t, srv.URL)
+			got, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r-1"})
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("Analyze: %v", err)
+				}
+				got.TraceID = ""
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("result (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if got != (alipay.AnalyzeResponse{}) {
+				t.Errorf("business data returned with an error: %+v", got)
+			}
+			var ae *alipay.AnswerError
+			if !errors.As(err, &ae) {
+				t.Fatalf("err = %v, want *AnswerError", err)
+			}
+			if ae.Field != tt.wantField || ae.Code() != tt.wantCode || alipay.ClassOf(err) != tt.wantClass {
+				t.Errorf("AnswerError field %q code %q class %v, want %q %q %v (%v)", ae.Field, ae.Code(), alipay.ClassOf(err),
+					tt.wantField, tt.wantCode, tt.wantClass, err)
+			}
+			if errors.Is(err, alipay.ErrMalformed) != tt.malformed {
+				t.Errorf("errors.Is(ErrMalformed) = %v, want %v", !tt.malformed, tt.malformed)
+			}
+		})
+	}
+}
+
+// TestCrowdGroupAnswerShapes: status "success" is the only success; condition_model_list is
+// read as a list or a single object, with string or number values.
+func TestCrowdGroupAnswerShapes(t *testing.T) {
+	m := alipay.MethodCrowdGroupCondSet
+	cond := alipay.Condition{LogicalOperator: "EQ", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "DAY"}
+	tests := []struct {
+		name      string
+		node      string
+		want      []alipay.Condition
+		wantCode  string // AnswerError.Code(), "" for a result
+		wantClass alipay.Class
+	}{
+		{name: "documented list", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","condition_model_list":[{"logical_operator":"EQ","period":"30","operation_value":"100","operator_rule":"TRADE_AMT","rule_unit":"DAY"}],"status":"success"}`,
+			want: []alipay.Condition{cond}},
+		{name: "single object, as the response table types it", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","condition_model_list":{"logical_operator":"EQ","period":"30","operation_value":"100","operator_rule":"TRADE_AMT","rule_unit":"DAY"},"status":"success"}`,
+			want: []alipay.Condition{cond}},
+		{name: "numbers", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","condition_model_list":[{"logical_operator":"EQ","period":30,"operation_value":100,"operator_rule":"TRADE_AMT","rule_unit":"DAY"}],"status":"success"}`,
+			want: []alipay.Condition{cond}},
+		{name: "no list", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","status":"success"}`},
+		{name: "status fail", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","status":"fail"}`,
+			wantCode: "ALIPAY_STATUS_FAIL", wantClass: alipay.Permanent},
+		{name: "status of another value", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","status":"FAILED"}`,
+			wantCode: "ALIPAY_STATUS_FAILED", wantClass: alipay.Permanent},
+		{name: "status missing", node: `{"code":"10000","msg":"Success","crowd_group_id":"g"}`,
+			wantCode: "ALIPAY_STATUS_MISSING", wantClass: alipay.Retryable},
+		{name: "status empty", node: `{"code":"10000","msg":"Success","crowd_group_id":"g","status":""}`,
+			wantCode: "ALIPAY_STATUS_MISSING", wantClass: alipay.Retryable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := newFakeGateway(t, signed(t, m, tt.node))
+			c := newClient(t, srv.URL)
+			got, err := c.SetCrowdGroup(context.Background(), alipay.CrowdGroupRequest{Operation: "RETRIEVE", ShopID: "s", CrowdGroupID: "g", OperatorID: "o"})
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatalf("SetCrowdGroup: %v", err)
+				}
+				if got.Status != "success" || !cmp.Equal(tt.want, got.ConditionModelList) {
+					t.Errorf("got %+v, want status success and %+v", got, tt.want)
+				}
+				return
+			}
+			var ae *alipay.AnswerError
+			if !errors.As(err, &ae) || ae.Code() != tt.wantCode || alipay.ClassOf(err) != tt.wantClass {
+				t.Fatalf("err = %v (class %v), want AnswerError %s of class %v", err, alipay.ClassOf(err), tt.wantCode, tt.wantClass)
+			}
+			if got.Status != "" || got.CrowdGroupID != "" {
+				t.Errorf("data returned with an error: %+v", got)
+			}
+		})
+	}
+}
+
+// TestErrorClasses: the class of each gateway error answer, signed and unsigned. An unsigned
+// answer is never Permanent.
+func TestErrorClasses(t *testing.T) {
+	m := alipay.MethodRuleAnalyze
+	tests := []struct {
+		code, sub        string
+		signed, unsigned alipay.Class
+	}{
+		{"20000", "isp.unknow-error", alipay.Retryable, alipay.Retryable},
+		{"20000", "aop.unsupport-operation", alipay.Permanent, alipay.NeedsAttention},
+		{"20001", "aop.invalid-app-auth-token", alipay.NeedsAttention, alipay.NeedsAttention},
+		{"40001", "isv.missing-method", alipay.Permanent, alipay.NeedsAttention},
+		{"40002", "isv.invalid-parameter", alipay.Permanent, alipay.NeedsAttention},
+		{"40002", "isv.invalid-signature", alipay.NeedsAttention, alipay.NeedsAttention},
+		{"40004", "SYSTEM_ERROR", alipay.Retryable, alipay.Retryable},
+		{"40004", "INVALID_PARAMETER", alipay.Permanent, alipay.NeedsAttention},
+		{"40004", "RULE_NOT_EXIST", alipay.Permanent, alipay.NeedsAttention},
+		{"40005", "isv.app-call-limited", alipay.Retryable, alipay.Retryable},
+		{"40006", "isv.insufficient-isv-permissions", alipay.NeedsAttention, alipay.NeedsAttention},
+	}
+	for _, tt := range tests {
+		node := `{"code":"` + tt.code + `","msg":"m","sub_code":"` + tt.sub + `","sub_msg":"s"}`
+		for _, unsigned := range []bool{false, true} {
+			respond := signed(t, m, node)
+			want := tt.signed
+			if unsigned {
+				respond = raw(200, `{"`+alipay.ResponseKey(m)+`":`+node+`}`)
+				want = tt.unsigned
+			}
+			_, srv := newFakeGateway(t, respond)
+			_, err := newClient(t, srv.URL).Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"})
+			var ae *alipay.APIError
+			if !errors.As(err, &ae) || ae.Unsigned() != unsigned || alipay.ClassOf(err) != want {
+				t.Errorf("%s %s unsigned=%v: err %v class %v, want %v", tt.code, tt.sub, unsigned, err, alipay.ClassOf(err), want)
+			}
+		}
+	}
+}
