@@ -197,12 +197,11 @@ func (c *Redis) decode(op string, k Key, valKey string, gen, val any) (messages.
 	if !ok1 || !ok2 || len(v) <= len(g) || v[len(g)] != genSep || v[:len(g)] != g {
 		return messages.AnalyzeResult{}, false
 	}
-	answer, ok := c.mac.open(valKey, []byte(v[len(g)+1:]))
+	r, ok, err := c.mac.openAnswer(valKey, v[len(g)+1:])
 	if !ok {
 		c.unauthentic(op, k, "MAC mismatch")
 		return messages.AnalyzeResult{}, false
 	}
-	r, err := decodeAnswer(answer)
 	if err != nil {
 		// Authentic but not decodable: written by a build with another layout under the
 		// same key version and MAC key.
