@@ -361,11 +361,16 @@ func startWorker(t *testing.T) (base string, ns *natstest.Server) {
 	gw := httptest.NewServer(sb)
 	t.Cleanup(gw.Close)
 
+	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macKey, []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bin := eligoBinary(t)
 	cmd := exec.Command(bin, "worker", "--drain-timeout", "5s")
 	cmd.Env = append(os.Environ(),
 		"ELIGO_NATS_URL="+ns.URL(),
 		"ELIGO_REDIS_URL="+rds.URL,
+		"ELIGO_CACHE_MAC_KEY_FILE="+macKey,
 		"ELIGO_ALIPAY_GATEWAY="+gw.URL+sandbox.GatewayPath,
 		"ELIGO_ALIPAY_APP_ID="+appID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE="+keys.Path(sandbox.AppPrivateKeyFile),

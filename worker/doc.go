@@ -75,6 +75,9 @@
 //	                                         until the pause ends
 //	alipay.ErrUnavailable, Probing           NakWithDelay(alipay.ProbeRetryAfter), intake not paused: the
 //	(half-open, probes taken)                breaker is testing a gateway that is likely back
+//	alipay.IsClockSkew (isv.invalid-timestamp: NakWithDelay(1s) for another replica, this replica's own intake
+//	this host's clock is off)                stopped for Config.BreakerPause (not the shared consumer); never
+//	                                         dead-lettered; the alipay client logs it once a minute
 //	alipay.NeedsAttention (20001, 40006, …)  NakWithDelay(Config.AttentionDelay), error log; dead-lettered (reason
 //	                                         "needs_attention") only after Config.AttentionAttempts deliveries,
 //	                                         so one bad app_auth_token cannot block the ordered stream for ever

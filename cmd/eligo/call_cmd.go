@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +40,7 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *s
 	if err != nil {
 		return nil, fmt.Errorf("alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)
 	}
-	client, err := alipay.New(alipay.Config{
+	cfg := alipay.Config{
 		Gateway:     c.Gateway,
 		AppID:       c.AppID,
 		Credentials: creds,
@@ -48,7 +49,11 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, logger *s
 		Logger:      logger,
 		Registerer:  reg,
 		Breaker:     breaker,
-	})
+	}
+	if off := c.ClockOffset; off != 0 {
+		cfg.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	client, err := alipay.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("alipay client: %w", err)
 	}

@@ -106,6 +106,7 @@ type alipaySettings struct {
 	RootCertFile   string
 	SignType       string
 	Timeout        time.Duration
+	ClockOffset    time.Duration
 }
 
 func bindAlipay(s *settings, c *alipaySettings) {
@@ -118,6 +119,7 @@ func bindAlipay(s *settings, c *alipaySettings) {
 	s.str(&c.RootCertFile, "alipay-root-cert-file", "ELIGO_ALIPAY_ROOT_CERT_FILE", "", "Alipay root certificate (certificate mode)")
 	s.str(&c.SignType, "alipay-sign-type", "ELIGO_ALIPAY_SIGN_TYPE", "RSA2", "signature type: RSA2 or RSA")
 	s.duration(&c.Timeout, "alipay-timeout", "ELIGO_ALIPAY_TIMEOUT", defaultAlipayTimeout, "timeout of one gateway call")
+	s.duration(&c.ClockOffset, "alipay-clock-offset", "ELIGO_ALIPAY_CLOCK_OFFSET", 0, "added to this host's clock for the request timestamp (negative to go back): corrects a clock known to be off, or simulates a skewed one in tests")
 }
 
 func (c alipaySettings) validate(s *settings) []error {
@@ -209,7 +211,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
-	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
+	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
 	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
@@ -261,9 +263,6 @@ func (c workerSettings) validate(s *settings) []error {
 		if !p.ok {
 			errs = append(errs, s.invalid(p.name, "must be positive, got %v", p.v))
 		}
-	}
-	if c.HandleTimeout >= worker.DefaultAckWait {
-		errs = append(errs, s.invalid("handle-timeout", "must be shorter than the consumer AckWait (%s), got %s", worker.DefaultAckWait, c.HandleTimeout))
 	}
 	if c.CrowdPartitions < 0 || c.CrowdPartitions > 256 {
 		errs = append(errs, s.invalid("crowd-partitions", "must be between 0 and 256, got %d", c.CrowdPartitions))

@@ -44,6 +44,7 @@ type env struct {
 	cfg    Config
 	log    *slog.Logger
 	id     string // unique run id, part of every name
+	macKey []byte // the replicas' shared cache MAC key, made on first use
 	prefix string // subject prefix
 
 	ns      *server.Server // embedded only
@@ -256,10 +257,14 @@ func (e *env) workerConfig() worker.Config {
 	}
 }
 
-// cacheConfig keeps every answer for the whole run.
+// cacheConfig keeps every answer for the whole run; the replicas share one MAC key, as a
+// deployment's do.
 func (e *env) cacheConfig() cache.Config {
+	if e.macKey == nil {
+		e.macKey = cache.NewMACKey()
+	}
 	return cache.Config{TTL: time.Hour, NegativeTTL: time.Hour, Namespace: "eligo-bench-" + e.id, Logger: e.log,
-		OpTimeout: e.cfg.CacheOpTimeout}
+		OpTimeout: e.cfg.CacheOpTimeout, MACKey: e.macKey}
 }
 
 // cache returns replica i's cache, creating it on first use.
@@ -305,6 +310,12 @@ func (noGateway) Analyze(context.Context, alipay.AnalyzeRequest) (alipay.Analyze
 func (noGateway) SetCrowdGroup(context.Context, alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error) {
 	return alipay.CrowdGroupResponse{}, errors.New("bench: no gateway")
 }
+
+func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (noGateway) BreakerTimeout() time.Duration { return 0 }
 
 // replica is one running worker with its own connection and gateway client.
 type replica struct {
