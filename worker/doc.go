@@ -14,9 +14,10 @@
 //	                                           counters per input message, TTL 30d
 //	ELIGO_CROWDGROUP_PARTITIONS <prefix>.part.crowdgroup.*  only with Config.CrowdPartitions > 1
 //
-// Every replica binds to the same durable consumers. Each replica handles at most
-// Config.Concurrency checks at once and buffers only Config.PullBatch ahead, so buffered
-// messages do not sit out their AckWait. Cache invalidations (eligo.cmd.cache.invalidate)
+// Every replica binds to the same durable consumers. Each replica makes at most
+// Config.Concurrency Alipay calls at once; checks in flight (buffered, handled, or waiting
+// for a call slot or a PubAck) are bounded by the consumer's MaxAckPending, and each
+// handled check sends in-progress acks, so none sits out its AckWait. Cache invalidations (eligo.cmd.cache.invalidate)
 // arrive on a core-NATS subscription without a queue group, so every replica sees them.
 //
 // # Analyze path
