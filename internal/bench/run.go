@@ -179,7 +179,7 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 		AlipayCalls: calls1 - calls0, CPUSeconds: round3(cpu), CPUPer1k: round3(cpu / float64(ps.n) * 1000),
 	}
 	if r.e.proc != nil {
-		p.ServerCPUPer1k = round3(srv / float64(ps.n) * 1000)
+		p.ServerCPUPer1k = math.Round(srv/float64(ps.n)*1000*1e4) / 1e4
 	}
 	for o, v := range by1 {
 		if d := v - by0[o]; d > 0 {
@@ -554,6 +554,7 @@ func costVariants() []loopCosts {
 		{KindHeader: true},
 		{DoubleAck: true},
 		{Pull: 16},
+		{Pull: 64},
 		{SyncPublish: true},
 		{WorkQueue: true, MsgID: true, KindHeader: true},
 	}
