@@ -27,7 +27,8 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 	if check.MaxAgeS != nil {
 		maxAge = time.Duration(*check.MaxAgeS) * time.Second
 	}
-	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID}
+	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID,
+		Merchant: cache.TokenScope(check.AppAuthToken)}
 
 	cctx, cspan := w.tr.child(ctx, spanCache)
 	res, out, err := w.answers.Once(cctx, k, maxAge, func(ctx context.Context) (messages.AnalyzeResult, error) {
@@ -57,7 +58,8 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 func (w *Worker) askAlipay(ctx context.Context, check messages.AnalyzeCheck) (messages.AnalyzeResult, error) {
 	var resp alipay.AnalyzeResponse
 	err := w.callGateway(ctx, alipay.MethodRuleAnalyze, func(ctx context.Context) (err error) {
-		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID})
+		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID,
+			AppAuthToken: check.AppAuthToken})
 		return err
 	})
 	if err != nil {

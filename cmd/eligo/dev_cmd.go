@@ -45,6 +45,7 @@ type devSettings struct {
 	SandboxAddr string
 	Samples     bool
 	Prefix      string
+	ConsoleAddr string
 	Worker      workerSettings
 	Log         logSettings
 	// LogFile receives the logs: "" for <dir>/dev.log, "-" for stderr.
@@ -71,6 +72,7 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	s.str(&cfg.SandboxAddr, "sandbox-addr", "ELIGO_SANDBOX_ADDR", "127.0.0.1:0", "address of the Alipay sandbox (port 0: a free one)")
 	s.boolean(&cfg.Samples, "samples", "", true, "publish the sample checks and commands at start")
 	s.str(&cfg.Prefix, "subject-prefix", "ELIGO_SUBJECT_PREFIX", messages.DefaultPrefix, "first token(s) of every Eligo subject")
+	s.str(&cfg.ConsoleAddr, "console-addr", "ELIGO_CONSOLE_ADDR", defaultConsoleAddr, "address of the console (replay enabled; if taken, a free port); empty disables it")
 	bindWorker(s, &cfg.Worker, "")
 	s.str(&cfg.Log.Level, "log-level", "ELIGO_LOG_LEVEL", "warn", "log level: debug, info, warn or error")
 	s.str(&cfg.Log.Format, "log-format", "ELIGO_LOG_FORMAT", "text", "log format: text or json")
@@ -191,6 +193,14 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 	} else {
 		defer removeDevContext(path, os.Getpid())
 		fmt.Fprintf(out, "  context:  %s (eligo commands run from here use this NATS without --nats)\n", path)
+	}
+	if cfg.ConsoleAddr != "" {
+		con, err := startDevConsole(ctx, cfg.ConsoleAddr, nset, logger.With("component", "console"))
+		if err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		defer con.Shutdown(context.WithoutCancel(ctx))
+		fmt.Fprintf(out, "  console:  %s\n", con.URL)
 	}
 
 	// 4. Samples.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +236,23 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Errorf("no NATS URL printed:\n%s", out)
 	}
 
+	t.Run("the printed console URL serves the page and sees the worker", func(t *testing.T) {
+		m := regexp.MustCompile(`console:\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no console URL printed:\n%s", out)
+		}
+		if code, body := httpGet(t, m[1]+"/"); code != http.StatusOK || !strings.Contains(body, "Eligo console") {
+			t.Fatalf("console page: %d\n%s", code, body)
+		}
+		waitUntil(t, time.Minute, "the console's sample lists the worker and the dead letter", func() bool {
+			_, body := httpGet(t, m[1]+"/api/state")
+			var st struct {
+				Fleet    []struct{ Breaker string } `json:"fleet"`
+				DLQDepth int                        `json:"dlq_depth"`
+			}
+			return json.Unmarshal([]byte(body), &st) == nil && len(st.Fleet) == 1 && st.Fleet[0].Breaker == "closed" && st.DLQDepth >= 1
+		})
+	})
 	t.Run("the printed check line works as printed", func(t *testing.T) {
 		stdout, stderr, err := eligo(t, bin, printedCommand(t, out, bin, "check")...)
 		if err != nil {

@@ -1,6 +1,6 @@
 // Command eligo is Eligo's single binary: the embedded development setup (eligo dev), the
 // production worker, the Alipay gateway sandbox, and the client and operator tools (check,
-// crowdgroup, watch, dlq, call, status, cache).
+// crowdgroup, watch, dlq, call, status, console, cache).
 //
 // Configuration comes from environment variables (ELIGO_…) and flags; a flag overrides its
 // variable. Every command has --help.
@@ -97,6 +97,7 @@ func commands() []command {
 		{"dlq", "inspect, replay and purge dead letters (list, show, replay, purge)", runDLQ},
 		{"call", "call the Alipay gateway directly (analyze, crowdgroup)", runCall},
 		{"status", "show streams, backlog, consumers, dead letters and worker breaker state", runStatus},
+		{"console", "serve the operator's web page (fleet, backlog, dead-letter replay, live tail)", runConsole},
 		{"cache", "cache administration (invalidate --rule R)", runCache},
 		{"bench", "benchmark harness", runBench},
 	}
