@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -163,6 +164,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's Prometheus collectors. Default: a private registry.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, gives every message a span (a child of the publisher's
+	// traceparent) with spans for decode, cache, the Alipay call, settle and publish, and
+	// the result carries the message span's traceparent. Nil: no spans, no cost; the
+	// publisher's traceparent is copied to the result as it is.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }

@@ -53,7 +53,12 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "eligo:", err)
+	// Errors from the client library already name Eligo ("eligo: no answer …"): one prefix.
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "eligo") {
+		msg = "eligo: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
 	var ue usageError
 	var ce *configError
 	if errors.As(err, &ue) || errors.As(err, &ce) {
@@ -152,6 +157,7 @@ Exit status: 0 success; 1 failure; 2 wrong usage or configuration; 3 rejected an
 
 // parseOrHelp parses a command's flags; on --help it prints usage to stdout and reports done.
 func (c *cli) parseOrHelp(s *settings, args []string, synopsis, description string) (done bool, err error) {
+	s.notes = c.stderr
 	err = s.parse(args)
 	if errors.Is(err, errHelp) {
 		s.printUsage(c.stdout, synopsis, description)
@@ -164,9 +170,18 @@ func (c *cli) parseOrHelp(s *settings, args []string, synopsis, description stri
 func newLogger(w io.Writer, ls logSettings) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(ls.Level)) // validated before
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
 	if ls.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDurations renders durations as Go duration strings ("1.5s") in every handler;
+// slog's JSON handler would otherwise print them as integer nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
