@@ -69,6 +69,10 @@ func TestBreaker(t *testing.T) {
 			c.Registerer = reg
 			c.OnStateChange = func(from, to string) { states = append(states, from+"->"+to) }
 		})
+		var signals []alipay.CircuitState
+		if now := c.WatchCircuit(func(s alipay.CircuitState) { signals = append(signals, s) }); now != alipay.CircuitClosed {
+			t.Fatalf("WatchCircuit: state now %s, want closed", now)
+		}
 		ctx := context.Background()
 		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
 		call := func() error { _, err := c.Analyze(ctx, req); return err }
@@ -134,6 +138,10 @@ func TestBreaker(t *testing.T) {
 		want := []string{"closed->open", "open->half-open", "half-open->closed"}
 		if diff := cmp.Diff(want, states); diff != "" {
 			t.Errorf("state changes (-want +got):\n%s", diff)
+		}
+		wantSignals := []alipay.CircuitState{alipay.CircuitOpen, alipay.CircuitHalfOpen, alipay.CircuitClosed}
+		if diff := cmp.Diff(wantSignals, signals); diff != "" {
+			t.Errorf("WatchCircuit signals (-want +got):\n%s", diff)
 		}
 
 		if err := testutil.GatherAndCompare(reg, strings.NewReader(`

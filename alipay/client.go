@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,8 +157,11 @@ type Client struct {
 	cb            *gobreaker.CircuitBreaker[callResult]
 	openTimeout   time.Duration
 	metrics       *metrics
+	clock         *clockWatch
 	onStateChange func(from, to string)
 	budget        Budget
+	watchMu       sync.Mutex
+	watchers      []func(CircuitState) // WatchCircuit callbacks
 }
 
 // Budget paces gateway calls per method (package alipay/budget implements it over Redis).
@@ -169,10 +173,13 @@ type Budget interface {
 	CallLimited(method string)
 }
 
-// callResult is a verified success node with its trace id.
+// callResult is a verified success node with its trace id, and what a timestamp refusal
+// needs to estimate the clock offset.
 type callResult struct {
 	node    []byte
 	traceID string
+	sent    time.Time // the request timestamp
+	date    string    // the answer's Date header
 }
 
 // New checks cfg and returns a Client. It refuses incomplete or contradictory credentials,
@@ -235,6 +242,9 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	if c.clock, err = newClockWatch(c.log, cfg.Registerer); err != nil {
+		return nil, err
+	}
 	b := cfg.Breaker.withDefaults()
 	c.openTimeout = b.OpenTimeout
 	c.cb = gobreaker.NewCircuitBreaker[callResult](gobreaker.Settings{
@@ -292,6 +302,7 @@ func gatewayHealthy(err error) bool {
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
 	c.metrics.setState(to)
 	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
+	c.notifyWatchers(to)
 	if c.onStateChange != nil {
 		c.onStateChange(from.String(), to.String())
 	}
@@ -437,30 +448,30 @@ func marshalBizContent(v any) (string, error) {
 
 // call waits for the call budget (when there is one) and makes the gateway call; a 40005
 // answer is reported to the budget, and the call waits and is made again as long as ctx
-// lasts. When ctx ends while a 40005 is being waited out, that 40005 is returned.
+// lasts. A call the budget held back until ctx ended returns an error matching ErrThrottled
+// (wrapping the last 40005, if any).
 func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	var limited error
 	for {
 		if c.budget != nil {
 			if err := c.budget.Wait(ctx, method); err != nil {
 				if limited != nil {
-					return callResult{}, limited
+					err = limited
 				}
-				return callResult{}, fmt.Errorf("alipay %s: waiting for the call budget: %w", method, err)
+				return callResult{}, &throttledError{method: method, cause: err}
 			}
 		}
 		res, err := c.callOnce(ctx, method, params, appAuthToken)
 		if !IsCallLimited(err) {
 			return res, err
 		}
-		c.metrics.callLimited(method)
 		if c.budget == nil {
 			return res, err
 		}
 		c.budget.CallLimited(method)
 		limited = err
 		if ctx.Err() != nil {
-			return res, err
+			return res, &throttledError{method: method, cause: err}
 		}
 	}
 }
@@ -481,6 +492,9 @@ func (c *Client) callOnce(ctx context.Context, method string, params url.Values,
 	}
 	elapsed := time.Since(start)
 	c.metrics.observe(method, err, elapsed)
+	if err != nil && IsClockSkew(err) {
+		c.clock.refused(res.sent, res.date)
+	}
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Unsigned() {
 		// Nobody vouches for this answer: it is kept as an error, never trusted as a verdict.
@@ -508,13 +522,14 @@ func (c *Client) roundTrip(ctx context.Context, method string, biz url.Values, a
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
+	sent := c.now()
 	params := url.Values{
 		"app_id":    {c.appID},
 		"method":    {method},
 		"format":    {"JSON"},
 		"charset":   {"utf-8"},
 		"sign_type": {string(c.signType)},
-		"timestamp": {Timestamp(c.now())},
+		"timestamp": {Timestamp(sent)},
 		"version":   {"1.0"},
 	}
 	if appAuthToken != "" {
@@ -564,7 +579,7 @@ func (c *Client) roundTrip(ctx context.Context, method string, biz url.Values, a
 		return callResult{traceID: traceID}, fmt.Errorf("alipay %s: %w: answer larger than %d bytes", method, ErrMalformed, maxBody)
 	}
 	node, err := c.verify(method, body, traceID)
-	return callResult{node: node, traceID: traceID}, err
+	return callResult{node: node, traceID: traceID, sent: sent, date: resp.Header.Get("Date")}, err
 }
 
 // isCertificateError reports whether err is a TLS certificate verification failure.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -218,13 +219,7 @@ func TestSandboxOutageOpensBreaker(t *testing.T) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, d, "condition", cond)
 }
 
 // certSetup is a certificate-mode key set: a root CA, the app's certificate and Alipay's

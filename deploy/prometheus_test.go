@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
@@ -361,16 +361,22 @@ func startWorker(t *testing.T) (base string, ns *natstest.Server) {
 	gw := httptest.NewServer(sb)
 	t.Cleanup(gw.Close)
 
+	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macKey, []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bin := eligoBinary(t)
 	cmd := exec.Command(bin, "worker", "--drain-timeout", "5s")
 	cmd.Env = append(os.Environ(),
 		"ELIGO_NATS_URL="+ns.URL(),
 		"ELIGO_REDIS_URL="+rds.URL,
+		"ELIGO_CACHE_MAC_KEY_FILE="+macKey,
 		"ELIGO_ALIPAY_GATEWAY="+gw.URL+sandbox.GatewayPath,
 		"ELIGO_ALIPAY_APP_ID="+appID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE="+keys.Path(sandbox.AppPrivateKeyFile),
 		"ELIGO_ALIPAY_PUBLIC_KEY_FILE="+keys.Path(sandbox.SandboxPublicKeyFile),
 		"ELIGO_HTTP_ADDR=127.0.0.1:0",
+		"ELIGO_ALIPAY_QPS=1000", // the call budget's series exist only when it is on
 		"ELIGO_LOG_FORMAT=json",
 	)
 	logs := &syncBuffer{}

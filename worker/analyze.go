@@ -47,11 +47,14 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 	return rep, nil
 }
 
-// askAlipay asks Alipay for the answer to check.
+// askAlipay asks Alipay for the answer to check (within a call slot).
 func (w *Worker) askAlipay(ctx context.Context, check messages.AnalyzeCheck) (messages.AnalyzeResult, error) {
-	resp, err := w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID,
-		AppAuthToken: check.AppAuthToken})
-	w.countCall(alipay.MethodRuleAnalyze, err)
+	var resp alipay.AnalyzeResponse
+	err := w.callGateway(ctx, alipay.MethodRuleAnalyze, func(ctx context.Context) (err error) {
+		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID,
+			AppAuthToken: check.AppAuthToken})
+		return err
+	})
 	if err != nil {
 		return messages.AnalyzeResult{}, err
 	}
@@ -67,12 +70,4 @@ func (w *Worker) askAlipay(ctx context.Context, check messages.AnalyzeCheck) (me
 		Source:            messages.SourceAlipay,
 		CheckedAt:         w.cfg.Now().UTC(),
 	}, nil
-}
-
-func (w *Worker) countCall(method string, err error) {
-	class := "ok"
-	if err != nil {
-		class = alipay.ClassOf(err).String()
-	}
-	w.m.gatewayCalls.WithLabelValues(method, class).Inc()
 }

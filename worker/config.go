@@ -24,7 +24,7 @@ const (
 	maxCrowdPartitions       = 256
 	DefaultConcurrency       = 32
 	DefaultHandleTimeout     = 10 * time.Second
-	DefaultAckWait           = 30 * time.Second
+	DefaultAckWait           = 10 * time.Second
 	DefaultMaxAttempts       = 20
 	DefaultBackoffBase       = 500 * time.Millisecond
 	DefaultBackoffCap        = 2 * time.Minute
@@ -41,6 +41,7 @@ const (
 	DefaultStatsInterval     = 15 * time.Second
 	DefaultMaxAckPending     = 1000
 	defaultSettleTimeout     = 5 * time.Second
+	minAckWait               = 300 * time.Millisecond
 	defaultPullExpiry        = 5 * time.Second
 	defaultMinServerMajor    = 2
 	defaultPauseServerMinor  = 11
@@ -87,17 +88,23 @@ type Config struct {
 	Replicas int
 	// Storage of the streams. Default jetstream.FileStorage.
 	Storage jetstream.StorageType
-	// Concurrency bounds the analyze checks handled at once by this replica. Default 32.
+	// Concurrency bounds the Alipay calls in flight from this replica (analyze cache misses
+	// and crowd-group commands); cache hits take no slot. Default 32.
 	Concurrency int
-	// PullBatch is how many analyze checks one replica buffers ahead. Default Concurrency/4,
-	// at least 1 (small, so buffered messages do not sit out their AckWait).
+	// PullBatch is how many analyze checks one replica asks the server for at a time. The
+	// delivery callback never blocks, so buffered checks start at once. Default
+	// 2×Concurrency, at least 64, at most MaxAckPending.
 	PullBatch int
-	// MaxAckPending of the analyze consumer, across all replicas. Default 1000.
+	// MaxAckPending of the analyze consumer, across all replicas: it bounds the checks in
+	// flight (handled, or waiting for a call slot or a PubAck). Keep it above PullBatch ×
+	// replicas. Default 1000.
 	MaxAckPending int
-	// HandleTimeout bounds the handling of one message (cache, gateway, publish). It must
-	// be shorter than AckWait. Default 10s.
+	// HandleTimeout bounds one Alipay call, and the wait for its call slot. Default 10s.
 	HandleTimeout time.Duration
-	// AckWait of the consumers. Default 30s.
+	// AckWait of the consumers. A message being handled is kept with an in-progress ack
+	// every AckWait/3, however long it takes, so AckWait only bounds how soon the messages
+	// of a replica that died are redelivered (an ordered crowd-group command included).
+	// Default 10s.
 	AckWait time.Duration
 	// MaxDeliver of the consumers. Default -1 (unlimited): attempts are counted by the
 	// worker instead (see MaxAttempts), so that exhausted retries are dead-lettered with a
@@ -189,11 +196,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.PullBatch <= 0 {
-		c.PullBatch = max(1, c.Concurrency/4)
-	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.PullBatch <= 0 {
+		c.PullBatch = max(64, 2*c.Concurrency)
+		if c.MaxAckPending > 0 {
+			c.PullBatch = min(c.PullBatch, c.MaxAckPending)
+		}
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = -1
@@ -227,8 +237,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.HandleTimeout >= c.AckWait {
-		return c, fmt.Errorf("worker config: HandleTimeout %s must be shorter than AckWait %s", c.HandleTimeout, c.AckWait)
+	if c.AckWait < minAckWait {
+		return c, fmt.Errorf("worker config: AckWait %s is shorter than %s", c.AckWait, minAckWait)
 	}
 	if c.BackoffCap < c.BackoffBase {
 		return c, errors.New("worker config: BackoffCap must not be shorter than BackoffBase")
@@ -245,6 +255,9 @@ func (c Config) partitioned() bool { return c.CrowdPartitions > 1 }
 func (c Config) partitionSubject(i int) string {
 	return fmt.Sprintf("%s.part.crowdgroup.%03d", c.Prefix, i)
 }
+
+// partitionSubjects matches every crowd-group partition's subject.
+func (c Config) partitionSubjects() string { return c.Prefix + ".part.crowdgroup.*" }
 
 // partitionConsumer is the durable consumer of crowd-group partition i.
 func (c Config) partitionConsumer(i int) string {

@@ -92,8 +92,7 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 			return rep, fmt.Errorf("write applied marker: %w", err)
 		}
 	}
-	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, cmd.Op()))
-	w.countCall(alipay.MethodCrowdGroupCondSet, err)
+	resp, err := w.setCrowdGroup(ctx, crowdRequest(cmd, cmd.Op()))
 	if err != nil {
 		if alipay.Refused(err) && cmd.Op() != messages.OperationRetrieve {
 			// Refused, so not applied: forget the marker so that a replay can apply it.
@@ -136,8 +135,7 @@ func (w *Worker) finishCrowd(ctx context.Context, key string, rep reply, cmd mes
 
 // reconcile reads the group back and reports whether cmd is already in effect.
 func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) (applied bool, conds []messages.Condition, err error) {
-	resp, err := w.gw.SetCrowdGroup(ctx, crowdRequest(cmd, messages.OperationRetrieve))
-	w.countCall(alipay.MethodCrowdGroupCondSet, err)
+	resp, err := w.setCrowdGroup(ctx, crowdRequest(cmd, messages.OperationRetrieve))
 	exists := err == nil
 	missing := false
 	if err != nil {
@@ -155,6 +153,15 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 		return missing, nil, nil
 	}
 	return false, nil, nil
+}
+
+// setCrowdGroup sends one crowd-group request within a call slot.
+func (w *Worker) setCrowdGroup(ctx context.Context, req alipay.CrowdGroupRequest) (resp alipay.CrowdGroupResponse, err error) {
+	err = w.callGateway(ctx, alipay.MethodCrowdGroupCondSet, func(ctx context.Context) (err error) {
+		resp, err = w.gw.SetCrowdGroup(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 func crowdRequest(cmd messages.CrowdGroupCommand, op messages.Operation) alipay.CrowdGroupRequest {

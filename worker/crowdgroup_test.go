@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker/dlq"
 )
@@ -98,7 +99,7 @@ func TestCrowdGroupAppliedOnce(t *testing.T) {
 				}
 			}
 			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
-			waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			res := e.readAll(DefaultResultsStream, "")[0]
 			var got messages.CrowdGroupResult
 			if err := json.Unmarshal(res.Data(), &got); err != nil {
@@ -146,7 +147,7 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	upd := crowdCmd("c-upd", string(messages.OperationUpdate), "g9", "300") // the group does not exist yet: 40004
 	e.publish(messages.Subjects{}.CrowdGroupCommand(), upd.CommandID, upd, nil)
 	e.publish(messages.Subjects{}.AnalyzeCheck(), "bad-1", []byte("not json"), nil)
-	waitFor(t, 10*time.Second, "dead letters", func() bool { return e.msgCount(messages.DeadLetterStream) == 2 })
+	poll.Until(t, 10*time.Second, "dead letters", func() bool { return e.msgCount(messages.DeadLetterStream) == 2 })
 
 	all, err := d.List(t.Context(), dlq.Filter{})
 	if err != nil {
@@ -184,7 +185,7 @@ func testDeadLetterReplay(t *testing.T, partitions int) {
 	if _, err := d.Replay(t.Context(), sel, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "replayed result", func() bool {
+	poll.Until(t, 10*time.Second, "replayed result", func() bool {
 		return len(e.readAll(DefaultResultsStream, "eligo.result.crowdgroup.>")) == 1
 	})
 	again, err := d.Replay(t.Context(), sel, false)
@@ -283,7 +284,7 @@ func TestCrowdGroupLostAnswer(t *testing.T) {
 			}
 			e.start(client, newMemoryCache(t), testConfig())
 			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
-			waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			var got messages.CrowdGroupResult
 			if err := json.Unmarshal(e.readAll(DefaultResultsStream, "")[0].Data(), &got); err != nil {
 				t.Fatal(err)

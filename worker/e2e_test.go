@@ -9,6 +9,7 @@ import (
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -53,11 +54,12 @@ func TestCoalescing(t *testing.T) {
 	cfg.LeaseWait = 20 * time.Second // the other replica waits for the lease holder, however loaded the machine
 	cfg.HandleTimeout = 25 * time.Second
 	cfg.AckWait = time.Minute
+	macKey := cache.NewMACKey() // both replicas hold the deployment's key
 	for range 2 {
 		rc := rs.Client()
 		t.Cleanup(func() { _ = rc.Close() })
 		c, _ := g.newClient(t, alipay.BreakerSettings{})
-		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second, OpTimeout: 5 * time.Second}), cfg)
+		e.start(c, cache.NewRedis(rc, cache.Config{LeaseTTL: 30 * time.Second, OpTimeout: 5 * time.Second, MACKey: macKey}), cfg)
 	}
 	const n = 1000
 	ids := make([]string, n)
@@ -65,7 +67,7 @@ func TestCoalescing(t *testing.T) {
 		ids[i] = fmt.Sprintf("dup-%04d", i)
 		e.publish(messages.Subjects{}.AnalyzeCheck(), ids[i], check(ids[i], "2088302535065344"), nil)
 	}
-	waitFor(t, 60*time.Second, "1000 results", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+	poll.Until(t, 60*time.Second, "1000 results", func() bool { return e.msgCount(DefaultResultsStream) >= n })
 	wantOnce(t, e.analyzeResults(), ids)
 	if got := g.calls(); got != 1 {
 		t.Errorf("Alipay calls = %d, want 1", got)
@@ -108,7 +110,7 @@ func TestOutage(t *testing.T) {
 			}
 			// The outage lasts well beyond MaxAttempts × BackoffCap (300ms) and many breaker
 			// cycles: wait until the sandbox has refused many probes.
-			waitFor(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
+			poll.Until(t, 30*time.Second, "outage probes", func() bool { return g.sb.Stats().Faults[sandbox.OutcomeOutage] >= 15 })
 			if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 				t.Fatalf("dead letters during the outage = %d, want 0", got)
 			}
@@ -121,13 +123,13 @@ func TestOutage(t *testing.T) {
 			if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+			poll.Until(t, 60*time.Second, "results after recovery", func() bool { return e.msgCount(DefaultResultsStream) >= n })
 			wantOnce(t, e.analyzeResults(), ids)
 			if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 				t.Errorf("dead letters = %d, want 0", got)
 			}
-			l1, _, _ := r.w.analyzeIn.state()
-			l2, _, _ := r2.w.analyzeIn.state()
+			l1, _ := r.w.slots.state()
+			l2, _ := r2.w.slots.state()
 			if max(l1, l2) != cfg.Concurrency {
 				t.Errorf("intake limits after recovery = %d, %d; want ramped back to %d", l1, l2, cfg.Concurrency)
 			}
@@ -146,7 +148,7 @@ func TestBadSignatureIsNeverUsed(t *testing.T) {
 	rc := newMemoryCache(t)
 	e.start(g.client, rc, testConfig())
 	e.publish(messages.Subjects{}.AnalyzeCheck(), "sig-1", check("sig-1", "2088302535065344"), nil)
-	waitFor(t, 10*time.Second, "several refused answers", func() bool { return g.sb.Stats().Faults["bad_signature"] >= 3 })
+	poll.Until(t, 10*time.Second, "several refused answers", func() bool { return g.sb.Stats().Faults["bad_signature"] >= 3 })
 	if got := e.msgCount(DefaultResultsStream); got != 0 {
 		t.Fatalf("results = %d from answers that failed verification", got)
 	}
@@ -156,7 +158,7 @@ func TestBadSignatureIsNeverUsed(t *testing.T) {
 	if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+	poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 	if got := e.msgCount(messages.DeadLetterStream); got != 0 {
 		t.Errorf("dead letters = %d, want 0", got)
 	}

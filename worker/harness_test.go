@@ -14,6 +14,7 @@ import (
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -105,7 +106,7 @@ func (e *env) start(gw Gateway, rc cache.Backend, cfg Config) *running {
 		cancel()
 		<-r.done
 	})
-	waitFor(e.t, 10*time.Second, "worker ready", w.Ready)
+	poll.Until(e.t, 10*time.Second, "worker ready", w.Ready)
 	return r
 }
 
@@ -114,18 +115,6 @@ func newMemoryCache(t *testing.T) *cache.Memory {
 	c := cache.NewMemory(cache.Config{})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (e *env) publish(subject string, id string, payload any, hdr nats.Header) {
@@ -224,6 +213,12 @@ func (g *fakeGateway) Analyze(ctx context.Context, req alipay.AnalyzeRequest) (a
 func (g *fakeGateway) SetCrowdGroup(ctx context.Context, req alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error) {
 	return alipay.CrowdGroupResponse{CrowdGroupID: req.CrowdGroupID, Status: "success"}, nil
 }
+
+func (g *fakeGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (g *fakeGateway) BreakerTimeout() time.Duration { return 0 }
 
 func (g *fakeGateway) n() int {
 	g.mu.Lock()

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -160,4 +161,13 @@ func (m *metrics) lookup(out cache.Outcome) {
 	if out.Shared {
 		m.coalesced.Inc()
 	}
+}
+
+// observe records how long one message took from receipt to settlement.
+func (m *metrics) observe(kind messages.Kind, d time.Duration) {
+	if kind == messages.KindAnalyze {
+		m.analyzeDuration.Observe(d.Seconds())
+		return
+	}
+	m.duration.WithLabelValues(string(kind)).Observe(d.Seconds())
 }

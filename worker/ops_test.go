@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -34,7 +35,7 @@ func TestCacheInvalidation(t *testing.T) {
 	if _, err := e.nc.Request(messages.Subjects{}.CacheInvalidate(), []byte(`{"rule_uuid":"`+c.RuleUUID+`"}`), 5*time.Second); err != nil {
 		t.Fatalf("invalidate: %v", err)
 	}
-	waitFor(t, 5*time.Second, "both replicas invalidated", func() bool {
+	poll.Until(t, 5*time.Second, "both replicas invalidated", func() bool {
 		for _, r := range rs {
 			if counterValue(r.w.m.invalidations) != 1 {
 				return false
@@ -80,7 +81,7 @@ func TestHealthAndStatus(t *testing.T) {
 		t.Errorf("/readyz = %d while running", got)
 	}
 	e.publish(messages.Subjects{}.CrowdGroupCommand(), "bad", []byte("{"), nil)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
+	poll.Until(t, 5*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
 
 	rep, err = Status(context.Background(), e.js, Config{})
 	if err != nil {

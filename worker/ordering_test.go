@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -102,7 +103,7 @@ func testCrowdGroupOrdering(t *testing.T, partitions int) {
 		wantHist[c.CrowdGroupID] = append(wantHist[c.CrowdGroupID], s)
 		wantResults[c.CrowdGroupID] = append(wantResults[c.CrowdGroupID], c.CommandID)
 	}
-	waitFor(t, 120*time.Second, "all crowd-group results", func() bool { return e.msgCount(DefaultResultsStream) >= uint64(n) })
+	poll.Until(t, 120*time.Second, "all crowd-group results", func() bool { return e.msgCount(DefaultResultsStream) >= uint64(n) })
 
 	gotResults := map[string][]string{}
 	for _, m := range e.readAll(DefaultResultsStream, "eligo.result.crowdgroup.>") {

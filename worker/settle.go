@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,180 +17,238 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// reply is what a handler produced: the result event to publish, and the message id once
-// it could be decoded (also set when the handler fails, for the rejection).
+// delivery is one received message and what settling it needs to know about its lane.
+type delivery struct {
+	kind    messages.Kind
+	msg     jetstream.Msg
+	md      *jetstream.MsgMetadata
+	ordered bool // DoubleAck: the next message of the lane waits for this ack
+}
+
+// reply is what a handler produced: the message id once it could be decoded (also set
+// when the handler fails, for the rejection) and the message to publish.
 type reply struct {
 	id      string
 	subject string
 	payload []byte
-	// replayed results (crowd-group marker already done) are published like fresh ones.
+	// header, when set, is the complete header of the published message; else it gets the
+	// event headers (Nats-Msg-Id "res:<input id>", kind, trace context).
+	header nats.Header
+	// routed: the message is a crowd-group command re-published into its partition: no
+	// reply to Eligo-Reply-To, and it is counted when the partition settles it.
+	routed bool
 }
 
-// settle applies Eligo's one settle policy (see the package documentation) and reports
-// whether the gateway looked healthy, for the intake ramp.
-func (w *Worker) settle(kind messages.Kind, msg jetstream.Msg, md *jetstream.MsgMetadata, rep reply, err error) bool {
-	if err == nil {
-		ctx, cancel := w.settleCtx()
-		defer cancel()
-		if perr := w.publishEvent(ctx, msg, md, "res:", rep.subject, rep.payload, kind); perr != nil {
-			w.logMsg(slog.LevelWarn, "publish result", kind, rep.id, md, perr)
-			w.nakBackoff(msg, md)
-			w.m.outcome(kind, outcomeSettleError)
-			return true
-		}
-		w.replyTo(msg, rep.payload, kind)
-		if kind == messages.KindCrowdGroup {
-			// Strict order: the next command is released only after this ack is recorded.
-			if aerr := msg.DoubleAck(ctx); aerr != nil {
-				w.logMsg(slog.LevelWarn, "ack", kind, rep.id, md, aerr)
-			}
-		} else {
-			_ = msg.Ack()
-		}
-		w.forgetFailures(md)
-		w.m.outcome(kind, outcomeOK)
-		return true
+// letter is why a message is dead-lettered.
+type letter struct {
+	id     string
+	code   messages.ReasonCode
+	reason string
+	errors []messages.FieldError
+}
+
+// settler owns the end of every message: publish (waiting for the PubAck), reply, ack,
+// hand back (nak) and dead-letter, following Eligo's one settle policy (see the package
+// documentation). It reads gateway health; it never drives it, except that a call refused
+// with alipay.ErrUnavailable starts a pause.
+type settler struct {
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	subj    messages.Subjects
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	health  *health
+	markers func() jetstream.KeyValue // failure counters (set up by Setup)
+	// stopped reports whether the drain deadline passed: hand back at once.
+	stopped func() bool
+}
+
+// settle applies the settle policy to one handled message.
+func (s *settler) settle(d delivery, rep reply, err error) {
+	switch {
+	case err == nil:
+		s.succeed(d, rep)
+	case s.stopped() || errors.Is(err, errStopping):
+		_ = d.msg.Nak() // shutdown: hand back at once, another replica takes it now
+		s.m.outcome(d.kind, outcomeHandedBack)
+	default:
+		s.fail(d, rep.id, err)
 	}
-	if w.baseCtx.Err() != nil {
-		_ = msg.Nak() // shutdown deadline passed: hand back at once
-		w.m.outcome(kind, outcomeHandedBack)
-		return true
+}
+
+// succeed publishes the result, replies, then acknowledges: never before the result is
+// stored.
+func (s *settler) succeed(d delivery, rep reply) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
+	if m.Header == nil {
+		m.Header = eventHeader(d, "res:")
 	}
-	var ve *messages.ValidationError
+	if err := s.publish(ctx, m); err != nil {
+		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
+		s.nakBackoff(d)
+		s.m.outcome(d.kind, outcomeSettleError)
+		return
+	}
+	if !rep.routed {
+		s.replyTo(d, rep.payload)
+	}
+	s.ack(ctx, d, rep.id)
+	s.forgetFailures(d.md)
+	if !rep.routed {
+		s.m.outcome(d.kind, outcomeOK)
+	}
+}
+
+// fail decides what a failed message needs: dead-letter, hand back later, or retry.
+func (s *settler) fail(d delivery, id string, err error) {
+	var (
+		ve     *messages.ValidationError
+		ue     *alipay.UnavailableError
+		paused pausedError
+	)
 	class := alipay.ClassOf(err)
-	probe := probing(err)
 	switch {
 	case errors.As(err, &ve):
-		id := rep.id
-		if id == "" {
-			id = ve.ID
-		}
-		w.deadLetter(kind, msg, md, id, messages.ReasonInvalid, err.Error(), ve.Errors)
-		return true
-	case probe != nil:
+		s.deadLetter(d, letter{id: cmp.Or(id, ve.ID), code: messages.ReasonInvalid, reason: err.Error(), errors: ve.Errors})
+	case errors.As(err, &ue) && ue.Probing:
 		// The breaker is half-open and its probes are taken: the gateway is being tested,
 		// not down. Hand the message back for the error's RetryAfter without pausing intake,
 		// so that a recovery is not stalled for a whole pause by the ramp outgrowing the probes.
-		_ = msg.NakWithDelay(spread(probe.RetryAfter))
-		w.m.outcome(kind, outcomeDeferred)
-		return false
+		s.handBack(d, spread(ue.RetryAfter))
+	case errors.As(err, &paused):
+		s.handBack(d, spread(paused.d))
+	case errors.Is(err, errNoSlot):
+		s.handBack(d, spread(s.cfg.BackoffBase))
 	case errors.Is(err, alipay.ErrUnavailable):
-		d := w.pauseIntake()
-		_ = msg.NakWithDelay(spread(d))
-		w.m.outcome(kind, outcomeDeferred)
-		return false
+		s.handBack(d, spread(s.health.pause()))
+	case errors.Is(err, alipay.ErrThrottled):
+		// Held back by the app's call quota until the handler's time ran out: the message
+		// waits its turn again without using up an attempt.
+		s.handBack(d, spread(s.cfg.BackoffBase))
 	case class == alipay.Permanent:
-		w.deadLetter(kind, msg, md, rep.id, messages.ReasonPermanent, err.Error(), apiFieldErrors(err))
-		return true
-	case class == alipay.NeedsAttention && int(md.NumDelivered) >= w.cfg.AttentionAttempts:
-		w.deadLetter(kind, msg, md, rep.id, messages.ReasonNeedsAttention,
-			"still refused after "+strconv.FormatUint(md.NumDelivered, 10)+" attempts: "+err.Error(), apiFieldErrors(err))
-		return false
+		s.deadLetter(d, letter{id: id, code: messages.ReasonPermanent, reason: err.Error(), errors: apiFieldErrors(err)})
+	case alipay.IsClockSkew(err):
+		// This replica's clock is off (the alipay client logs it, rate-limited, and counts
+		// it): the message is fine. Hand it back for another replica, stop this replica's own
+		// intake for a pause (not the shared consumers: the others' clocks may be right), and
+		// never dead-letter it for that.
+		s.health.pauseLocal()
+		s.logMsg(slog.LevelDebug, "handed back: this host's clock is off", d, id, err)
+		s.handBack(d, spread(clockSkewRetry))
+	case class == alipay.NeedsAttention && int(d.md.NumDelivered) >= s.cfg.AttentionAttempts:
+		s.deadLetter(d, letter{id: id, code: messages.ReasonNeedsAttention, errors: apiFieldErrors(err),
+			reason: "still refused after " + strconv.FormatUint(d.md.NumDelivered, 10) + " attempts: " + err.Error()})
 	case class == alipay.NeedsAttention:
-		w.logMsg(slog.LevelError, "Alipay refused the worker's credentials or permissions; fix the configuration (message retried later)",
-			kind, rep.id, md, err)
-		_ = msg.NakWithDelay(spread(w.cfg.AttentionDelay))
-		w.m.outcome(kind, outcomeAttention)
-		return false
+		s.logMsg(slog.LevelError, "Alipay refused the worker's credentials or permissions; fix the configuration (message retried later)",
+			d, id, err)
+		_ = d.msg.NakWithDelay(spread(s.cfg.AttentionDelay))
+		s.m.outcome(d.kind, outcomeAttention)
+	default:
+		s.retry(d, id, err, class)
 	}
-	// Retryable, Security (an answer that failed verification is never used) and
-	// infrastructure errors (KV, publish).
-	failures := w.countFailure(md)
-	if failures >= w.cfg.MaxAttempts && w.gatewayHealthy() {
-		w.deadLetter(kind, msg, md, rep.id, messages.ReasonExhausted,
-			"gave up after "+strconv.Itoa(failures)+" failed attempts: "+err.Error(),
-			[]messages.FieldError{{Code: messages.CodeRetriesExhausted, Message: err.Error()}})
-		return false
+}
+
+// retry handles Retryable, Security (an answer that failed verification is never used) and
+// infrastructure errors (KV, publish): NakWithDelay with backoff, or dead-letter once
+// MaxAttempts failures were counted while the gateway was healthy.
+func (s *settler) retry(d delivery, id string, err error, class alipay.Class) {
+	failures := s.countFailure(d.md)
+	if failures >= s.cfg.MaxAttempts && s.health.healthy() {
+		s.deadLetter(d, letter{id: id, code: messages.ReasonExhausted,
+			reason: "gave up after " + strconv.Itoa(failures) + " failed attempts: " + err.Error(),
+			errors: []messages.FieldError{{Code: messages.CodeRetriesExhausted, Message: err.Error()}}})
+		return
 	}
 	level := slog.LevelWarn
 	if class == alipay.Security {
 		level = slog.LevelError
 	}
-	delay := backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, uint64(failures))
-	if w.breakerNotClosed() {
+	delay := backoff(s.cfg.BackoffBase, s.cfg.BackoffCap, uint64(failures))
+	if s.health.outage() {
 		// The failure is part of an outage: it tripped the breaker, or was a half-open probe
 		// that failed. The message comes back at the outage's pace, not after a delay that
 		// grew with every probe and would outlive the outage by minutes.
-		delay = min(delay, spread(w.cfg.BreakerPause))
+		delay = min(delay, spread(s.cfg.BreakerPause))
 	}
-	w.logMsg(level, "retrying", kind, rep.id, md, err, "failures", failures, "delay", delay)
-	_ = msg.NakWithDelay(delay)
-	w.m.outcome(kind, outcomeRetry)
-	return false
+	s.logMsg(level, "retrying", d, id, err, "failures", failures, "delay", delay)
+	_ = d.msg.NakWithDelay(delay)
+	s.m.outcome(d.kind, outcomeRetry)
 }
 
-// probing returns err's *alipay.UnavailableError when it is the half-open breaker refusing
-// a call because its probe calls are taken, else nil.
-func probing(err error) *alipay.UnavailableError {
-	var ue *alipay.UnavailableError
-	if errors.As(err, &ue) && ue.Probing {
-		return ue
-	}
-	return nil
+// clockSkewRetry is how soon a message refused for this replica's clock comes back (to any
+// replica): soon, since another replica's clock is probably right.
+const clockSkewRetry = time.Second
+
+// handBack returns the message for delay without counting a failure.
+func (s *settler) handBack(d delivery, delay time.Duration) {
+	_ = d.msg.NakWithDelay(delay)
+	s.m.outcome(d.kind, outcomeDeferred)
 }
 
-// attemptsKey names a message's failure counter.
-func attemptsKey(md *jetstream.MsgMetadata) string {
-	return "a." + md.Stream + "." + strconv.FormatUint(md.Sequence.Stream, 10)
-}
-
-// countFailure records one more retryable failure of the message and returns how many it
-// has had. Deliveries handed back because of a pause or a shutdown are not failures. When
-// the counter cannot be read or written, the delivery count stands in for it.
-func (w *Worker) countFailure(md *jetstream.MsgMetadata) int {
-	ctx, cancel := w.settleCtx()
-	defer cancel()
-	key := attemptsKey(md)
-	for range 3 {
-		e, err := w.markers.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := w.markers.Create(ctx, key, []byte("1")); err == nil {
-				return 1
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return int(md.NumDelivered)
-			}
-		case err != nil:
-			return int(md.NumDelivered)
-		default:
-			n, _ := strconv.Atoi(string(e.Value()))
-			n++
-			if _, err := w.markers.Update(ctx, key, []byte(strconv.Itoa(n)), e.Revision()); err == nil {
-				return n
-			}
-		}
-	}
-	return int(md.NumDelivered)
-}
-
-// forgetFailures drops the failure counter of a message that was redelivered and is now
-// settled for good (an extra KV operation only for redelivered messages).
-func (w *Worker) forgetFailures(md *jetstream.MsgMetadata) {
-	if md.NumDelivered <= 1 {
+// ack acknowledges; an ordered lane's ack is confirmed (DoubleAck), so the next message is
+// released only after it is recorded.
+func (s *settler) ack(ctx context.Context, d delivery, id string) {
+	if !d.ordered {
+		_ = d.msg.Ack()
 		return
 	}
-	ctx, cancel := w.settleCtx()
-	defer cancel()
-	_ = w.markers.Purge(ctx, attemptsKey(md))
+	if err := d.msg.DoubleAck(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		s.logMsg(slog.LevelWarn, "ack", d, id, err)
+	}
 }
 
 // deadLetter copies the message to the dead-letter stream (waiting for the PubAck),
 // publishes the rejection event (and replies), then terminates the message. If a publish
 // fails, the message is retried later instead.
-func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream.MsgMetadata, id string, code messages.ReasonCode, reason string,
-	ferrs []messages.FieldError) {
-	ctx, cancel := w.settleCtx()
+func (s *settler) deadLetter(d delivery, l letter) {
+	ctx, cancel := s.ctx()
 	defer cancel()
-	w.logMsg(slog.LevelWarn, "dead-lettering", kind, id, md, errors.New(reason), "reason_code", code)
-
-	in := msg.Headers()
-	origID := id
-	if origID == "" {
-		origID = inputMsgID(in, md)
+	s.logMsg(slog.LevelWarn, "dead-lettering", d, l.id, errors.New(l.reason), "reason_code", l.code)
+	if err := s.publish(ctx, s.deadLetterMsg(d, l)); err != nil {
+		s.logMsg(slog.LevelError, "dead-letter copy", d, l.id, err)
+		s.nakBackoff(d)
+		s.m.outcome(d.kind, outcomeSettleError)
+		return
 	}
-	// A routed crowd-group command is dead-lettered as the command that was published,
-	// so that a replay goes through the router again.
-	origSubject, origSeq := msg.Subject(), strconv.FormatUint(md.Sequence.Stream, 10)
+	s.m.deadLetters.WithLabelValues(string(d.kind), string(l.code)).Inc()
+
+	ferrs := l.errors
+	if ferrs == nil {
+		ferrs = []messages.FieldError{}
+	}
+	payload, err := json.Marshal(messages.Rejection{Kind: d.kind, ID: l.id, Outcome: messages.OutcomeRejected, Errors: ferrs})
+	if err != nil {
+		payload = []byte(`{"kind":"` + string(d.kind) + `","outcome":"rejected","errors":[]}`)
+	}
+	rej := &nats.Msg{Subject: s.subj.Rejected(d.kind), Data: payload, Header: eventHeader(d, "rej:")}
+	if err := s.publish(ctx, rej); err != nil {
+		s.logMsg(slog.LevelError, "publish rejection", d, l.id, err)
+		s.nakBackoff(d) // the dead-letter copy is de-duplicated on the next attempt
+		s.m.outcome(d.kind, outcomeSettleError)
+		return
+	}
+	s.replyTo(d, payload)
+	if err := d.msg.TermWithReason(string(l.code)); err != nil {
+		s.logMsg(slog.LevelWarn, "terminate", d, l.id, err)
+	}
+	s.forgetFailures(d.md)
+	if l.code == messages.ReasonExhausted || l.code == messages.ReasonNeedsAttention {
+		s.m.outcome(d.kind, outcomeExhausted)
+	} else {
+		s.m.outcome(d.kind, outcomeRejected)
+	}
+}
+
+// deadLetterMsg is the dead-letter copy of d: the original payload and headers, with the
+// reason and the original's subject, id and sequence. A routed crowd-group command is
+// dead-lettered as the command that was published, so that a replay goes through the
+// router again.
+func (s *settler) deadLetterMsg(d delivery, l letter) *nats.Msg {
+	in := d.msg.Headers()
+	origSubject, origSeq := d.msg.Subject(), strconv.FormatUint(d.md.Sequence.Stream, 10)
 	if v := in.Get(messages.HeaderRoutedSubject); v != "" {
 		origSubject, origSeq = v, in.Get(messages.HeaderRoutedSeq)
 	}
@@ -201,83 +260,69 @@ func (w *Worker) deadLetter(kind messages.Kind, msg jetstream.Msg, md *jetstream
 		}
 		h[k] = append([]string(nil), v...)
 	}
-	h.Set(messages.HeaderMsgID, "dlq:"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
-	h.Set(messages.HeaderKind, string(kind))
-	h.Set(messages.HeaderReasonCode, string(code))
-	h.Set(messages.HeaderReason, truncate(reason, 1024))
+	h.Set(messages.HeaderMsgID, "dlq:"+d.md.Stream+":"+strconv.FormatUint(d.md.Sequence.Stream, 10))
+	h.Set(messages.HeaderKind, string(d.kind))
+	h.Set(messages.HeaderReasonCode, string(l.code))
+	h.Set(messages.HeaderReason, truncate(l.reason, 1024))
 	h.Set(messages.HeaderOriginalSubject, origSubject)
-	h.Set(messages.HeaderOriginalID, origID)
+	h.Set(messages.HeaderOriginalID, cmp.Or(l.id, inputMsgID(in, d.md)))
 	h.Set(messages.HeaderOriginalSeq, origSeq)
-	h.Set(messages.HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-	h.Set(messages.HeaderFailedAt, w.cfg.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj.DeadLetter(kind), Data: msg.Data(), Header: h}); err != nil {
-		w.logMsg(slog.LevelError, "dead-letter copy", kind, id, md, err)
-		w.nakBackoff(msg, md)
-		w.m.outcome(kind, outcomeSettleError)
-		return
-	}
-	w.m.deadLetters.WithLabelValues(string(kind), string(code)).Inc()
+	h.Set(messages.HeaderDeliveries, strconv.FormatUint(d.md.NumDelivered, 10))
+	h.Set(messages.HeaderFailedAt, s.cfg.Now().UTC().Format(time.RFC3339Nano))
+	return &nats.Msg{Subject: s.subj.DeadLetter(d.kind), Data: d.msg.Data(), Header: h}
+}
 
-	if ferrs == nil {
-		ferrs = []messages.FieldError{}
-	}
-	payload, err := json.Marshal(messages.Rejection{Kind: kind, ID: id, Outcome: messages.OutcomeRejected, Errors: ferrs})
+// publish stores m in its stream: published asynchronously (no request/reply round trip
+// per message) and its PubAck awaited, so that nothing is acknowledged before its outcome
+// is stored.
+func (s *settler) publish(ctx context.Context, m *nats.Msg) error {
+	f, err := s.js.PublishMsgAsync(m)
 	if err != nil {
-		payload = []byte(`{"kind":"` + string(kind) + `","outcome":"rejected","errors":[]}`)
+		return err
 	}
-	if err := w.publishEvent(ctx, msg, md, "rej:", w.subj.Rejected(kind), payload, kind); err != nil {
-		w.logMsg(slog.LevelError, "publish rejection", kind, id, md, err)
-		w.nakBackoff(msg, md) // the dead-letter copy is de-duplicated on the next attempt
-		w.m.outcome(kind, outcomeSettleError)
-		return
-	}
-	w.replyTo(msg, payload, kind)
-	if err := msg.TermWithReason(string(code)); err != nil {
-		w.logMsg(slog.LevelWarn, "terminate", kind, id, md, err)
-	}
-	w.forgetFailures(md)
-	if code == messages.ReasonExhausted || code == messages.ReasonNeedsAttention {
-		w.m.outcome(kind, outcomeExhausted)
-	} else {
-		w.m.outcome(kind, outcomeRejected)
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// publishEvent publishes a result or rejection to the results stream, de-duplicated by a
+// eventHeader is the header of a result or rejection event: de-duplicated by a
 // Nats-Msg-Id derived from the input's (so a redelivery republishes nothing new, while a
-// dead-letter replay, which has a fresh input id, gets its own event). The trace context
-// of the input is carried over.
-func (w *Worker) publishEvent(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, idPrefix, subject string,
-	payload []byte, kind messages.Kind) error {
-	in := msg.Headers()
+// dead-letter replay, which has a fresh input id, gets its own event), with the input's
+// trace context.
+func eventHeader(d delivery, idPrefix string) nats.Header {
+	in := d.msg.Headers()
 	h := make(nats.Header, 4)
-	h[messages.HeaderMsgID] = []string{idPrefix + inputMsgID(in, md)}
-	h[messages.HeaderKind] = []string{string(kind)}
+	h[messages.HeaderMsgID] = []string{idPrefix + inputMsgID(in, d.md)}
+	h[messages.HeaderKind] = []string{string(d.kind)}
+	copyTrace(h, in)
+	return h
+}
+
+// copyTrace copies the W3C trace context from in to h.
+func copyTrace(h, in nats.Header) {
 	if v := in[messages.HeaderTraceparent]; len(v) > 0 {
 		h[messages.HeaderTraceparent] = v
 		if v := in[messages.HeaderTracestate]; len(v) > 0 {
 			h[messages.HeaderTracestate] = v
 		}
 	}
-	_, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload, Header: h})
-	return err
 }
 
 // replyTo sends payload to the Eligo-Reply-To subject, when set (core NATS, best effort).
-func (w *Worker) replyTo(msg jetstream.Msg, payload []byte, kind messages.Kind) {
-	in := msg.Headers()
+func (s *settler) replyTo(d delivery, payload []byte) {
+	in := d.msg.Headers()
 	to := in.Get(messages.HeaderReplyTo)
 	if to == "" {
 		return
 	}
-	h := nats.Header{messages.HeaderKind: []string{string(kind)}}
-	if v := in[messages.HeaderTraceparent]; len(v) > 0 {
-		h[messages.HeaderTraceparent] = v
-		if v := in[messages.HeaderTracestate]; len(v) > 0 {
-			h[messages.HeaderTracestate] = v
-		}
-	}
-	_ = w.nc.PublishMsg(&nats.Msg{Subject: to, Data: payload, Header: h})
+	h := nats.Header{messages.HeaderKind: []string{string(d.kind)}}
+	copyTrace(h, in)
+	_ = s.nc.PublishMsg(&nats.Msg{Subject: to, Data: payload, Header: h})
 }
 
 // inputMsgID is the Nats-Msg-Id the input was published with (for a routed crowd-group
@@ -292,41 +337,65 @@ func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string {
 	return md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
 }
 
-// pauseIntake stops intake on this replica (and on every replica through the shared
-// consumers when the server supports consumer pause) and returns the pause length.
-func (w *Worker) pauseIntake() time.Duration {
-	started, until := w.analyzeIn.pause(w.cfg.BreakerPause)
-	for _, in := range w.crowdIns {
-		in.pause(w.cfg.BreakerPause)
-	}
-	w.m.intakePaused.Set(1)
-	w.m.intakeLimit.Set(1)
-	if started {
-		w.log.Warn("Alipay circuit breaker open: pausing intake", "until", until, "server_pause", w.pauseSupported)
-		if w.pauseSupported {
-			ctx, cancel := w.settleCtx()
-			defer cancel()
-			for _, c := range consumerNames(w.cfg) {
-				if w.cfg.partitioned() && c[1] == w.cfg.CrowdConsumer {
-					continue // the router calls no gateway: it keeps routing, in order
-				}
-				if _, err := w.js.PauseConsumer(ctx, c[0], c[1], until); err != nil {
-					w.log.Warn("pause consumer", "consumer", c[1], "err", err)
-				}
+// attemptsKey names a message's failure counter.
+func attemptsKey(md *jetstream.MsgMetadata) string {
+	return "a." + md.Stream + "." + strconv.FormatUint(md.Sequence.Stream, 10)
+}
+
+// countFailure records one more retryable failure of the message and returns how many it
+// has had. Deliveries handed back because of a pause or a shutdown are not failures. When
+// the counter cannot be read or written, the delivery count stands in for it.
+func (s *settler) countFailure(md *jetstream.MsgMetadata) int {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	kv := s.markers()
+	key := attemptsKey(md)
+	for range 3 {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := kv.Create(ctx, key, []byte("1")); err == nil {
+				return 1
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return int(md.NumDelivered)
+			}
+		case err != nil:
+			return int(md.NumDelivered)
+		default:
+			n, _ := strconv.Atoi(string(e.Value()))
+			n++
+			if _, err := kv.Update(ctx, key, []byte(strconv.Itoa(n)), e.Revision()); err == nil {
+				return n
 			}
 		}
 	}
-	return max(w.analyzeIn.pausedFor(), time.Millisecond)
+	return int(md.NumDelivered)
 }
 
-func (w *Worker) nakBackoff(msg jetstream.Msg, md *jetstream.MsgMetadata) {
-	_ = msg.NakWithDelay(backoff(w.cfg.BackoffBase, w.cfg.BackoffCap, md.NumDelivered))
+// forgetFailures drops the failure counter of a message that was redelivered and is now
+// settled for good (an extra KV operation only for redelivered messages).
+func (s *settler) forgetFailures(md *jetstream.MsgMetadata) {
+	if md.NumDelivered <= 1 {
+		return
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_ = s.markers().Purge(ctx, attemptsKey(md))
 }
 
-// settleCtx is the context of the final publishes and acks: not cancelled by shutdown,
-// but bounded.
-func (w *Worker) settleCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(w.baseCtx), defaultSettleTimeout)
+func (s *settler) nakBackoff(d delivery) {
+	_ = d.msg.NakWithDelay(backoff(s.cfg.BackoffBase, s.cfg.BackoffCap, d.md.NumDelivered))
+}
+
+// ctx is the context of the final publishes and acks: not cancelled by shutdown, but
+// bounded.
+func (s *settler) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), defaultSettleTimeout)
+}
+
+func (s *settler) logMsg(level slog.Level, what string, d delivery, id string, err error, attrs ...any) {
+	args := append([]any{"kind", d.kind, "id", id, "stream_seq", d.md.Sequence.Stream, "delivered", d.md.NumDelivered, "err", err}, attrs...)
+	s.log.Log(context.Background(), level, what, args...)
 }
 
 // backoff is min(maxDelay, base·2^(n-1)) with ±50% jitter, n the delivery count.
@@ -360,20 +429,7 @@ func apiFieldErrors(err error) []messages.FieldError {
 	if !errors.As(err, &ae) {
 		return []messages.FieldError{{Code: messages.CodePermanent, Message: err.Error()}}
 	}
-	code := ae.SubCode
-	if code == "" {
-		code = ae.Code
-	}
-	msg := ae.SubMsg
-	if msg == "" {
-		msg = ae.Msg
-	}
-	return []messages.FieldError{{Code: code, Message: msg}}
-}
-
-func (w *Worker) logMsg(level slog.Level, what string, kind messages.Kind, id string, md *jetstream.MsgMetadata, err error, attrs ...any) {
-	args := append([]any{"kind", kind, "id", id, "stream_seq", md.Sequence.Stream, "delivered", md.NumDelivered, "err", err}, attrs...)
-	w.log.Log(context.Background(), level, what, args...)
+	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: cmp.Or(ae.SubMsg, ae.Msg)}}
 }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -50,25 +51,25 @@ func TestSettleOnSandbox(t *testing.T) {
 			r := e.start(g.client, newMemoryCache(t), cfg)
 			e.publish(tt.subject, tt.id, tt.payload, nil)
 			if tt.faults != nil {
-				waitFor(t, 10*time.Second, "failed calls", func() bool { return g.sb.Stats().Faults["unknown_error"] >= 2 })
+				poll.Until(t, 10*time.Second, "failed calls", func() bool { return g.sb.Stats().Faults["unknown_error"] >= 2 })
 				if err := g.sb.SetFaults(sandbox.Faults{}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			switch {
 			case tt.reason != "":
-				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
+				poll.Until(t, 10*time.Second, "dead letter", func() bool { return e.msgCount(messages.DeadLetterStream) == 1 })
 				dl := e.readAll(messages.DeadLetterStream, "")[0]
 				if got := messages.ReasonCode(dl.Headers().Get(messages.HeaderReasonCode)); got != tt.reason {
 					t.Errorf("reason code = %q, want %q", got, tt.reason)
 				}
-				waitFor(t, 10*time.Second, "rejection", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+				poll.Until(t, 10*time.Second, "rejection", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			case tt.result:
-				waitFor(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+				poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			case tt.pending:
-				waitFor(t, 10*time.Second, "refused call", func() bool { return g.calls() >= 1 })
-				waitFor(t, 10*time.Second, "left pending", func() bool {
-					info, err := r.w.crowdCons.Info(context.Background())
+				poll.Until(t, 10*time.Second, "refused call", func() bool { return g.calls() >= 1 })
+				poll.Until(t, 10*time.Second, "left pending", func() bool {
+					info, err := r.w.lanes[1].cons.Info(context.Background())
 					return err == nil && info.NumAckPending == 1 && info.NumRedelivered == 0
 				})
 				if got := e.msgCount(DefaultResultsStream); got != 0 {

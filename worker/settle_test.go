@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -44,6 +45,9 @@ func TestSettle(t *testing.T) {
 		SubCode: "aop.invalid-auth-token", SubMsg: "bad token"}
 	retryable := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000", Msg: "Service Currently Unavailable",
 		SubCode: "isp.unknow-error", SubMsg: "busy"}
+	// skew moves the worker's clock (Config.Now) forward, so that a test can let the outage
+	// window pass without waiting for it.
+	var skew atomic.Int64
 	tests := []struct {
 		name string
 		// data replaces the check's JSON when set.
@@ -105,11 +109,18 @@ func TestSettle(t *testing.T) {
 				case n <= 4:
 					return fmt.Errorf("analyze: %w", alipay.ErrUnavailable)
 				case n == 5:
-					time.Sleep(700 * time.Millisecond) // a slow failure, after the outage window
+					skew.Add(int64(700 * time.Millisecond)) // the failure comes after the outage window
 					return retryable
 				}
 				return nil
 			}, maxAttempts: 2, result: true, minCalls: 6},
+		{name: "held_back_by_the_call_quota_is_not_a_failed_attempt",
+			fail: func(n int) error {
+				if n <= 3 {
+					return fmt.Errorf("analyze: %w", alipay.ErrThrottled)
+				}
+				return nil
+			}, maxAttempts: 2, result: true, minCalls: 4, notPaused: true},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
 			maxAttempts: 3, reason: messages.ReasonExhausted, minCalls: 3},
 	}
@@ -119,6 +130,8 @@ func TestSettle(t *testing.T) {
 			gw := &fakeGateway{analyze: tt.fail}
 			logs := &syncBuffer{}
 			cfg := testConfig()
+			skew.Store(0)
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 			cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 			cfg.MaxAttempts = tt.maxAttempts
 			cfg.AttentionDelay = time.Minute
@@ -145,7 +158,7 @@ func TestSettle(t *testing.T) {
 
 			switch {
 			case tt.result:
-				waitFor(t, 10*time.Second, "result", func() bool { return e.count(DefaultResultsStream, "eligo.result.>") == 1 })
+				poll.Until(t, 10*time.Second, "result", func() bool { return e.count(DefaultResultsStream, "eligo.result.>") == 1 })
 				res := e.streamMsgs(DefaultResultsStream, "eligo.result.>")[0]
 				var got messages.AnalyzeResult
 				if err := json.Unmarshal(res.Data, &got); err != nil {
@@ -169,9 +182,9 @@ func TestSettle(t *testing.T) {
 				if !bytes.Equal(m.Data, res.Data) {
 					t.Errorf("reply %s differs from result %s", m.Data, res.Data)
 				}
-				waitFor(t, 5*time.Second, "input acked", func() bool { return e.count(DefaultChecksStream, "") == 0 })
+				poll.Until(t, 5*time.Second, "input acked", func() bool { return e.count(DefaultChecksStream, "") == 0 })
 			case tt.reason != "":
-				waitFor(t, 10*time.Second, "dead letter", func() bool { return e.count(messages.DeadLetterStream, "") == 1 })
+				poll.Until(t, 10*time.Second, "dead letter", func() bool { return e.count(messages.DeadLetterStream, "") == 1 })
 				dl := e.streamMsgs(messages.DeadLetterStream, "")[0]
 				gotH := map[string]string{}
 				for _, k := range []string{messages.HeaderReasonCode, messages.HeaderOriginalSubject, messages.HeaderOriginalID,
@@ -187,7 +200,7 @@ func TestSettle(t *testing.T) {
 				if dl.Header.Get(messages.HeaderReason) == "" {
 					t.Error("dead letter has no reason")
 				}
-				waitFor(t, 5*time.Second, "rejection", func() bool { return e.count(DefaultResultsStream, "eligo.rejected.>") == 1 })
+				poll.Until(t, 5*time.Second, "rejection", func() bool { return e.count(DefaultResultsStream, "eligo.rejected.>") == 1 })
 				rej := e.streamMsgs(DefaultResultsStream, "eligo.rejected.>")[0]
 				var got messages.Rejection
 				if err := json.Unmarshal(rej.Data, &got); err != nil {
@@ -199,14 +212,14 @@ func TestSettle(t *testing.T) {
 				if _, err := sub.NextMsg(5 * time.Second); err != nil {
 					t.Errorf("no rejection on Eligo-Reply-To: %v", err)
 				}
-				waitFor(t, 5*time.Second, "input terminated", func() bool { return e.count(DefaultChecksStream, "") == 0 })
+				poll.Until(t, 5*time.Second, "input terminated", func() bool { return e.count(DefaultChecksStream, "") == 0 })
 				if n := e.count(DefaultResultsStream, "eligo.result.>"); n != 0 {
 					t.Errorf("%d result events for a dead-lettered check", n)
 				}
 			case tt.pendingNow:
-				waitFor(t, 5*time.Second, "gateway call", func() bool { return gw.n() >= tt.minCalls })
-				waitFor(t, 5*time.Second, "settled", func() bool {
-					info, err := r.w.analyzeCons.Info(context.Background())
+				poll.Until(t, 5*time.Second, "gateway call", func() bool { return gw.n() >= tt.minCalls })
+				poll.Until(t, 5*time.Second, "settled", func() bool {
+					info, err := r.w.lanes[0].cons.Info(context.Background())
 					return err == nil && info.NumAckPending == 1 && info.NumPending == 0
 				})
 				if n := e.count(messages.DeadLetterStream, ""); n != 0 {
@@ -245,14 +258,29 @@ func cmpIgnoreTime() cmp.Option {
 	}, cmp.Ignore())
 }
 
-// breakerGateway is a fakeGateway that also reports a circuit breaker state, as
-// *alipay.Client does.
+// breakerGateway is a fakeGateway with a circuit breaker signal, as *alipay.Client has.
 type breakerGateway struct {
 	*fakeGateway
-	state atomic.Value // string
+	mu    sync.Mutex
+	watch []func(alipay.CircuitState)
 }
 
-func (g *breakerGateway) BreakerState() string { return g.state.Load().(string) }
+func (g *breakerGateway) WatchCircuit(fn func(alipay.CircuitState)) alipay.CircuitState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watch = append(g.watch, fn)
+	return alipay.CircuitHalfOpen
+}
+
+// set signals a breaker state change.
+func (g *breakerGateway) set(s alipay.CircuitState) {
+	g.mu.Lock()
+	ws := g.watch
+	g.mu.Unlock()
+	for _, fn := range ws {
+		fn(s)
+	}
+}
 
 // TestOutageFailureRetriesAtBreakerPace: a retryable failure while the breaker is not closed
 // (a half-open probe that failed) is retried within about one BreakerPause, however large
@@ -260,15 +288,14 @@ func (g *breakerGateway) BreakerState() string { return g.state.Load().(string) 
 func TestOutageFailureRetriesAtBreakerPace(t *testing.T) {
 	e := newEnv(t)
 	gw := &breakerGateway{}
-	gw.state.Store("half-open")
 	retryable := &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000", Msg: "Service Currently Unavailable",
 		SubCode: "isp.unknow-error", SubMsg: "busy"}
 	gw.fakeGateway = &fakeGateway{analyze: func(n int) error {
 		if n <= 3 {
-			gw.state.Store("open") // the failed probe re-opens the breaker
+			gw.set(alipay.CircuitHalfOpen) // the failed probe re-opens the breaker, which turns half-open
 			return retryable
 		}
-		gw.state.Store("closed")
+		gw.set(alipay.CircuitClosed)
 		return nil
 	}}
 	cfg := testConfig()
@@ -278,7 +305,7 @@ func TestOutageFailureRetriesAtBreakerPace(t *testing.T) {
 	c := check("r-1", "2088302535065344")
 	c.MaxAgeS = i64(0)
 	e.publish(messages.Subjects{}.AnalyzeCheck(), "r-1", c, nil)
-	waitFor(t, 8*time.Second, "result after three failed probes", func() bool {
+	poll.Until(t, 8*time.Second, "result after three failed probes", func() bool {
 		return e.count(DefaultResultsStream, "eligo.result.>") == 1
 	})
 	if n := gw.n(); n != 4 {

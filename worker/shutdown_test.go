@@ -9,6 +9,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -45,7 +46,7 @@ func TestShutdownMidLoad(t *testing.T) {
 	}
 	before := goleak.IgnoreCurrent()
 	a := e.start(clientA, rcA, cfg)
-	waitFor(t, 30*time.Second, "worker A busy", func() bool { return e.msgCount(DefaultResultsStream) >= 50 })
+	poll.Until(t, 30*time.Second, "worker A busy", func() bool { return e.msgCount(DefaultResultsStream) >= 50 })
 	a.stop(t)
 	handled := e.msgCount(DefaultResultsStream)
 	if handled >= n {
@@ -57,7 +58,7 @@ func TestShutdownMidLoad(t *testing.T) {
 
 	start := time.Now()
 	e.start(clientB, rcB, cfg)
-	waitFor(t, 30*time.Second, "worker B answers the rest", func() bool { return e.msgCount(DefaultResultsStream) >= n })
+	poll.Until(t, 30*time.Second, "worker B answers the rest", func() bool { return e.msgCount(DefaultResultsStream) >= n })
 	if waited := time.Since(start); waited >= cfg.AckWait {
 		t.Errorf("the rest took %s: messages waited for AckWait", waited)
 	}
@@ -82,7 +83,7 @@ func TestShutdownHandsBackSlowWork(t *testing.T) {
 	cfg.DrainTimeout = 100 * time.Millisecond
 	a := e.start(g.client, newMemoryCache(t), cfg)
 	e.publish(messages.Subjects{}.AnalyzeCheck(), "slow-1", check("slow-1", "2088302535065344"), nil)
-	waitFor(t, 10*time.Second, "call in flight", func() bool { return g.sb.Stats().Faults["latency"] >= 1 })
+	poll.Until(t, 10*time.Second, "call in flight", func() bool { return g.sb.Stats().Faults["latency"] >= 1 })
 	stopped := time.Now()
 	a.stop(t)
 	if took := time.Since(stopped); took > 3*time.Second {
@@ -96,7 +97,7 @@ func TestShutdownHandsBackSlowWork(t *testing.T) {
 	}
 	clientB, _ := g.newClient(t, alipay.BreakerSettings{})
 	e.start(clientB, newMemoryCache(t), cfg)
-	waitFor(t, 20*time.Second, "answered by the second replica", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+	poll.Until(t, 20*time.Second, "answered by the second replica", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 	if waited := time.Since(stopped); waited >= cfg.AckWait {
 		t.Errorf("answered after %s: the message waited for AckWait", waited)
 	}

@@ -81,17 +81,18 @@ func Status(ctx context.Context, js jetstream.JetStream, cfg Config) (StatusRepo
 		}
 		rep.Streams = append(rep.Streams, st)
 	}
-	for _, c := range consumerNames(cfg) {
-		cs := ConsumerStatus{Stream: c[0], Name: c[1]}
-		cons, err := js.Consumer(ctx, c[0], c[1])
+	for _, p := range pipelines(cfg) {
+		stream, name := p.stream.Name, p.consumer.Durable
+		cs := ConsumerStatus{Stream: stream, Name: name}
+		cons, err := js.Consumer(ctx, stream, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		case err != nil:
-			return rep, fmt.Errorf("consumer %s: %w", c[1], err)
+			return rep, fmt.Errorf("consumer %s: %w", name, err)
 		default:
 			info, err := cons.Info(ctx)
 			if err != nil {
-				return rep, fmt.Errorf("consumer %s info: %w", c[1], err)
+				return rep, fmt.Errorf("consumer %s info: %w", name, err)
 			}
 			cs.Exists = true
 			cs.Backlog, cs.AckPending, cs.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered

@@ -25,35 +25,35 @@ import (
 type Gateway interface {
 	Analyze(ctx context.Context, req alipay.AnalyzeRequest) (alipay.AnalyzeResponse, error)
 	SetCrowdGroup(ctx context.Context, req alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error)
+	// WatchCircuit calls fn with every new state of the gateway's circuit breaker (quickly,
+	// without calling the gateway) and returns the state now: the worker's one signal of
+	// gateway health.
+	WatchCircuit(fn func(alipay.CircuitState)) alipay.CircuitState
+	// BreakerTimeout is how long the breaker stays open (Config.BreakerPause's default).
+	BreakerTimeout() time.Duration
 }
-
-// breakerStater is implemented by gateways that expose their breaker state
-// (*alipay.Client: "closed", "half-open", "open").
-type breakerStater interface{ BreakerState() string }
 
 // Worker consumes analyze checks and crowd-group commands from JetStream, answers them
 // through the Alipay gateway and the cache, and publishes result events. Create it with
 // New, then call Run (Setup is called by Run when it was not called before).
 type Worker struct {
-	js   jetstream.JetStream
-	nc   *nats.Conn
-	gw   Gateway
-	rc   cache.Backend
-	cfg  Config
-	subj messages.Subjects
-	log  *slog.Logger
-	m    *metrics
-
-	analyzeIn *intake
-	// crowdIns has one intake per crowd-group consumer (one, or one per partition).
-	crowdIns []*intake
-	answers  *cache.Loader
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	gw      Gateway
+	rc      cache.Backend
+	answers *cache.Loader
+	cfg     Config
+	subj    messages.Subjects
+	log     *slog.Logger
+	m       *metrics
+	health  *health
+	slots   *slots
+	settler *settler
+	// lanes is the pipeline table at run time (consumers set by Setup).
+	lanes []*lane
 
 	mu             sync.Mutex
-	analyzeCons    jetstream.Consumer
-	crowdCons      jetstream.Consumer   // ordered consumer, or the router when partitioned
-	partCons       []jetstream.Consumer // partition consumers when partitioned
-	markers        jetstream.KeyValue   // applied-markers and failure counters
+	markers        jetstream.KeyValue // applied-markers and failure counters
 	pauseSupported bool
 	setupDone      bool
 
@@ -64,17 +64,21 @@ type Worker struct {
 	// passes. It is created by Run and read by handlers that Run owns.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
-	inflight   sync.WaitGroup
+	// intakeCtx is Run's context: it ends when shutdown begins.
+	intakeCtx context.Context
+	inflight  sync.WaitGroup
+	// pauseReq carries a pause deadline to the goroutine that pauses the server consumers.
+	pauseReq chan time.Time
 }
 
 // New returns a Worker. js and nc must be the same connection; gw is normally an
-// *alipay.Client and rc a *cache.Redis or *cache.Memory.
+// *alipay.Client and rc a *cache.Redis, *cache.Memory or *cache.Near.
 func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cfg Config) (*Worker, error) {
 	if js == nil || nc == nil || gw == nil || rc == nil {
 		return nil, errors.New("worker: js, nc, gateway and cache are required")
 	}
-	if bt, ok := gw.(interface{ BreakerTimeout() time.Duration }); ok && cfg.BreakerPause == 0 {
-		cfg.BreakerPause = bt.BreakerTimeout()
+	if cfg.BreakerPause == 0 {
+		cfg.BreakerPause = gw.BreakerTimeout()
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -86,33 +90,31 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 	}
 	w := &Worker{
 		js: js, nc: nc, gw: gw, rc: rc, cfg: cfg,
+		answers:   cache.NewLoader(rc, cache.LoaderConfig{LeaseWait: cfg.LeaseWait, MaxFetch: cfg.HandleTimeout}),
 		subj:      cfg.subjects(),
 		log:       cfg.Logger.With("component", "worker"),
 		m:         m,
-		analyzeIn: newIntake(cfg.Concurrency, cfg.Now),
-		answers:   cache.NewLoader(rc, cache.LoaderConfig{LeaseWait: cfg.LeaseWait, MaxFetch: cfg.HandleTimeout}),
+		health:    newHealth(cfg.Now, cfg.BreakerPause),
+		slots:     newSlots(cfg.Concurrency),
+		baseCtx:   context.Background(),
+		intakeCtx: context.Background(),
+		pauseReq:  make(chan time.Time, 1),
 	}
-	for range max(1, cfg.CrowdPartitions) {
-		w.crowdIns = append(w.crowdIns, newIntake(1, cfg.Now))
+	w.settler = &settler{js: js, nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
+		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }}
+	for _, p := range pipelines(cfg) {
+		w.lanes = append(w.lanes, &lane{pipeline: p})
 	}
+	w.health.onPause = w.onPause
+	w.health.setCircuit(gw.WatchCircuit(w.health.circuitChanged))
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil
 }
 
-// gatewayHealthy reports whether no outage was seen recently and, when the gateway exposes
-// it, its breaker is closed. Only then are exhausted retries dead-lettered.
-func (w *Worker) gatewayHealthy() bool {
-	if w.breakerNotClosed() {
-		return false
-	}
-	return w.analyzeIn.healthy(2 * w.cfg.BreakerPause)
-}
-
-// breakerNotClosed reports whether the gateway exposes its breaker and it is open or
-// half-open.
-func (w *Worker) breakerNotClosed() bool {
-	bs, ok := w.gw.(breakerStater)
-	return ok && bs.BreakerState() != "closed"
+func (w *Worker) markerBucket() jetstream.KeyValue {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.markers
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -131,23 +133,13 @@ func (w *Worker) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: stream %s: %w", sc.Name, err)
 		}
 	}
-	ac, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.ChecksStream, analyzeConsumerConfig(w.cfg))
-	if err != nil {
-		return fmt.Errorf("worker setup: consumer %s: %w", w.cfg.AnalyzeConsumer, err)
-	}
-	cc, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.CommandsStream, crowdConsumerConfig(w.cfg))
-	if err != nil {
-		return fmt.Errorf("worker setup: consumer %s: %w", w.cfg.CrowdConsumer, err)
-	}
-	var parts []jetstream.Consumer
-	if w.cfg.partitioned() {
-		for i := range w.cfg.CrowdPartitions {
-			pc, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.PartitionsStream, partitionConsumerConfig(w.cfg, i))
-			if err != nil {
-				return fmt.Errorf("worker setup: consumer %s: %w", w.cfg.partitionConsumer(i), err)
-			}
-			parts = append(parts, pc)
+	cons := make([]jetstream.Consumer, len(w.lanes))
+	for i, l := range w.lanes {
+		c, err := w.js.CreateOrUpdateConsumer(ctx, l.stream.Name, l.consumer)
+		if err != nil {
+			return fmt.Errorf("worker setup: consumer %s: %w", l.consumer.Durable, err)
 		}
+		cons[i] = c
 	}
 	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      w.cfg.MarkerBucket,
@@ -160,7 +152,10 @@ func (w *Worker) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: bucket %s: %w", w.cfg.MarkerBucket, err)
 	}
 	w.mu.Lock()
-	w.analyzeCons, w.crowdCons, w.partCons, w.markers = ac, cc, parts, kv
+	for i, l := range w.lanes {
+		l.cons = cons[i]
+	}
+	w.markers = kv
 	w.pauseSupported = pause
 	w.setupDone = true
 	w.mu.Unlock()
@@ -182,8 +177,9 @@ func serverVersion(nc *nats.Conn) (major, minor int) {
 
 // Run consumes until ctx is cancelled, then shuts down gracefully (call it once per
 // Worker): it stops fetching, hands back (Nak) messages buffered but not started, lets
-// in-flight messages finish for up to Config.DrainTimeout and hands back the rest at once. It returns nil after a clean
-// shutdown. The caller drains and closes the NATS connection afterwards.
+// in-flight messages finish for up to Config.DrainTimeout and hands back the rest at once.
+// It returns nil after a clean shutdown. The caller drains and closes the NATS connection
+// afterwards.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	done := w.setupDone
@@ -193,8 +189,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	w.baseCtx, w.cancelBase = context.WithCancel(context.WithoutCancel(ctx))
-	defer w.cancelBase()
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	w.mu.Lock()
+	w.baseCtx, w.cancelBase, w.intakeCtx = baseCtx, cancelBase, ctx
+	w.mu.Unlock()
 	w.stopping.Store(false)
 
 	sub, err := w.nc.Subscribe(w.subj.CacheInvalidate(), w.onInvalidate)
@@ -203,22 +202,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	var loops sync.WaitGroup
-	loops.Go(func() {
-		w.consumeLoop(ctx, w.analyzeCons, w.analyzeIn, w.cfg.PullBatch, messages.KindAnalyze, w.handleAnalyze)
-	})
-	if w.cfg.partitioned() {
-		loops.Go(func() { w.routeLoop(ctx) })
-		for i, pc := range w.partCons {
-			loops.Go(func() {
-				w.consumeLoop(ctx, pc, w.crowdIns[i], 1, messages.KindCrowdGroup, w.handleCrowdGroup)
-			})
-		}
-	} else {
-		loops.Go(func() {
-			w.consumeLoop(ctx, w.crowdCons, w.crowdIns[0], 1, messages.KindCrowdGroup, w.handleCrowdGroup)
-		})
+	for _, l := range w.lanes {
+		loops.Go(func() { w.consumeLoop(ctx, l) })
 	}
 	loops.Go(func() { w.pollStats(ctx) })
+	loops.Go(func() { w.pauseConsumers(ctx) })
 	w.log.Info("worker running", "concurrency", w.cfg.Concurrency)
 
 	<-ctx.Done()
@@ -231,7 +219,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-loopsDone:
 	case <-deadline.C:
 		w.log.Warn("drain timeout: handing back in-flight messages", "timeout", w.cfg.DrainTimeout)
-		w.cancelBase()
+		cancelBase()
 		<-loopsDone
 	}
 	_ = sub.Unsubscribe()
@@ -239,17 +227,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the worker is connected, its streams are set up and its
-// consumers are running.
+// Ready reports whether the worker is connected, its streams are set up and every
+// pipeline's consumer is running.
 func (w *Worker) Ready() bool {
 	w.mu.Lock()
 	done := w.setupDone
 	w.mu.Unlock()
-	want := int32(2)
-	if w.cfg.partitioned() {
-		want += int32(w.cfg.CrowdPartitions)
-	}
-	return done && w.nc.IsConnected() && !w.stopping.Load() && w.running.Load() == want
+	return done && w.nc.IsConnected() && !w.stopping.Load() && w.running.Load() == int32(len(w.lanes))
 }
 
 // HealthHandler serves /healthz (the process is alive: always 200) and /readyz (200 when
@@ -272,104 +256,46 @@ func (w *Worker) HealthHandler() http.Handler {
 	return mux
 }
 
-type handlerFunc func(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata) (reply, error)
+// onPause runs when a pause starts (possibly inside the gateway's breaker, so it only
+// signals): the call slots restart at 1 and the server consumers are paused.
+func (w *Worker) onPause(until time.Time) {
+	w.slots.restart()
+	w.m.intakePaused.Set(1)
+	w.m.intakeLimit.Set(1)
+	w.mu.Lock()
+	server := w.pauseSupported
+	w.mu.Unlock()
+	w.log.Warn("Alipay circuit breaker open: pausing intake", "until", until, "server_pause", server)
+	if !server {
+		return
+	}
+	select {
+	case w.pauseReq <- until:
+	default: // a request is pending; its deadline is close enough
+	}
+}
 
-// consumeLoop runs Consume on cons until ctx ends, stopping fetching (Drain) while intake
-// is paused and starting again when the pause ends.
-func (w *Worker) consumeLoop(ctx context.Context, cons jetstream.Consumer, in *intake, pull int,
-	kind messages.Kind, fn handlerFunc) {
-	log := w.log.With("kind", kind)
-	retry := w.cfg.BackoffBase
-	w.running.Add(1)
-	defer w.running.Add(-1)
+// pauseConsumers pauses every gated pipeline's shared consumer on the server until the
+// requested deadline, which stops every replica at once, until ctx ends.
+func (w *Worker) pauseConsumers(ctx context.Context) {
 	for {
-		if err := in.waitOpen(ctx); err != nil {
-			return
-		}
-		pauseSig := in.pauseSignal()
-		cc, err := cons.Consume(func(msg jetstream.Msg) { w.dispatch(ctx, in, kind, fn, msg) },
-			jetstream.PullMaxMessages(pull),
-			jetstream.PullExpiry(defaultPullExpiry),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if !errors.Is(err, jetstream.ErrNoHeartbeat) || !w.stopping.Load() {
-					log.Warn("consume", "err", err)
-				}
-			}))
-		if err != nil {
-			log.Error("start consuming", "err", err)
-			t := time.NewTimer(retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			retry = min(2*retry, w.cfg.BackoffCap)
-			continue
-		}
-		retry = w.cfg.BackoffBase
-		stop := false
+		var until time.Time
 		select {
 		case <-ctx.Done():
-			stop = true
-		case <-pauseSig:
-			log.Warn("intake paused: Alipay circuit breaker open", "pause", in.pausedFor())
-		}
-		cc.Drain()
-		<-cc.Closed()
-		if stop {
 			return
+		case until = <-w.pauseReq:
 		}
+		pctx, cancel := context.WithTimeout(ctx, defaultSettleTimeout)
+		for _, l := range w.lanes {
+			if !l.gated {
+				continue // the router calls no gateway: it keeps routing, in order
+			}
+			if _, err := w.js.PauseConsumer(pctx, l.stream.Name, l.consumer.Durable, until); err != nil {
+				w.log.Warn("pause consumer", "consumer", l.consumer.Durable, "err", err)
+			}
+		}
+		cancel()
 	}
-}
-
-// dispatch runs on the consumer's delivery goroutine: it waits for a slot and hands the
-// message to a handler goroutine, or hands it back when intake is paused or stopping.
-func (w *Worker) dispatch(ctx context.Context, in *intake, kind messages.Kind, fn handlerFunc, msg jetstream.Msg) {
-	if w.stopping.Load() {
-		_ = msg.Nak() // shutdown: another replica takes it now
-		w.m.outcome(kind, outcomeHandedBack)
-		return
-	}
-	paused, err := in.acquire(ctx)
-	if err != nil {
-		_ = msg.Nak()
-		w.m.outcome(kind, outcomeHandedBack)
-		return
-	}
-	if paused > 0 {
-		_ = msg.NakWithDelay(spread(paused))
-		w.m.outcome(kind, outcomeDeferred)
-		return
-	}
-	w.inflight.Add(1)
-	go func() {
-		defer w.inflight.Done()
-		in.release(w.handle(kind, fn, msg))
-	}()
-}
-
-// handle runs one message through fn and settles it. It reports whether the gateway looked
-// healthy (for the intake ramp).
-func (w *Worker) handle(kind messages.Kind, fn handlerFunc, msg jetstream.Msg) (healthy bool) {
-	start := time.Now()
-	md, err := msg.Metadata()
-	if err != nil {
-		// Not a JetStream message: nothing to settle.
-		w.log.Error("message without metadata", "kind", kind, "err", err)
-		return true
-	}
-	ctx, cancel := context.WithTimeout(w.baseCtx, w.cfg.HandleTimeout)
-	rep, herr := fn(ctx, msg, md)
-	cancel()
-	healthy = w.settle(kind, msg, md, rep, herr)
-	d := time.Since(start).Seconds()
-	if kind == messages.KindAnalyze {
-		w.m.analyzeDuration.Observe(d)
-	} else {
-		w.m.duration.WithLabelValues(string(kind)).Observe(d)
-	}
-	return healthy
 }
 
 // pollStats polls consumer info for the backlog gauges until ctx ends.
@@ -377,9 +303,9 @@ func (w *Worker) pollStats(ctx context.Context) {
 	t := time.NewTicker(w.cfg.StatsInterval)
 	defer t.Stop()
 	for {
-		for _, c := range append([]jetstream.Consumer{w.analyzeCons, w.crowdCons}, w.partCons...) {
+		for _, l := range w.lanes {
 			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			info, err := c.Info(ictx)
+			info, err := l.cons.Info(ictx)
 			cancel()
 			if err != nil {
 				continue
@@ -387,9 +313,9 @@ func (w *Worker) pollStats(ctx context.Context) {
 			w.m.backlog.WithLabelValues(info.Name).Set(float64(info.NumPending))
 			w.m.ackPending.WithLabelValues(info.Name).Set(float64(info.NumAckPending))
 		}
-		limit, _, paused := w.analyzeIn.state()
+		limit, _ := w.slots.state()
 		w.m.intakeLimit.Set(float64(limit))
-		if paused > 0 {
+		if w.health.pausedFor() > 0 {
 			w.m.intakePaused.Set(1)
 		} else {
 			w.m.intakePaused.Set(0)

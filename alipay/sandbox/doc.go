@@ -22,7 +22,9 @@
 //   - From here on every answer is signed: sign_type missing 40001 isv.missing-signature-type,
 //     not RSA2/RSA 40002 isv.invalid-signature-type; sign missing 40001 isv.missing-signature;
 //     timestamp missing 40001 isv.missing-timestamp, not "yyyy-MM-dd HH:mm:ss" in GMT+8 or more
-//     than Config.MaxClockSkew away 40002 isv.invalid-timestamp; charset not utf-8 (or any
+//     than Config.MaxClockSkew (default 10 minutes) away 40002 isv.invalid-timestamp (the v1
+//     docs do not state the window: 10 minutes is inferred from what the v3 docs reportedly
+//     allow, see the protocol notes); charset not utf-8 (or any
 //     value not valid UTF-8) 40002 isv.invalid-charset; version missing 40001
 //     isv.missing-version, not 1.0 40002 isv.invalid-parameter; format other than JSON 40002
 //     isv.invalid-format; encrypt_type present 40002 isv.invalid-encrypt-type (AES is not

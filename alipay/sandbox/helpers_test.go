@@ -23,6 +23,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/poll"
 )
 
 const testAppID = "2021000000000001"
@@ -426,11 +427,5 @@ func createReq() alipay.CrowdGroupRequest {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }

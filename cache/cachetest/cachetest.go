@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -125,18 +126,6 @@ func wantMiss(t *testing.T, c Cache, k cache.Key, maxAge time.Duration) {
 	got, err := c.Get(context.Background(), k, maxAge)
 	if !errors.Is(err, cache.ErrMiss) {
 		t.Fatalf("Get(%s, %v) = %+v, %v; want ErrMiss", k, maxAge, got, err)
-	}
-}
-
-// eventually polls cond until it holds or waitLimit passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, waitLimit)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -272,7 +261,7 @@ func testExpiry(t *testing.T, newPair NewPair) {
 	rp := answer(pos, true, time.Now())
 	mustSet(t, c, pos, rp)
 	mustSet(t, c, neg, answer(neg, false, time.Now()))
-	eventually(t, "negative answer expired", func() bool {
+	poll.Until(t, waitLimit, "negative answer expired", func() bool {
 		_, err := c.Get(context.Background(), neg, 0)
 		return errors.Is(err, cache.ErrMiss)
 	})
@@ -383,7 +372,7 @@ func testLeaseExpires(t *testing.T, newPair NewPair) {
 	if held, _, err := a.Lease(ctx, k); err != nil || !held {
 		t.Fatalf("Lease = %v, %v; want held", held, err)
 	}
-	eventually(t, "lease taken over after expiry", func() bool {
+	poll.Until(t, waitLimit, "lease taken over after expiry", func() bool {
 		held, _, err := b.Lease(ctx, k)
 		return err == nil && held
 	})
@@ -401,7 +390,7 @@ func testReleaseOwnOnly(t *testing.T, newPair NewPair) {
 			t.Fatalf("Lease = %v, %v; want held", held, err)
 		}
 		var acquired time.Time
-		eventually(t, "second holder takes the expired lease", func() bool {
+		poll.Until(t, waitLimit, "second holder takes the expired lease", func() bool {
 			held, _, err := b.Lease(ctx, k)
 			acquired = time.Now()
 			return err == nil && held

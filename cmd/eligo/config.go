@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
@@ -106,6 +108,30 @@ type alipaySettings struct {
 	RootCertFile   string
 	SignType       string
 	Timeout        time.Duration
+	ClockOffset    time.Duration
+	// QPS is the app's call quota per method for the whole fleet (0: no budget);
+	// QPSAnalyze and QPSCrowdGroup override it per method.
+	QPS           float64
+	QPSAnalyze    float64
+	QPSCrowdGroup float64
+}
+
+// callRates maps each gateway method to its call budget (calls per second for the whole
+// fleet); a method without one is absent.
+func (c alipaySettings) callRates() map[string]float64 {
+	rates := map[string]float64{}
+	for _, m := range []struct {
+		name     string
+		override float64
+	}{{alipay.MethodRuleAnalyze, c.QPSAnalyze}, {alipay.MethodCrowdGroupCondSet, c.QPSCrowdGroup}} {
+		switch {
+		case m.override > 0:
+			rates[m.name] = m.override
+		case c.QPS > 0:
+			rates[m.name] = c.QPS
+		}
+	}
+	return rates
 }
 
 func bindAlipay(s *settings, c *alipaySettings) {
@@ -118,6 +144,10 @@ func bindAlipay(s *settings, c *alipaySettings) {
 	s.str(&c.RootCertFile, "alipay-root-cert-file", "ELIGO_ALIPAY_ROOT_CERT_FILE", "", "Alipay root certificate (certificate mode)")
 	s.str(&c.SignType, "alipay-sign-type", "ELIGO_ALIPAY_SIGN_TYPE", "RSA2", "signature type: RSA2 or RSA")
 	s.duration(&c.Timeout, "alipay-timeout", "ELIGO_ALIPAY_TIMEOUT", defaultAlipayTimeout, "timeout of one gateway call")
+	s.duration(&c.ClockOffset, "alipay-clock-offset", "ELIGO_ALIPAY_CLOCK_OFFSET", 0, "added to this host's clock for the request timestamp (negative to go back): corrects a clock known to be off, or simulates a skewed one in tests")
+	s.number(&c.QPS, "alipay-qps", "ELIGO_ALIPAY_QPS", 0, "the app's Alipay call quota per method, in calls per second for the whole fleet (shared through Redis); 0: calls are not paced and a launch runs into 40005")
+	s.number(&c.QPSAnalyze, "alipay-qps-analyze", "ELIGO_ALIPAY_QPS_ANALYZE", 0, "call quota of rule.analyze, overriding ELIGO_ALIPAY_QPS (0: ELIGO_ALIPAY_QPS)")
+	s.number(&c.QPSCrowdGroup, "alipay-qps-crowdgroup", "ELIGO_ALIPAY_QPS_CROWDGROUP", 0, "call quota of crowdgroup.condition.set, overriding ELIGO_ALIPAY_QPS (0: ELIGO_ALIPAY_QPS)")
 }
 
 func (c alipaySettings) validate(s *settings) []error {
@@ -166,6 +196,14 @@ func (c alipaySettings) validate(s *settings) []error {
 	if c.Timeout <= 0 {
 		errs = append(errs, s.invalid("alipay-timeout", "must be positive, got %s", c.Timeout))
 	}
+	for _, q := range []struct {
+		name string
+		v    float64
+	}{{"alipay-qps", c.QPS}, {"alipay-qps-analyze", c.QPSAnalyze}, {"alipay-qps-crowdgroup", c.QPSCrowdGroup}} {
+		if !(q.v >= 0) || math.IsInf(q.v, 0) {
+			errs = append(errs, s.invalid(q.name, "must be a number of calls per second, 0 or more, got %v", q.v))
+		}
+	}
 	return errs
 }
 
@@ -202,7 +240,7 @@ func bindRedis(s *settings, p *string) {
 func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	bindRedis(s, &c.RedisURL)
 	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
-	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "analyze checks handled at once by this worker")
+	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "Alipay calls in flight from this worker (cache misses and crowd-group commands; a cache hit takes none)")
 	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", cache.DefaultTTL, "how long a triggered analyze answer is cached")
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
 	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
@@ -215,7 +253,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.AttentionDelay, "attention-delay", "ELIGO_ATTENTION_DELAY", worker.DefaultAttentionDelay, "how long a message Alipay refused for the worker's credentials or permissions waits before it is tried again")
 	s.integer(&c.AttentionTries, "attention-attempts", "ELIGO_ATTENTION_ATTEMPTS", worker.DefaultAttentionAttempts, "deliveries refused for credentials or permissions before the message is dead-lettered as needs_attention")
 	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
-	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one message (shorter than the consumer AckWait, "+worker.DefaultAckWait.String()+")")
+	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
 	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
@@ -270,9 +308,6 @@ func (c workerSettings) validate(s *settings) []error {
 		if !p.ok {
 			errs = append(errs, s.invalid(p.name, "must be positive, got %v", p.v))
 		}
-	}
-	if c.HandleTimeout >= worker.DefaultAckWait {
-		errs = append(errs, s.invalid("handle-timeout", "must be shorter than the consumer AckWait (%s), got %s", worker.DefaultAckWait, c.HandleTimeout))
 	}
 	if c.CrowdPartitions < 0 || c.CrowdPartitions > 256 {
 		errs = append(errs, s.invalid("crowd-partitions", "must be between 0 and 256, got %d", c.CrowdPartitions))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
@@ -26,13 +27,7 @@ import (
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, timeout, what, cond)
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -44,6 +44,7 @@ type env struct {
 	cfg    Config
 	log    *slog.Logger
 	id     string // unique run id, part of every name
+	macKey []byte // the replicas' shared cache MAC key, made on first use
 	prefix string // subject prefix
 
 	ns      *server.Server // embedded only
@@ -67,6 +68,10 @@ type env struct {
 	caches []cache.Backend
 	mems   []*cache.Memory
 	rdbs   []redis.UniversalClient
+
+	// gatewayHook, when set, adjusts each replica's gateway configuration (the launch
+	// scenario's call budget).
+	gatewayHook func(*alipay.Config) error
 }
 
 // newEnv starts or connects to every server of a run.
@@ -212,14 +217,20 @@ func benchFixture() sandbox.Fixture {
 // newGateway returns an Alipay client configured as a production worker's, pointed at the
 // sandbox. onState, when set, observes breaker state changes.
 func (e *env) newGateway(onState func(from, to string)) (*alipay.Client, error) {
-	gw, err := alipay.New(alipay.Config{
+	cfg := alipay.Config{
 		Gateway:       e.sbURL,
 		AppID:         benchAppID,
 		Credentials:   alipay.Credentials{PrivateKey: e.appKey, AlipayPublicKey: &e.sbKey.PublicKey},
 		Logger:        e.log,
 		Breaker:       alipay.BreakerSettings{OpenTimeout: e.cfg.BreakerTimeout},
 		OnStateChange: onState,
-	})
+	}
+	if e.gatewayHook != nil {
+		if err := e.gatewayHook(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	gw, err := alipay.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: alipay client: %w", err)
 	}
@@ -247,10 +258,14 @@ func (e *env) workerConfig() worker.Config {
 	}
 }
 
-// cacheConfig keeps every answer for the whole run.
+// cacheConfig keeps every answer for the whole run; the replicas share one MAC key, as a
+// deployment's do.
 func (e *env) cacheConfig() cache.Config {
+	if e.macKey == nil {
+		e.macKey = cache.NewMACKey()
+	}
 	return cache.Config{TTL: time.Hour, NegativeTTL: time.Hour, Namespace: "eligo-bench-" + e.id, Logger: e.log,
-		OpTimeout: e.cfg.CacheOpTimeout}
+		OpTimeout: e.cfg.CacheOpTimeout, MACKey: e.macKey}
 }
 
 // cache returns replica i's cache, creating it on first use.
@@ -296,6 +311,12 @@ func (noGateway) Analyze(context.Context, alipay.AnalyzeRequest) (alipay.Analyze
 func (noGateway) SetCrowdGroup(context.Context, alipay.CrowdGroupRequest) (alipay.CrowdGroupResponse, error) {
 	return alipay.CrowdGroupResponse{}, errors.New("bench: no gateway")
 }
+
+func (noGateway) WatchCircuit(func(alipay.CircuitState)) alipay.CircuitState {
+	return alipay.CircuitClosed
+}
+
+func (noGateway) BreakerTimeout() time.Duration { return 0 }
 
 // replica is one running worker with its own connection and gateway client.
 type replica struct {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,21 +199,22 @@ type workerProc struct {
 
 // startWorker starts an `eligo worker` process with the env's configuration and waits until
 // it reports ready.
-func (e *env) startWorker(name string) *workerProc {
+func (e *env) startWorker(name string, extraEnv ...string) *workerProc {
 	e.t.Helper()
-	p := e.spawnWorker(name)
+	p := e.spawnWorker(name, extraEnv...)
 	p.waitReady(e.t, 60*time.Second)
 	return p
 }
 
-// spawnWorker starts an `eligo worker` process without waiting for it to be ready.
-func (e *env) spawnWorker(name string) *workerProc {
+// spawnWorker starts an `eligo worker` process without waiting for it to be ready;
+// extraEnv is added to this process's environment only.
+func (e *env) spawnWorker(name string, extraEnv ...string) *workerProc {
 	e.t.Helper()
 	bin := eligoBinary(e.t)
 	p := &workerProc{name: name, httpAddr: freeAddr(e.t), log: logFile(e.t, name), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "worker")
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"ELIGO_HTTP_ADDR=" + p.httpAddr}, e.workerEnv...)
+		"ELIGO_HTTP_ADDR=" + p.httpAddr}, append(slices.Clone(e.workerEnv), extraEnv...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatalf("start %s: %v", name, err)

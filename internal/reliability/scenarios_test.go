@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -216,12 +217,15 @@ func TestRedisRestart(t *testing.T) {
 // whose store just failed bypasses it for a cooldown, so the first round may miss.)
 func (e *env) expectCacheHit(prefix string, timeout time.Duration) int {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for round := 1; ; round++ {
+	rounds := 0
+	// Each round is the condition: the worker's cache cooldown runs on the worker's own
+	// clock, in another process, so the test asks again until it has passed.
+	poll.Until(e.t, timeout, "a repeated check answered from the cache", func() bool {
+		rounds++
 		ids := [2]string{}
 		for i := range ids {
-			ids[i] = fmt.Sprintf("%s-%d-%d", prefix, round, i)
-			body := fmt.Sprintf(`{"request_id":%q,"user_id":"2088302535065344","rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b","biz_id":"%s-%d"}`, ids[i], prefix, round)
+			ids[i] = fmt.Sprintf("%s-%d-%d", prefix, rounds, i)
+			body := fmt.Sprintf(`{"request_id":%q,"user_id":"2088302535065344","rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b","biz_id":"%s-%d"}`, ids[i], prefix, rounds)
 			if err := e.publish(messages.KindAnalyze, ids[i], []byte(body), false); err != nil {
 				e.t.Fatal(err)
 			}
@@ -232,12 +236,8 @@ func (e *env) expectCacheHit(prefix string, timeout time.Duration) int {
 			e.t.Fatal(err)
 		}
 		var r messages.AnalyzeResult
-		if res := a.Results[ids[1]]; len(res) == 1 && jsonInto(res[0], &r) == nil && r.Source == messages.SourceCache {
-			return round
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no repeated check answered from the cache within %s", timeout)
-		}
-		time.Sleep(500 * time.Millisecond) // let a cache bypass cooldown pass between rounds
-	}
+		res := a.Results[ids[1]]
+		return len(res) == 1 && jsonInto(res[0], &r) == nil && r.Source == messages.SourceCache
+	})
+	return rounds
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -215,10 +216,7 @@ func TestSecurity(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, subject := range append(forged, e.subj.AnalyzeCheck(), e.subj.CrowdGroupCommand()) {
-		for !perms.has(subject) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !perms.has(subject) {
+		if !poll.Within(time.Until(deadline), func() bool { return perms.has(subject) }) {
 			t.Errorf("no permissions violation reported for %s", subject)
 		}
 	}
@@ -244,20 +242,17 @@ func TestSecurity(t *testing.T) {
 	// The workers cache their answers in the TLS-only Redis. Their cache bypasses Redis for a
 	// cooldown after a few slow operations (cold TLS connections can be), so ask again until
 	// an answer is stored or 20s pass.
-	deadline = time.Now().Add(20 * time.Second)
 	var keys int64
-	for round := 0; ; round++ {
+	round := 0
+	poll.Until(t, 20*time.Second, "a cache entry in the TLS Redis", func() bool {
 		keys, err = redisSrv.Client().DBSize(ctx).Result()
 		if err != nil {
 			t.Fatalf("TLS Redis: %v", err)
 		}
 		if keys > 0 {
-			t.Logf("TLS Redis holds %d cache entries after %d extra round(s) of checks", keys, round)
-			break
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the workers stored nothing in the TLS Redis")
-		}
+		round++
 		for i := range 20 {
 			id := fmt.Sprintf("sec-tls-%d-%d", round, i)
 			body := fmt.Sprintf(`{"request_id":%q,"user_id":"2088302535065344","rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b","biz_id":"%d"}`, id, i)
@@ -266,7 +261,8 @@ func TestSecurity(t *testing.T) {
 			}
 		}
 		e.waitSettled(30 * time.Second)
-		time.Sleep(500 * time.Millisecond) // let a cache circuit cooldown pass between rounds
-	}
+		return false
+	})
+	t.Logf("TLS Redis holds %d cache entries after %d extra round(s) of checks", keys, round)
 	t.Logf("permission violations seen by the publisher: %d", len(perms.errs))
 }

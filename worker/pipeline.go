@@ -1,0 +1,262 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/messages"
+)
+
+// pipeline is one lane of input, everything the worker knows about it in one value: the
+// kind, the input stream and its durable consumer, how much to pull, how to settle, and the
+// handler. pipelines lists them; Setup, Run, Ready, Status, the backlog metrics and the
+// intake pause iterate over that list, so a new kind is one entry there plus its handler.
+type pipeline struct {
+	kind     messages.Kind
+	stream   jetstream.StreamConfig // input stream; pipelines may share one (created once)
+	consumer jetstream.ConsumerConfig
+	// pull is how many messages the client buffers ahead (PullMaxMessages).
+	pull int
+	// ordered: one message in flight across the fleet (MaxAckPending 1), acknowledged with
+	// DoubleAck, so that the next is released only after this one's ack is recorded.
+	ordered bool
+	// gated: the handler calls the gateway, so the pipeline stops while intake is paused
+	// and its consumer is paused on the server with the others.
+	gated bool
+	// handle turns one message into its reply (see settler.settle for what follows).
+	handle func(w *Worker, ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata) (reply, error)
+}
+
+// pipelines is the table of Eligo's input lanes for cfg (defaults filled in).
+func pipelines(cfg Config) []pipeline {
+	s := cfg.subjects()
+	checks := inputStream(cfg, cfg.ChecksStream, "Eligo analyze checks", s.AnalyzeCheck())
+	commands := inputStream(cfg, cfg.CommandsStream, "Eligo crowd-group commands", s.CrowdGroupCommand())
+	out := []pipeline{{
+		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, gated: true,
+		consumer: consumerConfig(cfg, cfg.AnalyzeConsumer, "Eligo analyze checks, shared by all worker replicas",
+			s.AnalyzeCheck(), cfg.MaxAckPending),
+		handle: (*Worker).handleAnalyze,
+	}}
+	if !cfg.partitioned() {
+		// MaxAckPending 1 gives strict publish order across all replicas: the server hands
+		// out the next command only after the previous one was acked or terminated (a
+		// NakWithDelay keeps it pending, so nothing overtakes it).
+		return append(out, pipeline{
+			kind: messages.KindCrowdGroup, stream: commands, pull: 1, ordered: true, gated: true,
+			consumer: consumerConfig(cfg, cfg.CrowdConsumer, "Eligo crowd-group commands, strict publish order",
+				s.CrowdGroupCommand(), 1),
+			handle: (*Worker).handleCrowdGroup,
+		})
+	}
+	// Partitioned: the ordered commands consumer only routes (no gateway call, so it keeps
+	// routing while intake is paused); each partition has its own ordered consumer.
+	out = append(out, pipeline{
+		kind: messages.KindCrowdGroup, stream: commands, pull: 1, ordered: true,
+		consumer: consumerConfig(cfg, cfg.CrowdConsumer, "Eligo crowd-group commands, strict publish order",
+			s.CrowdGroupCommand(), 1),
+		handle: (*Worker).routeCrowdGroup,
+	})
+	parts := inputStream(cfg, cfg.PartitionsStream,
+		"Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)", cfg.partitionSubjects())
+	for i := range cfg.CrowdPartitions {
+		out = append(out, pipeline{
+			kind: messages.KindCrowdGroup, stream: parts, pull: 1, ordered: true, gated: true,
+			consumer: consumerConfig(cfg, cfg.partitionConsumer(i),
+				"Eligo crowd-group partition, strict publish order per (shop_id, crowd_group_id)", cfg.partitionSubject(i), 1),
+			handle: (*Worker).handleCrowdGroup,
+		})
+	}
+	return out
+}
+
+// inputStream is a work-queue stream: a message is removed once acked or terminated (a
+// dead letter is copied out before it is terminated).
+func inputStream(cfg Config, name, desc, subject string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name: name, Description: desc, Subjects: []string{subject},
+		Retention: jetstream.WorkQueuePolicy, Storage: cfg.Storage, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+	}
+}
+
+// consumerConfig is a durable pull consumer shared by every replica.
+func consumerConfig(cfg Config, name, desc, filter string, maxAckPending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: name, Description: desc, FilterSubject: filter,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: maxAckPending,
+	}
+}
+
+// lane is a pipeline at run time: its consumer, once Setup created it.
+type lane struct {
+	pipeline
+	cons jetstream.Consumer
+}
+
+// consumeLoop runs Consume on the lane until ctx ends; a gated lane stops fetching (Drain)
+// while intake is paused and starts again when the pause ends.
+func (w *Worker) consumeLoop(ctx context.Context, l *lane) {
+	log := w.log.With("kind", l.kind, "consumer", l.consumer.Durable)
+	retry := w.cfg.BackoffBase
+	w.running.Add(1)
+	defer w.running.Add(-1)
+	for {
+		var pauseSig <-chan struct{}
+		if l.gated {
+			if err := w.health.waitOpen(ctx); err != nil {
+				return
+			}
+			pauseSig = w.health.pauseSignal()
+		}
+		cc, err := l.cons.Consume(func(msg jetstream.Msg) { w.receive(l, msg) },
+			jetstream.PullMaxMessages(l.pull),
+			jetstream.PullExpiry(defaultPullExpiry),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				if !errors.Is(err, jetstream.ErrNoHeartbeat) || !w.stopping.Load() {
+					log.Warn("consume", "err", err)
+				}
+			}))
+		if err != nil {
+			log.Error("start consuming", "err", err)
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			retry = min(2*retry, w.cfg.BackoffCap)
+			continue
+		}
+		retry = w.cfg.BackoffBase
+		stop := false
+		select {
+		case <-ctx.Done():
+			stop = true
+		case <-pauseSig:
+			log.Warn("intake paused: Alipay circuit breaker open", "pause", w.health.pausedFor())
+		}
+		cc.Drain()
+		<-cc.Closed()
+		if stop {
+			return
+		}
+	}
+}
+
+// receive runs on the client's delivery goroutine and never blocks, so the client keeps
+// reading heartbeats and pulling: it hands the message to its own goroutine, or hands it
+// back when stopping or (for a gated lane) while intake is paused. The number of messages
+// in flight is bounded by the consumer's MaxAckPending; the Alipay calls among them by the
+// call slots.
+func (w *Worker) receive(l *lane, msg jetstream.Msg) {
+	if w.stopping.Load() {
+		_ = msg.Nak() // shutdown: another replica takes it now
+		w.m.outcome(l.kind, outcomeHandedBack)
+		return
+	}
+	if l.gated {
+		if d := w.health.pausedFor(); d > 0 {
+			_ = msg.NakWithDelay(spread(d))
+			w.m.outcome(l.kind, outcomeDeferred)
+			return
+		}
+	}
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		w.handle(l, msg)
+	}()
+}
+
+// handle runs one message through its lane's handler and settles it, telling the server
+// the message is in progress every AckWait/3 meanwhile, so AckWait can be short (a crashed
+// replica's messages come back quickly) while a slow call keeps its message.
+func (w *Worker) handle(l *lane, msg jetstream.Msg) {
+	start := time.Now()
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to settle.
+		w.log.Error("message without metadata", "kind", l.kind, "err", err)
+		return
+	}
+	stop := keepInProgress(msg, w.cfg.AckWait/3)
+	defer stop()
+	ctx, cancel := context.WithCancel(w.baseCtx)
+	rep, herr := l.handle(w, ctx, msg, md)
+	cancel()
+	w.settler.settle(delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}, rep, herr)
+	if !rep.routed {
+		w.m.observe(l.kind, time.Since(start))
+	}
+}
+
+// keepInProgress sends msg.InProgress every period until stop is called.
+func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	t = time.AfterFunc(period, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		_ = msg.InProgress()
+		t.Reset(period)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// callGateway runs one Alipay call within a call slot (waiting at most HandleTimeout for
+// one, without counting that wait as a failure, and not at all once shutdown began) and bounds the call by HandleTimeout. An
+// ErrUnavailable answer pauses intake; a call that proved the gateway up grows the ramp.
+func (w *Worker) callGateway(ctx context.Context, method string, call func(context.Context) error) error {
+	if d := w.health.pausedFor(); d > 0 {
+		return pausedError{d}
+	}
+	wctx, cancel := context.WithTimeout(ctx, w.cfg.HandleTimeout)
+	unhook := context.AfterFunc(w.intakeCtx, cancel) // shutdown: stop waiting, hand it back
+	err := w.slots.acquire(wctx)
+	unhook()
+	cancel()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case w.intakeCtx.Err() != nil:
+		return errStopping
+	default:
+		return errNoSlot
+	}
+	if d := w.health.pausedFor(); d > 0 {
+		w.slots.release(false)
+		return pausedError{d}
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.HandleTimeout)
+	err = call(cctx)
+	cancel()
+	w.slots.release(err == nil || alipay.ClassOf(err) == alipay.Permanent)
+	w.countCall(method, err)
+	return err
+}
+
+func (w *Worker) countCall(method string, err error) {
+	class := "ok"
+	if err != nil {
+		class = alipay.ClassOf(err).String()
+	}
+	w.m.gatewayCalls.WithLabelValues(method, class).Inc()
+}
