@@ -46,7 +46,9 @@ type marker struct {
 // without a marker proves nothing was sent yet; NumDelivered > 1 alone needs no
 // reconciliation.
 func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata) (reply, error) {
+	_, dspan := w.tr.child(ctx, spanDecode)
 	cmd, warnings, err := messages.DecodeCrowdGroupCommand(msg.Data(), messages.DecodeOptions{StrictUnits: w.cfg.StrictUnits})
+	endSpan(dspan, err)
 	rep := reply{id: cmd.CommandID}
 	if err != nil {
 		return rep, fmt.Errorf("decode crowd-group command: %w", err)
