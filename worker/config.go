@@ -91,9 +91,11 @@ type Config struct {
 	// Concurrency bounds the Alipay calls in flight from this replica (analyze cache misses
 	// and crowd-group commands); cache hits take no slot. Default 32.
 	Concurrency int
-	// PullBatch is how many analyze checks one replica asks the server for at a time. The
-	// delivery callback never blocks, so buffered checks start at once. Default
-	// 2×Concurrency, at least 64, at most MaxAckPending.
+	// PullBatch is how many analyze checks one replica asks the server for at a time, and
+	// handles at once (decode, cache, publish); those waiting for an Alipay call slot do not
+	// count. The delivery callback never blocks: checks beyond it wait in their own
+	// goroutine, kept with in-progress acks. Default 2×Concurrency, at least 64, at most
+	// MaxAckPending.
 	PullBatch int
 	// MaxAckPending of the analyze consumer, across all replicas: it bounds the checks in
 	// flight (handled, or waiting for a call slot or a PubAck). Keep it above PullBatch ×
