@@ -25,7 +25,7 @@
 //
 //  1. Each lane reads its consumer with Messages (the client pulls and watches idle
 //     heartbeats on its own goroutine; nothing the worker does can stall it) and takes the
-//     next message only when it holds one of the lane's pull handler tokens, so a busy
+//     next message only when it holds one of the lane's handler tokens, so a busy
 //     replica pulls less instead of blocking the client. receive starts a goroutine for the
 //     message, or hands it back at once when the worker is stopping or, for a gated lane,
 //     while intake is paused. A message gives its token back when it starts waiting for an
@@ -105,6 +105,8 @@
 //	invalid input; alipay.Permanent          dead-letter copy (Nats-Msg-Id dlq:<stream>:<seq>, reason in headers,
 //	                                         PubAck awaited), rejection on eligo.rejected.<kind> (+ reply),
 //	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
+//	result / dead letter not stored for lack     no Ack; this replica's own intake stops for BreakerPause and the
+//	of room (stream or account storage limit)    message comes back after it (not at a growing backoff)
 //	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
 //	                                         failure (bad response signature) is logged at error level and
 //	                                         its answer is never cached or published; while the breaker is

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/messages"
@@ -23,6 +24,9 @@ type pipeline struct {
 	consumer jetstream.ConsumerConfig
 	// pull is how many messages the client buffers ahead (PullMaxMessages).
 	pull int
+	// handlers is how many messages the lane handles at once, besides those waiting for an
+	// Alipay call slot (its handler tokens).
+	handlers int
 	// ordered: one message in flight across the fleet (MaxAckPending 1), acknowledged with
 	// DoubleAck, so that the next is released only after this one's ack is recorded.
 	ordered bool
@@ -39,7 +43,7 @@ func pipelines(cfg Config) []pipeline {
 	checks := inputStream(cfg, cfg.ChecksStream, "Eligo analyze checks", s.AnalyzeCheck())
 	commands := inputStream(cfg, cfg.CommandsStream, "Eligo crowd-group commands", s.CrowdGroupCommand())
 	out := []pipeline{{
-		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, gated: true,
+		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, handlers: max(64, 2*cfg.Concurrency), gated: true,
 		consumer: consumerConfig(cfg, cfg.AnalyzeConsumer, "Eligo analyze checks, shared by all worker replicas",
 			s.AnalyzeCheck(), cfg.MaxAckPending),
 		handle: (*Worker).handleAnalyze,
@@ -98,7 +102,7 @@ func consumerConfig(cfg Config, name, desc, filter string, maxAckPending int) je
 type lane struct {
 	pipeline
 	cons jetstream.Consumer
-	// work holds one token per message being handled (pull of them at once): the lane
+	// work holds one token per message being handled (handlers of them at once): the lane
 	// reads its next message only with a token in hand, so a busy replica pulls less and a
 	// burst does not become thousands of concurrent cache reads. A message gives its token
 	// back when it starts waiting for an Alipay call slot, so cache hits are never stuck
@@ -106,7 +110,9 @@ type lane struct {
 	work chan struct{}
 }
 
-func newLane(p pipeline) *lane { return &lane{pipeline: p, work: make(chan struct{}, max(1, p.pull))} }
+func newLane(p pipeline) *lane {
+	return &lane{pipeline: p, work: make(chan struct{}, max(1, p.handlers))}
+}
 
 // token is a lane's handler token held by one message; release is idempotent.
 type token struct {
@@ -250,10 +256,16 @@ func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
 	}
 	stop := keepInProgress(msg, w.cfg.AckWait/3)
 	defer stop()
+	d := delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}
 	ctx, cancel := context.WithCancel(context.WithValue(w.baseCtx, tokenKey{}, tok))
+	if w.tr != nil {
+		ctx, d.span = w.tr.message(ctx, l, msg, md)
+		d.ctx = ctx
+		defer d.span.End()
+	}
 	rep, herr := l.handle(w, ctx, msg, md)
 	cancel()
-	w.settler.settle(delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}, rep, herr)
+	w.settler.settle(d, rep, herr)
 	if !rep.routed {
 		w.m.observe(l.kind, time.Since(start))
 	}
@@ -310,7 +322,15 @@ func (w *Worker) callGateway(ctx context.Context, method string, call func(conte
 		return pausedError{d}
 	}
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.HandleTimeout)
+	var span trace.Span
+	if w.tr != nil {
+		cctx, span = w.tr.child(cctx, "alipay "+method, attrAlipayMethod.String(method))
+	}
 	err = call(cctx)
+	if span != nil {
+		span.SetAttributes(gatewayAttrs(err)...)
+		endSpan(span, err)
+	}
 	cancel()
 	w.slots.release(err == nil || alipay.ClassOf(err) == alipay.Permanent)
 	w.countCall(method, err)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -25,7 +27,10 @@ Scenarios: hot (all cache hits; plus a paced phase at half the rate for latency)
 check new, one signed gateway call each), dup (many identical checks over --keys keys, cold
 cache: counts gateway calls), outage (the sandbox is down for --duration while checks arrive
 at --rate; measures the backlog drain rate against the miss rate), mixed (90% hits, 8%
-misses, 2% invalid), or all.
+misses, 2% invalid), or all. launch (not in all): a promotion going live, --messages distinct
+checks (default 30000) published at once to --replicas (default 3) sharing a Redis the run
+starts itself, against a sandbox quota of --quota calls/s: limiter off, limiter on, limiter
+configured at twice the quota, and Redis killed mid-launch.
 
 By default everything runs in this process (--embedded): a NATS server with file storage in a
 temporary directory, the sandbox on a loopback port with fresh keys, and an in-process cache.
@@ -47,6 +52,8 @@ type benchSettings struct {
 	BreakerTimeout time.Duration
 	Embedded       bool
 	NATSURL        string
+	NATSServer     string
+	PubProcess     bool
 	RedisURL       string
 	Near           bool
 	CacheOpTimeout time.Duration
@@ -57,14 +64,19 @@ type benchSettings struct {
 	Rounds         int
 	PacedRate      float64
 	Quiet          bool
+	Quota          int
 	Log            logSettings
 }
 
 func runBench(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "publish" {
+		return runBenchPublish(ctx, c, args[1:])
+	}
 	s := newSettings("bench", c.getenv)
 	var cfg benchSettings
 	var paced time.Duration
-	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, or all")
+	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, costs, or all; launch (not in all)")
+	s.integer(&cfg.Quota, "quota", "", 200, "launch: the sandbox's rule.analyze call quota Q in calls per second")
 	s.integer(&cfg.Messages, "messages", "", 0, "checks in the measured phase (0: hot 100000, miss 2000, dup 10000, mixed 50000)")
 	s.integer(&cfg.Inflight, "inflight", "", 64, "worker concurrency per replica, and the ceiling loops' concurrency")
 	s.integer(&cfg.Inflight, "concurrency", "", 64, "same as --inflight")
@@ -76,6 +88,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.duration(&cfg.BreakerTimeout, "breaker-timeout", "", 5*time.Second, "Alipay breaker open timeout and worker intake pause")
 	s.boolean(&cfg.Embedded, "embedded", "", true, "run NATS, the sandbox and the cache in this process (off when --nats is given)")
 	s.str(&cfg.NATSURL, "nats", "", "", "URL of a running nats-server to use instead of the embedded one")
+	s.str(&cfg.NATSServer, "nats-server", "", "", "path of a nats-server binary (>= 2.10) to start as a separate process (JetStream, file storage under --dir, TCP), as production runs; checks then carry producers' extra fields and each phase reports the server's CPU")
+	s.boolean(&cfg.PubProcess, "publisher-process", "", true, "with --nats-server: publish hot, miss and ceiling checks from a separate eligo process")
 	s.str(&cfg.RedisURL, "redis", "", "", "Redis URL for the cache (default: in-process cache)")
 	s.str(&cfg.Dir, "dir", "", "", "embedded NATS storage directory (default: a new temporary directory, removed afterwards; /dev/shm keeps disk noise out)")
 	s.duration(&cfg.CacheOpTimeout, "cache-op-timeout", "", 0, "Redis cache per-operation timeout (default: the cache's, 50ms)")
@@ -92,6 +106,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	cfg.PacedSeconds = paced.Seconds()
+	if cfg.Scenario == string(bench.Launch) && s.source["replicas"] == "default" {
+		cfg.Replicas = 0 // the launch scenario's own default: 3
+	}
 	var errs []error
 	scenarios, err := benchScenarios(cfg.Scenario)
 	if err != nil {
@@ -101,7 +118,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		name string
 		v    int
 		min  int
-	}{{"messages", cfg.Messages, 0}, {"inflight", cfg.Inflight, 1}, {"replicas", cfg.Replicas, 1}, {"keys", cfg.Keys, 0}, {"rate", cfg.Rate, 1}, {"rounds", cfg.Rounds, 1}} {
+	}{{"messages", cfg.Messages, 0}, {"inflight", cfg.Inflight, 1}, {"replicas", cfg.Replicas, 0}, {"quota", cfg.Quota, 1}, {"keys", cfg.Keys, 0}, {"rate", cfg.Rate, 1}, {"rounds", cfg.Rounds, 1}} {
 		if f.v < f.min {
 			errs = append(errs, s.invalid(f.name, "must be at least %d", f.min))
 		}
@@ -109,8 +126,11 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if cfg.Latency < 0 || cfg.Duration <= 0 {
 		errs = append(errs, errors.New("--latency must not be negative and --duration must be positive"))
 	}
-	if !cfg.Embedded && cfg.NATSURL == "" {
-		errs = append(errs, errors.New("--embedded=false needs --nats URL"))
+	if !cfg.Embedded && cfg.NATSURL == "" && cfg.NATSServer == "" {
+		errs = append(errs, errors.New("--embedded=false needs --nats URL or --nats-server PATH"))
+	}
+	if cfg.NATSURL != "" && cfg.NATSServer != "" {
+		errs = append(errs, errors.New("--nats and --nats-server exclude each other"))
 	}
 	if len(s.args) > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q: bench takes only flags", s.args))
@@ -130,7 +150,7 @@ func benchScenarios(v string) ([]bench.Scenario, error) {
 	for name := range strings.SplitSeq(v, ",") {
 		sc := bench.Scenario(strings.TrimSpace(name))
 		if !sc.Valid() {
-			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, all)", name)
+			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, costs, launch, all)", name)
 		}
 		out = append(out, sc)
 	}
@@ -158,8 +178,13 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 		bc := bench.Config{
 			Scenario: sc, Messages: cfg.Messages, Inflight: cfg.Inflight, Replicas: cfg.Replicas,
 			Keys: cfg.Keys, Latency: cfg.Latency, Duration: cfg.Duration, Rate: cfg.Rate,
-			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
+			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, NATSServer: cfg.NATSServer,
+			RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
 			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, PacedRate: cfg.PacedRate, Progress: progress, Logger: logger,
+			Quota: cfg.Quota,
+		}
+		if cfg.NATSServer != "" && cfg.PubProcess {
+			bc.PublishProcess = publishProcess
 		}
 		if i == 0 {
 			bc.CPUProfile = profile // one profile per file: the first scenario's
@@ -191,4 +216,37 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 		}
 	}
 	return runErr
+}
+
+// publishProcess runs `eligo bench publish` (this executable) with spec on its standard
+// input: the publisher in a process of its own.
+func publishProcess(ctx context.Context, spec bench.PublishSpec) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: publisher process: %w", err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("bench: publisher spec: %w", err)
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, exe, "bench", "publish")
+	cmd.Stdin, cmd.Stderr = bytes.NewReader(in), &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench: publisher process: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// runBenchPublish is `eligo bench publish`: the publisher process of --nats-server runs. It
+// reads a bench.PublishSpec (JSON) from standard input.
+func runBenchPublish(ctx context.Context, _ *cli, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("eligo bench publish reads its spec from standard input; unexpected arguments %q", args)}
+	}
+	var spec bench.PublishSpec
+	if err := json.NewDecoder(os.Stdin).Decode(&spec); err != nil {
+		return fmt.Errorf("bench publish: spec: %w", err)
+	}
+	return bench.Publish(ctx, spec)
 }

@@ -27,6 +27,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,13 @@ const (
 	Dup    Scenario = "dup"
 	Outage Scenario = "outage"
 	Mixed  Scenario = "mixed"
+	// Launch: a promotion going live (see LaunchReport); not part of "all".
+	Launch Scenario = "launch"
+	// Costs measures what each thing the worker asks of the server costs: the bare loop
+	// alone, then with one addition at a time (work-queue input, de-duplication ids on
+	// results, the kind header, acked acks, small pull batches, synchronous publishes), and
+	// with all of the worker's together; Rounds times, interleaved.
+	Costs Scenario = "costs"
 )
 
 // Scenarios lists every scenario, in the order `eligo bench --scenario all` runs them.
@@ -52,7 +60,7 @@ func Scenarios() []Scenario { return []Scenario{Hot, Miss, Dup, Outage, Mixed} }
 // Valid reports whether s is a known scenario.
 func (s Scenario) Valid() bool {
 	switch s {
-	case Hot, Miss, Dup, Outage, Mixed:
+	case Hot, Miss, Dup, Outage, Mixed, Costs, Launch:
 		return true
 	}
 	return false
@@ -94,6 +102,15 @@ type Config struct {
 	// embedded server with file storage in a temporary directory. Streams, consumers and
 	// subjects of a run get a unique prefix and are deleted at the end.
 	NATSURL string
+	// NATSServer, when set, is a nats-server binary (>= 2.10) that the run starts as a
+	// separate process (JetStream, file storage in a new directory under Dir, a free loopback
+	// port) and reaches over TCP, as production does; each phase reports the server's CPU.
+	// Checks then carry the extra fields producers send (about 300 bytes).
+	NATSServer string
+	// PublishProcess, when set, runs a publisher in another process (the caller's wiring of
+	// Publish) for the phases whose checks a PublishSpec describes: hot, miss and the
+	// ceiling. Default: publish from this process.
+	PublishProcess func(ctx context.Context, spec PublishSpec) error
 	// RedisURL points the cache at Redis (cache.ParseURL syntax). Keys live under a unique
 	// namespace that is deleted at the end; the database is never flushed. Default "": one
 	// in-process cache per replica.
@@ -121,6 +138,9 @@ type Config struct {
 	// and the worker share the machine, so half the drain rate of a preloaded backlog may
 	// not be sustainable there; set a rate to measure latency at a known load.
 	PacedRate float64
+	// Quota is the launch scenario's sandbox call quota Q for rule.analyze, in calls per
+	// second (burst Q/10). Default 200.
+	Quota int
 	// CPUProfile, when set, receives a CPU profile of the measured phase (pprof format).
 	CPUProfile io.Writer
 	// Progress, when set, receives one human-readable line per phase.
@@ -136,8 +156,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Messages < 0 || c.Inflight < 0 || c.Replicas < 0 || c.Keys < 0 || c.Rate < 0 || c.Latency < 0 || c.Duration < 0 {
 		return c, fmt.Errorf("%w: counts and durations must not be negative", ErrConfig)
 	}
+	if c.Scenario == Launch {
+		if c.Messages == 0 {
+			c.Messages = defaultLaunchMessages
+		}
+		if c.Replicas == 0 {
+			c.Replicas = 3
+		}
+		if c.Quota <= 0 {
+			c.Quota = defaultLaunchQuota
+		}
+	}
 	if c.Messages == 0 {
-		c.Messages = map[Scenario]int{Hot: 100_000, Miss: 2_000, Dup: 10_000, Mixed: 50_000, Outage: 0}[c.Scenario]
+		c.Messages = map[Scenario]int{Hot: 100_000, Miss: 2_000, Dup: 10_000, Mixed: 50_000, Outage: 0, Costs: 50_000}[c.Scenario]
 	}
 	if c.Inflight == 0 {
 		c.Inflight = 64
@@ -190,6 +221,8 @@ type Report struct {
 	Ceiling Phase `json:"ceiling"`
 	// Result is the measured phase of the scenario.
 	Result Phase `json:"result"`
+	// Variants are the costs scenario's bare loops, in the order run (every round).
+	Variants []Phase `json:"variants,omitempty"`
 	// Paced is hot's latency phase at half the measured rate.
 	Paced *Phase `json:"paced,omitempty"`
 	// MissRate is the worker's miss throughput measured in the outage run (the drain
@@ -204,6 +237,8 @@ type Report struct {
 	CPURatio float64 `json:"cpu_ratio,omitempty"`
 	// Memory samples the process's resident set.
 	Memory Memory `json:"memory"`
+	// Launch holds the launch scenario's phases.
+	Launch *LaunchReport `json:"launch,omitempty"`
 	// Targets are the issue's targets for this scenario, checked against this run.
 	Targets []Target `json:"targets"`
 }
@@ -259,6 +294,11 @@ type Phase struct {
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
 	// CPUSeconds is the process CPU time of the phase.
 	CPUSeconds float64 `json:"cpu_s"`
+	// ServerCPUPer1k is the nats-server process's CPU seconds per 1,000 messages (only when
+	// the run started it: Config.NATSServer).
+	ServerCPUPer1k float64 `json:"server_cpu_s_per_1k,omitempty"`
+	// Variant names the bare loop's cost variant (scenario costs).
+	Variant string `json:"variant,omitempty"`
 }
 
 // Latency holds percentiles in milliseconds.
