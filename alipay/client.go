@@ -492,30 +492,30 @@ func marshalBizContent(v any) (string, error) {
 
 // call waits for the call budget (when there is one) and makes the gateway call; a 40005
 // answer is reported to the budget, and the call waits and is made again as long as ctx
-// lasts. When ctx ends while a 40005 is being waited out, that 40005 is returned.
+// lasts. A call the budget held back until ctx ended returns an error matching ErrThrottled
+// (wrapping the last 40005, if any).
 func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	var limited error
 	for {
 		if c.budget != nil {
 			if err := c.budget.Wait(ctx, method); err != nil {
 				if limited != nil {
-					return callResult{}, limited
+					err = limited
 				}
-				return callResult{}, fmt.Errorf("alipay %s: waiting for the call budget: %w", method, err)
+				return callResult{}, &throttledError{method: method, cause: err}
 			}
 		}
 		res, err := c.callOnce(ctx, method, params, appAuthToken)
 		if !IsCallLimited(err) {
 			return res, err
 		}
-		c.metrics.callLimited(method)
 		if c.budget == nil {
 			return res, err
 		}
 		c.budget.CallLimited(method)
 		limited = err
 		if ctx.Err() != nil {
-			return res, err
+			return res, &throttledError{method: method, cause: err}
 		}
 	}
 }

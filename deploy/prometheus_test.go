@@ -376,6 +376,7 @@ func startWorker(t *testing.T) (base string, ns *natstest.Server) {
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE="+keys.Path(sandbox.AppPrivateKeyFile),
 		"ELIGO_ALIPAY_PUBLIC_KEY_FILE="+keys.Path(sandbox.SandboxPublicKeyFile),
 		"ELIGO_HTTP_ADDR=127.0.0.1:0",
+		"ELIGO_ALIPAY_QPS=1000", // the call budget's series exist only when it is on
 		"ELIGO_LOG_FORMAT=json",
 	)
 	logs := &syncBuffer{}

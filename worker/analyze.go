@@ -25,7 +25,8 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 	if check.MaxAgeS != nil {
 		maxAge = time.Duration(*check.MaxAgeS) * time.Second
 	}
-	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID}
+	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID,
+		Merchant: cache.TokenScope(check.AppAuthToken)}
 
 	res, out, err := w.answers.Once(ctx, k, maxAge, func(ctx context.Context) (messages.AnalyzeResult, error) {
 		return w.askAlipay(ctx, check)
@@ -50,7 +51,8 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 func (w *Worker) askAlipay(ctx context.Context, check messages.AnalyzeCheck) (messages.AnalyzeResult, error) {
 	var resp alipay.AnalyzeResponse
 	err := w.callGateway(ctx, alipay.MethodRuleAnalyze, func(ctx context.Context) (err error) {
-		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID})
+		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID,
+			AppAuthToken: check.AppAuthToken})
 		return err
 	})
 	if err != nil {

@@ -256,6 +256,9 @@ func (c Config) partitionSubject(i int) string {
 	return fmt.Sprintf("%s.part.crowdgroup.%03d", c.Prefix, i)
 }
 
+// partitionSubjects matches every crowd-group partition's subject.
+func (c Config) partitionSubjects() string { return c.Prefix + ".part.crowdgroup.*" }
+
 // partitionConsumer is the durable consumer of crowd-group partition i.
 func (c Config) partitionConsumer(i int) string {
 	return fmt.Sprintf("%s-p%03d", c.CrowdConsumer, i)

@@ -63,7 +63,7 @@ func pipelines(cfg Config) []pipeline {
 		handle: (*Worker).routeCrowdGroup,
 	})
 	parts := inputStream(cfg, cfg.PartitionsStream,
-		"Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)", cfg.Prefix+".part.crowdgroup.*")
+		"Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)", cfg.partitionSubjects())
 	for i := range cfg.CrowdPartitions {
 		out = append(out, pipeline{
 			kind: messages.KindCrowdGroup, stream: parts, pull: 1, ordered: true, gated: true,

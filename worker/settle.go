@@ -123,6 +123,10 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.handBack(d, spread(s.cfg.BackoffBase))
 	case errors.Is(err, alipay.ErrUnavailable):
 		s.handBack(d, spread(s.health.pause()))
+	case errors.Is(err, alipay.ErrThrottled):
+		// Held back by the app's call quota until the handler's time ran out: the message
+		// waits its turn again without using up an attempt.
+		s.handBack(d, spread(s.cfg.BackoffBase))
 	case class == alipay.Permanent:
 		s.deadLetter(d, letter{id: id, code: messages.ReasonPermanent, reason: err.Error(), errors: apiFieldErrors(err)})
 	case alipay.IsClockSkew(err):

@@ -63,6 +63,12 @@ func (s *settings) integer(p *int, name, env string, def int, usage string) {
 	s.add(name, env)
 }
 
+// number binds a float64 setting.
+func (s *settings) number(p *float64, name, env string, def float64, usage string) {
+	s.fs.Float64Var(p, name, def, envUsage(usage, env))
+	s.add(name, env)
+}
+
 // boolean binds a bool setting.
 func (s *settings) boolean(p *bool, name, env string, def bool, usage string) {
 	s.fs.BoolVar(p, name, def, envUsage(usage, env))

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/budget"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/worker"
 )
@@ -41,6 +42,11 @@ type instanceStatus struct {
 	BreakerTimeout string    `json:"breaker_timeout"`
 	Cache          string    `json:"cache"`
 	StartedAt      time.Time `json:"started_at"`
+	// CallBudget says how Alipay calls are paced: "off", "shared" (through Redis), "local"
+	// (no Redis: rate ÷ live replicas) or "fallback" (Redis unreachable: rate ÷ live replicas).
+	CallBudget string `json:"call_budget,omitempty"`
+	// ReplicasSeen is the number of live workers this one last counted.
+	ReplicasSeen int `json:"replicas_seen,omitempty"`
 }
 
 // workerAppConfig is everything a worker process is built from.
@@ -69,13 +75,32 @@ type workerApp struct {
 	httpSrv   *http.Server
 	drain     time.Duration
 	cacheKind string
+	prefix    string
+	// replicas is the number of live workers last seen answering status requests (at least
+	// 1): the call budget's divisor while Redis is unreachable.
+	replicas atomic.Int64
+	budget   *budget.Budget // nil when calls are not paced
+}
+
+// budgetState is the CallBudget of a status answer.
+func (a *workerApp) budgetState() string {
+	switch {
+	case a.budget == nil:
+		return "off"
+	case a.rdb == nil:
+		return "local"
+	case a.budget.Fallback():
+		return "fallback"
+	}
+	return "shared"
 }
 
 // newWorkerApp builds the worker and sets up its streams. On error everything opened so far
 // is closed again.
 func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
 	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout,
-		ncClosed: make(chan struct{}), httpDone: make(chan error, 1)}
+		ncClosed: make(chan struct{}), httpDone: make(chan error, 1), prefix: cfg.NATS.Prefix}
+	a.replicas.Store(1)
 	defer func() {
 		if err != nil {
 			a.closeAll(context.WithoutCancel(ctx))
@@ -94,14 +119,6 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 			return nil, fmt.Errorf("listen on %s: %w (set ELIGO_HTTP_ADDR or --http-addr)", cfg.Worker.HTTPAddr, err)
 		}
 	}
-	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
-		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
-		OpenTimeout:         cfg.Worker.BreakerTimeout,
-	}, logger, a.reg)
-	if err != nil {
-		return nil, err
-	}
-
 	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
 	cacheCfg.Logger = logger
 	cacheCfg.Registerer = a.reg
@@ -140,6 +157,34 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 		a.mem = cache.NewMemory(cacheCfg)
 		rc = a.mem
 		a.cacheKind = "memory"
+	}
+
+	var callBudget alipay.Budget // nil: calls are not paced
+	if rates := cfg.Alipay.callRates(); len(rates) > 0 {
+		b, err := budget.New(budget.Config{
+			AppID: cfg.Alipay.AppID, Rates: rates, Redis: a.rdb, Namespace: cfg.NATS.Prefix,
+			Replicas: func() int { return int(a.replicas.Load()) }, Logger: logger, Registerer: a.reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("alipay call budget: %w", err)
+		}
+		callBudget = b
+		a.budget = b
+		how := "shared by the fleet through Redis"
+		if a.rdb == nil {
+			how = "without Redis: each replica paces itself at the rate divided by the live replicas"
+		}
+		logger.Info("Alipay calls paced by the call budget", "calls_per_second", rates, "budget", how)
+	} else {
+		logger.Info("ELIGO_ALIPAY_QPS is not set: Alipay calls are not paced, so a launch meets the app's quota as 40005 answers (see README, Call quota)")
+	}
+	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
+		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
+		MinRequests:         uint32(cfg.Worker.BreakerMinCalls),
+		OpenTimeout:         cfg.Worker.BreakerTimeout,
+	}, callBudget, logger, a.reg)
+	if err != nil {
+		return nil, err
 	}
 
 	// HTTP comes up first: /healthz answers while NATS is still being reached, /readyz only
@@ -241,6 +286,7 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 		st := instanceStatus{
 			Instance: id, Host: host, Ready: a.w.Load().Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
+			CallBudget: a.budgetState(), ReplicasSeen: int(a.replicas.Load()),
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -249,6 +295,32 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 		}
 		_ = req.Respond(b)
 	}), micro.WithEndpointSubject(statusSubject(prefix)), micro.WithEndpointQueueGroupDisabled())
+}
+
+// Live replicas are counted this often, from the answers that arrive within replicaWindow.
+const (
+	replicaInterval = 5 * time.Second
+	replicaWindow   = 250 * time.Millisecond
+)
+
+// countReplicas asks every running worker for its status (as eligo status does) every
+// replicaInterval until ctx ends, and keeps the number that answered, this one included.
+func (a *workerApp) countReplicas(ctx context.Context) {
+	t := time.NewTicker(replicaInterval)
+	defer t.Stop()
+	for {
+		actx, cancel := context.WithTimeout(ctx, replicaWindow+2*time.Second)
+		out, err := askWorkers(actx, a.nc, a.prefix, replicaWindow, 0)
+		cancel()
+		if err == nil && len(out) > 0 && int64(len(out)) != a.replicas.Swap(int64(len(out))) {
+			a.log.Debug("live worker replicas", "replicas", len(out))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // HTTPAddr is the address the HTTP server listens on, or "" when it is disabled.
@@ -268,6 +340,8 @@ func (a *workerApp) run(ctx context.Context) error {
 	defer stopIntake()
 	runDone := make(chan error, 1)
 	go func() { runDone <- a.w.Load().Run(runCtx) }()
+	countDone := make(chan struct{})
+	go func() { defer close(countDone); a.countReplicas(runCtx) }()
 
 	var runErr error
 	select {
@@ -281,6 +355,7 @@ func (a *workerApp) run(ctx context.Context) error {
 		<-runDone
 	}
 	stopIntake()
+	<-countDone
 	if err := a.closeAll(context.WithoutCancel(ctx)); err != nil && runErr == nil {
 		runErr = err
 	}
