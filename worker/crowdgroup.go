@@ -46,7 +46,9 @@ type marker struct {
 // without a marker proves nothing was sent yet; NumDelivered > 1 alone needs no
 // reconciliation.
 func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata) (reply, error) {
+	_, dspan := w.tr.child(ctx, spanDecode)
 	cmd, warnings, err := messages.DecodeCrowdGroupCommand(msg.Data(), messages.DecodeOptions{StrictUnits: w.cfg.StrictUnits})
+	endSpan(dspan, err)
 	rep := reply{id: cmd.CommandID}
 	if err != nil {
 		return rep, fmt.Errorf("decode crowd-group command: %w", err)
@@ -140,10 +142,13 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 	missing := false
 	if err != nil {
 		var ae *alipay.APIError
-		if !errors.As(err, &ae) || alipay.ClassOf(err) != alipay.Permanent {
+		var an *alipay.AnswerError
+		if !(errors.As(err, &ae) || errors.As(err, &an)) || alipay.ClassOf(err) != alipay.Permanent {
 			return false, nil, err // cannot tell yet: retry later
 		}
-		missing = true // the team's sandbox and Alipay answer 40004 for a missing group
+		// A verified refusal of RETRIEVE reads as "no such group": the sandbox answers 40004
+		// (our invention); Alipay may answer that or 10000 with status fail (inference).
+		missing = true
 	}
 	got := fromAlipay(resp.ConditionModelList)
 	switch cmd.Op() {
