@@ -19,6 +19,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultGateway is Alipay's production v1 gateway.
@@ -61,6 +64,11 @@ type Config struct {
 	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, makes every gateway request an HTTP client span (otelhttp)
+	// under the caller's span. No trace context is sent to the gateway, and the span holds
+	// the gateway URL, method and status only (every parameter travels in the form body).
+	// Default: no spans.
+	TracerProvider trace.TracerProvider
 	// Breaker tunes the circuit breaker around gateway calls.
 	Breaker BreakerSettings
 	// Budget, if set, paces gateway calls: the client waits on it right before each call
@@ -214,6 +222,19 @@ func New(cfg Config) (*Client, error) {
 			Transport:     defaultTransport(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
+	}
+	if cfg.TracerProvider != nil {
+		hc := *cfg.HTTPClient
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = otelhttp.NewTransport(base,
+			otelhttp.WithTracerProvider(cfg.TracerProvider),
+			// Alipay's gateway has no use for our trace ids: inject nothing.
+			otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "alipay gateway POST" }))
+		cfg.HTTPClient = &hc
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -448,30 +469,30 @@ func marshalBizContent(v any) (string, error) {
 
 // call waits for the call budget (when there is one) and makes the gateway call; a 40005
 // answer is reported to the budget, and the call waits and is made again as long as ctx
-// lasts. When ctx ends while a 40005 is being waited out, that 40005 is returned.
+// lasts. A call the budget held back until ctx ended returns an error matching ErrThrottled
+// (wrapping the last 40005, if any).
 func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	var limited error
 	for {
 		if c.budget != nil {
 			if err := c.budget.Wait(ctx, method); err != nil {
 				if limited != nil {
-					return callResult{}, limited
+					err = limited
 				}
-				return callResult{}, fmt.Errorf("alipay %s: waiting for the call budget: %w", method, err)
+				return callResult{}, &throttledError{method: method, cause: err}
 			}
 		}
 		res, err := c.callOnce(ctx, method, params, appAuthToken)
 		if !IsCallLimited(err) {
 			return res, err
 		}
-		c.metrics.callLimited(method)
 		if c.budget == nil {
 			return res, err
 		}
 		c.budget.CallLimited(method)
 		limited = err
 		if ctx.Err() != nil {
-			return res, err
+			return res, &throttledError{method: method, cause: err}
 		}
 	}
 }

@@ -130,6 +130,28 @@ func IsCallLimited(err error) bool {
 	return errors.As(err, &ae) && ae.Code == codeCallLimited
 }
 
+// ErrThrottled is matched (errors.Is) by the error of a call held back by the call budget
+// (Config.Budget): no call slot came before the context's deadline, or the gateway kept
+// answering 40005 until then. It is Retryable and says nothing against the message or the
+// gateway's health: the caller should hand the message back without counting a failed attempt.
+var ErrThrottled = errors.New("alipay: held back by the app's call quota")
+
+// throttledError wraps what held a budgeted call back: the budget's error or the last 40005.
+type throttledError struct {
+	method string
+	cause  error
+}
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("alipay %s: held back by the app's call quota: %v", e.method, e.cause)
+}
+
+// Unwrap returns ErrThrottled and the cause (a 40005 *APIError or the budget's error).
+func (e *throttledError) Unwrap() []error { return []error{ErrThrottled, e.cause} }
+
+// Class is Retryable.
+func (e *throttledError) Class() Class { return Retryable }
+
 // codeCallLimited is the gateway code for a call over the app's quota.
 const codeCallLimited = "40005"
 
@@ -308,4 +330,20 @@ func codeSafe(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// Refused reports whether err is a verified answer saying the gateway did not carry out the
+// request: a Permanent error (a refusal, or a crowd-group status other than success), or a
+// signed NeedsAttention answer (20001, 40006, a refused credential). A write that got such an
+// answer was not applied; after any other error (a timeout, 20000, an unverified answer) it
+// may have been.
+func Refused(err error) bool {
+	switch ClassOf(err) {
+	case Permanent:
+		return true
+	case NeedsAttention:
+		var ae *APIError
+		return errors.As(err, &ae) && !ae.unsigned
+	}
+	return false
 }

@@ -15,7 +15,6 @@ type metrics struct {
 	answers  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	state    prometheus.Gauge
-	limited  *prometheus.CounterVec
 }
 
 // answerCodes are the gateway codes eligo_alipay_answers_total names; any other code is
@@ -43,15 +42,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "eligo_breaker_state",
 		Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
 	}, []string{"breaker"})
-	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eligo_alipay_call_limited_total",
-		Help: "Alipay answers 40005 (call frequency exceeded) by method.",
-	}, []string{"method"})
 	m := &metrics{}
 	var err error
-	if m.limited, err = register(reg, limited); err != nil {
-		return nil, err
-	}
 	if m.requests, err = register(reg, requests); err != nil {
 		return nil, err
 	}
@@ -108,13 +100,6 @@ func (m *metrics) setState(s gobreaker.State) {
 		return
 	}
 	m.state.Set(float64(s))
-}
-
-func (m *metrics) callLimited(method string) {
-	if m == nil {
-		return
-	}
-	m.limited.WithLabelValues(method).Inc()
 }
 
 // answerCode is the gateway code of a call's answer: 10000 for a success, the APIError's code

@@ -211,6 +211,10 @@ func (c *Redis) keys(k Key, kinds ...string) []string {
 		writeEscaped(&b, k.UserID)
 		b.WriteByte(':')
 		writeEscaped(&b, k.BizID)
+		if k.Merchant != "" {
+			b.WriteByte(':')
+			writeEscaped(&b, k.Merchant)
+		}
 		ends = append(ends, b.Len())
 	}
 	s := b.String()

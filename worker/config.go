@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -165,6 +166,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's Prometheus collectors. Default: a private registry.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, gives every message a span (a child of the publisher's
+	// traceparent) with spans for decode, cache, the Alipay call, settle and publish, and
+	// the result carries the message span's traceparent. Nil: no spans, no cost; the
+	// publisher's traceparent is copied to the result as it is.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -261,6 +267,9 @@ func (c Config) partitioned() bool { return c.CrowdPartitions > 1 }
 func (c Config) partitionSubject(i int) string {
 	return fmt.Sprintf("%s.part.crowdgroup.%03d", c.Prefix, i)
 }
+
+// partitionSubjects matches every crowd-group partition's subject.
+func (c Config) partitionSubjects() string { return c.Prefix + ".part.crowdgroup.*" }
 
 // partitionConsumer is the durable consumer of crowd-group partition i.
 func (c Config) partitionConsumer(i int) string {

@@ -114,6 +114,13 @@ func TestSettle(t *testing.T) {
 				}
 				return nil
 			}, maxAttempts: 2, result: true, minCalls: 6},
+		{name: "held_back_by_the_call_quota_is_not_a_failed_attempt",
+			fail: func(n int) error {
+				if n <= 3 {
+					return fmt.Errorf("analyze: %w", alipay.ErrThrottled)
+				}
+				return nil
+			}, maxAttempts: 2, result: true, minCalls: 4, notPaused: true},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
 			maxAttempts: 3, reason: messages.ReasonExhausted, minCalls: 3},
 	}

@@ -185,6 +185,7 @@ func New(cfg Config) (*Budget, error) {
 		m.localN = 1
 		m.local = rate.NewLimiter(rate.Limit(qps), b.burst(qps))
 		b.methods[name] = m
+		b.m.add(name)
 		b.m.setRate(name, qps)
 	}
 	b.m.setFallback(false)

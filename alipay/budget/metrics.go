@@ -72,6 +72,15 @@ func (m *metrics) waited(method string, d time.Duration, throttled bool) {
 	}
 }
 
+// add creates method's series, so they exist (at zero) before the first wait.
+func (m *metrics) add(method string) {
+	if m == nil {
+		return
+	}
+	m.wait.WithLabelValues(method)
+	m.throttled.WithLabelValues(method)
+}
+
 func (m *metrics) setRate(method string, v float64) {
 	if m == nil {
 		return

@@ -27,7 +27,10 @@ Scenarios: hot (all cache hits; plus a paced phase at half the rate for latency)
 check new, one signed gateway call each), dup (many identical checks over --keys keys, cold
 cache: counts gateway calls), outage (the sandbox is down for --duration while checks arrive
 at --rate; measures the backlog drain rate against the miss rate), mixed (90% hits, 8%
-misses, 2% invalid), or all.
+misses, 2% invalid), or all. launch (not in all): a promotion going live, --messages distinct
+checks (default 30000) published at once to --replicas (default 3) sharing a Redis the run
+starts itself, against a sandbox quota of --quota calls/s: limiter off, limiter on, limiter
+configured at twice the quota, and Redis killed mid-launch.
 
 By default everything runs in this process (--embedded): a NATS server with file storage in a
 temporary directory, the sandbox on a loopback port with fresh keys, and an in-process cache.
@@ -61,6 +64,7 @@ type benchSettings struct {
 	Rounds         int
 	PacedRate      float64
 	Quiet          bool
+	Quota          int
 	Log            logSettings
 }
 
@@ -71,7 +75,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s := newSettings("bench", c.getenv)
 	var cfg benchSettings
 	var paced time.Duration
-	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, costs, or all")
+	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, or all; costs, launch (not in all)")
+	s.integer(&cfg.Quota, "quota", "", 200, "launch: the sandbox's rule.analyze call quota Q in calls per second")
 	s.integer(&cfg.Messages, "messages", "", 0, "checks in the measured phase (0: hot 100000, miss 2000, dup 10000, mixed 50000)")
 	s.integer(&cfg.Inflight, "inflight", "", 64, "worker concurrency per replica, and the ceiling loops' concurrency")
 	s.integer(&cfg.Inflight, "concurrency", "", 64, "same as --inflight")
@@ -101,6 +106,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	cfg.PacedSeconds = paced.Seconds()
+	if cfg.Scenario == string(bench.Launch) && s.source["replicas"] == "default" {
+		cfg.Replicas = 0 // the launch scenario's own default: 3
+	}
 	var errs []error
 	scenarios, err := benchScenarios(cfg.Scenario)
 	if err != nil {
@@ -110,7 +118,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		name string
 		v    int
 		min  int
-	}{{"messages", cfg.Messages, 0}, {"inflight", cfg.Inflight, 1}, {"replicas", cfg.Replicas, 1}, {"keys", cfg.Keys, 0}, {"rate", cfg.Rate, 1}, {"rounds", cfg.Rounds, 1}} {
+	}{{"messages", cfg.Messages, 0}, {"inflight", cfg.Inflight, 1}, {"replicas", cfg.Replicas, 0}, {"quota", cfg.Quota, 1}, {"keys", cfg.Keys, 0}, {"rate", cfg.Rate, 1}, {"rounds", cfg.Rounds, 1}} {
 		if f.v < f.min {
 			errs = append(errs, s.invalid(f.name, "must be at least %d", f.min))
 		}
@@ -142,7 +150,7 @@ func benchScenarios(v string) ([]bench.Scenario, error) {
 	for name := range strings.SplitSeq(v, ",") {
 		sc := bench.Scenario(strings.TrimSpace(name))
 		if !sc.Valid() {
-			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, costs, all)", name)
+			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, costs, launch, all)", name)
 		}
 		out = append(out, sc)
 	}
@@ -173,6 +181,7 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, NATSServer: cfg.NATSServer,
 			RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
 			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, PacedRate: cfg.PacedRate, Progress: progress, Logger: logger,
+			Quota: cfg.Quota,
 		}
 		if cfg.NATSServer != "" && cfg.PubProcess {
 			bc.PublishProcess = publishProcess

@@ -208,6 +208,16 @@ func TestWorkerConfigValidation(t *testing.T) {
 			[]string{"ELIGO_HTTP_ADDR", "--http-addr"}, false,
 		},
 		{
+			"negative call quota",
+			withEnv(base, "ELIGO_ALIPAY_QPS", "-5"), nil,
+			[]string{"ELIGO_ALIPAY_QPS", "--alipay-qps"}, false,
+		},
+		{
+			"unparsable per-method call quota",
+			withEnv(base, "ELIGO_ALIPAY_QPS_ANALYZE", "fast"), nil,
+			[]string{"ELIGO_ALIPAY_QPS_ANALYZE", "--alipay-qps-analyze"}, true,
+		},
+		{
 			"unknown flag is a usage error",
 			base, []string{"--no-such-flag"},
 			[]string{"no-such-flag"}, true,
@@ -228,6 +238,36 @@ func TestWorkerConfigValidation(t *testing.T) {
 			var ue usageError
 			if got := errors.As(err, &ue); got != tt.wantUsage {
 				t.Errorf("usage error = %v, want %v (%v)", got, tt.wantUsage, err)
+			}
+		})
+	}
+}
+
+func TestCallRates(t *testing.T) {
+	base := validAlipayEnv(t)
+	const analyze, crowd = "alipay.promorulecenter.rule.analyze", "koubei.catering.crowdgroup.condition.set"
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want map[string]float64
+	}{
+		{"off by default", base, nil, map[string]float64{}},
+		{"one quota for every method", withEnv(base, "ELIGO_ALIPAY_QPS", "200"), nil, map[string]float64{analyze: 200, crowd: 200}},
+		{"per-method override", withEnv(base, "ELIGO_ALIPAY_QPS", "200", "ELIGO_ALIPAY_QPS_CROWDGROUP", "20"), nil,
+			map[string]float64{analyze: 200, crowd: 20}},
+		{"a method alone", withEnv(base, "ELIGO_ALIPAY_QPS_ANALYZE", "150.5"), nil, map[string]float64{analyze: 150.5}},
+		{"a flag overrides its variable", withEnv(base, "ELIGO_ALIPAY_QPS", "200"), []string{"--alipay-qps", "50", "--alipay-qps-analyze=80"},
+			map[string]float64{analyze: 80, crowd: 50}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, cfg := workerFlags(mapEnv(tt.env))
+			if err := parseWorkerConfig(s, cfg, tt.args); err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, cfg.Alipay.callRates()); diff != "" {
+				t.Errorf("call rates (-want +got):\n%s", diff)
 			}
 		})
 	}

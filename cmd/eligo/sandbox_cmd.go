@@ -21,6 +21,7 @@ type sandboxSettings struct {
 	KeysDir string
 	AppID   string
 	Fixture string
+	Quota   string
 	Log     logSettings
 }
 
@@ -29,13 +30,16 @@ Run the Alipay OpenAPI gateway sandbox: a real HTTP server speaking the v1 gatew
 for alipay.promorulecenter.rule.analyze and koubei.catering.crowdgroup.condition.set, with
 signed answers. Key pairs (the app's and the sandbox's) are created in --keys-dir on first
 start and reused afterwards; point a worker at them with the printed settings. Admin
-endpoints: GET /_sandbox/stats, POST /_sandbox/faults, POST /_sandbox/reset.`
+endpoints: GET /_sandbox/stats, POST /_sandbox/faults, POST /_sandbox/reset, and
+GET/POST/DELETE /_sandbox/quota (call quotas answering 40005 beyond them, as Alipay does;
+--quota sets them at start).`
 
 func bindSandbox(s *settings, c *sandboxSettings) {
 	s.str(&c.Addr, "addr", "ELIGO_SANDBOX_ADDR", "127.0.0.1:9988", "address the sandbox listens on")
 	s.str(&c.KeysDir, "keys-dir", "ELIGO_SANDBOX_KEYS_DIR", ".eligo/keys", "directory of the app and sandbox key pairs (created when missing)")
 	s.str(&c.AppID, "app-id", "ELIGO_ALIPAY_APP_ID", devAppID, "the app_id the sandbox accepts")
 	s.str(&c.Fixture, "fixture", "ELIGO_SANDBOX_FIXTURE", "", "JSON fixture with rules and user data; empty: the built-in demo fixture")
+	s.str(&c.Quota, "quota", "ELIGO_SANDBOX_QUOTA", "", "call quotas, answered 40005 beyond them: [method=]rate[:burst],… with method analyze, crowdgroup or app (e.g. 200 or analyze=200:20,crowdgroup=20); empty: none")
 	bindLog(s, &c.Log)
 }
 
@@ -54,6 +58,9 @@ func (c sandboxSettings) validate(s *settings) []error {
 		if err := s.fileReadable("fixture", c.Fixture); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := sandbox.ParseQuotas(c.Quota); err != nil {
+		errs = append(errs, s.invalid("quota", "%v", err))
 	}
 	return append(errs, c.Log.validate(s)...)
 }
@@ -86,6 +93,13 @@ func startSandbox(c sandboxSettings, ln net.Listener, logger *slog.Logger) (*run
 	srv, err := sandbox.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	quotas, err := sandbox.ParseQuotas(c.Quota)
+	if err == nil {
+		err = srv.SetQuotas(quotas)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sandbox quota: %w", err)
 	}
 	rs := &runningSandbox{
 		Server: srv,

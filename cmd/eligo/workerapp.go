@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,11 +21,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/budget"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/tracing"
 	"github.com/eligo-dev/eligo/worker"
 )
+
+// workerVersion is the version the worker reports (status service, trace resource).
+const workerVersion = "0.1.0"
 
 // statusServiceName is the NATS service (micro) every worker registers; eligo status asks
 // all of them for their state on statusSubject.
@@ -41,6 +49,43 @@ type instanceStatus struct {
 	BreakerTimeout string    `json:"breaker_timeout"`
 	Cache          string    `json:"cache"`
 	StartedAt      time.Time `json:"started_at"`
+	// CallBudget says how Alipay calls are paced: "off", "shared" (through Redis), "local"
+	// (no Redis: rate ÷ live replicas) or "fallback" (Redis unreachable: rate ÷ live replicas).
+	CallBudget string `json:"call_budget,omitempty"`
+	// ReplicasSeen is the number of live workers this one last counted.
+	ReplicasSeen int `json:"replicas_seen,omitempty"`
+	// Version is the worker binary's version (module version and VCS revision).
+	Version string `json:"version,omitempty"`
+	// Intake is the replica's intake: call slots, calls in flight, pause.
+	Intake *worker.IntakeStatus `json:"intake,omitempty"`
+}
+
+// buildVersion names this binary: its module version and, when built from a checkout, the
+// short VCS revision ("+dirty" for uncommitted changes).
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && !strings.Contains(v, rev) {
+		v += " " + rev + dirty
+	}
+	return v
 }
 
 // workerAppConfig is everything a worker process is built from.
@@ -50,6 +95,8 @@ type workerAppConfig struct {
 	Worker workerSettings
 	// ConnName names the NATS connection.
 	ConnName string
+	// Tracing is the process's tracing (internal/tracing.Setup); nil is off.
+	Tracing *tracing.Tracing
 }
 
 // workerApp is an assembled worker process: connections, cache, gateway client, worker,
@@ -69,13 +116,41 @@ type workerApp struct {
 	httpSrv   *http.Server
 	drain     time.Duration
 	cacheKind string
+	prefix    string
+	// replicas is the number of live workers last seen answering status requests (at least
+	// 1): the call budget's divisor while Redis is unreachable.
+	replicas atomic.Int64
+	budget   *budget.Budget // nil when calls are not paced
+	tracing  *tracing.Tracing
+}
+
+// budgetState is the CallBudget of a status answer.
+func (a *workerApp) budgetState() string {
+	switch {
+	case a.budget == nil:
+		return "off"
+	case a.rdb == nil:
+		return "local"
+	case a.budget.Fallback():
+		return "fallback"
+	}
+	return "shared"
 }
 
 // newWorkerApp builds the worker and sets up its streams. On error everything opened so far
 // is closed again.
 func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
 	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout,
-		ncClosed: make(chan struct{}), httpDone: make(chan error, 1)}
+		ncClosed: make(chan struct{}), httpDone: make(chan error, 1), prefix: cfg.NATS.Prefix,
+		tracing: cfg.Tracing}
+	a.replicas.Store(1)
+	if a.tracing == nil {
+		a.tracing = tracing.Off()
+	}
+	var tp trace.TracerProvider // nil: no spans at all
+	if a.tracing.Enabled {
+		tp = a.tracing.Provider
+	}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.WithoutCancel(ctx))
@@ -94,14 +169,6 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 			return nil, fmt.Errorf("listen on %s: %w (set ELIGO_HTTP_ADDR or --http-addr)", cfg.Worker.HTTPAddr, err)
 		}
 	}
-	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
-		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
-		OpenTimeout:         cfg.Worker.BreakerTimeout,
-	}, logger, a.reg)
-	if err != nil {
-		return nil, err
-	}
-
 	cacheCfg := cfg.Worker.cacheConfig(cfg.NATS.Prefix)
 	cacheCfg.Logger = logger
 	cacheCfg.Registerer = a.reg
@@ -142,6 +209,34 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 		a.cacheKind = "memory"
 	}
 
+	var callBudget alipay.Budget // nil: calls are not paced
+	if rates := cfg.Alipay.callRates(); len(rates) > 0 {
+		b, err := budget.New(budget.Config{
+			AppID: cfg.Alipay.AppID, Rates: rates, Redis: a.rdb, Namespace: cfg.NATS.Prefix,
+			Replicas: func() int { return int(a.replicas.Load()) }, Logger: logger, Registerer: a.reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("alipay call budget: %w", err)
+		}
+		callBudget = b
+		a.budget = b
+		how := "shared by the fleet through Redis"
+		if a.rdb == nil {
+			how = "without Redis: each replica paces itself at the rate divided by the live replicas"
+		}
+		logger.Info("Alipay calls paced by the call budget", "calls_per_second", rates, "budget", how)
+	} else {
+		logger.Info("ELIGO_ALIPAY_QPS is not set: Alipay calls are not paced, so a launch meets the app's quota as 40005 answers (see README, Call quota)")
+	}
+	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
+		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
+		MinRequests:         uint32(cfg.Worker.BreakerMinCalls),
+		OpenTimeout:         cfg.Worker.BreakerTimeout,
+	}, callBudget, logger, a.reg, tp)
+	if err != nil {
+		return nil, err
+	}
+
 	// HTTP comes up first: /healthz answers while NATS is still being reached, /readyz only
 	// once the worker runs.
 	if a.httpLn != nil {
@@ -168,6 +263,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	wc := cfg.Worker.workerConfig(cfg.NATS.Prefix, cfg.Alipay.AppID)
 	wc.Logger = logger
 	wc.Registerer = a.reg
+	wc.TracerProvider = tp
 	// NATS may still be starting (a cluster electing its JetStream leader): retry the
 	// connection and the stream setup with a capped backoff until ctx ends.
 	for attempt := 1; ; attempt++ {
@@ -227,7 +323,7 @@ func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name
 func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration) error {
 	svc, err := micro.AddService(a.nc, micro.Config{
 		Name:        statusServiceName,
-		Version:     "0.1.0",
+		Version:     workerVersion,
 		Description: "Eligo worker status (breaker state, readiness)",
 	})
 	if err != nil {
@@ -237,10 +333,15 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
 	id := svc.Info().ID
+	version := buildVersion()
 	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		w := a.w.Load()
+		intake := w.Intake()
 		st := instanceStatus{
-			Instance: id, Host: host, Ready: a.w.Load().Ready(), Breaker: a.gw.BreakerState(),
+			Instance: id, Host: host, Ready: w.Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
+			CallBudget: a.budgetState(), ReplicasSeen: int(a.replicas.Load()),
+			Version: version, Intake: &intake,
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -249,6 +350,32 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 		}
 		_ = req.Respond(b)
 	}), micro.WithEndpointSubject(statusSubject(prefix)), micro.WithEndpointQueueGroupDisabled())
+}
+
+// Live replicas are counted this often, from the answers that arrive within replicaWindow.
+const (
+	replicaInterval = 5 * time.Second
+	replicaWindow   = 250 * time.Millisecond
+)
+
+// countReplicas asks every running worker for its status (as eligo status does) every
+// replicaInterval until ctx ends, and keeps the number that answered, this one included.
+func (a *workerApp) countReplicas(ctx context.Context) {
+	t := time.NewTicker(replicaInterval)
+	defer t.Stop()
+	for {
+		actx, cancel := context.WithTimeout(ctx, replicaWindow+2*time.Second)
+		out, err := askWorkers(actx, a.nc, a.prefix, replicaWindow, 0)
+		cancel()
+		if err == nil && len(out) > 0 && int64(len(out)) != a.replicas.Swap(int64(len(out))) {
+			a.log.Debug("live worker replicas", "replicas", len(out))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // HTTPAddr is the address the HTTP server listens on, or "" when it is disabled.
@@ -268,6 +395,8 @@ func (a *workerApp) run(ctx context.Context) error {
 	defer stopIntake()
 	runDone := make(chan error, 1)
 	go func() { runDone <- a.w.Load().Run(runCtx) }()
+	countDone := make(chan struct{})
+	go func() { defer close(countDone); a.countReplicas(runCtx) }()
 
 	var runErr error
 	select {
@@ -281,6 +410,7 @@ func (a *workerApp) run(ctx context.Context) error {
 		<-runDone
 	}
 	stopIntake()
+	<-countDone
 	if err := a.closeAll(context.WithoutCancel(ctx)); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -323,5 +453,11 @@ func (a *workerApp) closeAll(ctx context.Context) error {
 	if a.mem != nil {
 		_ = a.mem.Close()
 	}
+	// Last: the spans of the messages settled during the drain are flushed too.
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := a.tracing.Shutdown(tctx); err != nil {
+		a.log.Warn("tracing: spans not flushed at shutdown", "err", err)
+	}
+	cancel()
 	return errors.Join(errs...)
 }

@@ -48,8 +48,10 @@ const (
 	// Costs measures what each thing the worker asks of the server costs: the bare loop
 	// alone, then with one addition at a time (work-queue input, de-duplication ids on
 	// results, the kind header, acked acks, small pull batches, synchronous publishes), and
-	// with all of the worker's together; Rounds times, interleaved.
+	// with all of the worker's together; Rounds times, interleaved. Not part of "all".
 	Costs Scenario = "costs"
+	// Launch: a promotion going live (see LaunchReport); not part of "all".
+	Launch Scenario = "launch"
 )
 
 // Scenarios lists every scenario, in the order `eligo bench --scenario all` runs them.
@@ -58,7 +60,7 @@ func Scenarios() []Scenario { return []Scenario{Hot, Miss, Dup, Outage, Mixed} }
 // Valid reports whether s is a known scenario.
 func (s Scenario) Valid() bool {
 	switch s {
-	case Hot, Miss, Dup, Outage, Mixed, Costs:
+	case Hot, Miss, Dup, Outage, Mixed, Costs, Launch:
 		return true
 	}
 	return false
@@ -136,6 +138,9 @@ type Config struct {
 	// and the worker share the machine, so half the drain rate of a preloaded backlog may
 	// not be sustainable there; set a rate to measure latency at a known load.
 	PacedRate float64
+	// Quota is the launch scenario's sandbox call quota Q for rule.analyze, in calls per
+	// second (burst Q/10). Default 200.
+	Quota int
 	// CPUProfile, when set, receives a CPU profile of the measured phase (pprof format).
 	CPUProfile io.Writer
 	// Progress, when set, receives one human-readable line per phase.
@@ -150,6 +155,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Messages < 0 || c.Inflight < 0 || c.Replicas < 0 || c.Keys < 0 || c.Rate < 0 || c.Latency < 0 || c.Duration < 0 {
 		return c, fmt.Errorf("%w: counts and durations must not be negative", ErrConfig)
+	}
+	if c.Scenario == Launch {
+		if c.Messages == 0 {
+			c.Messages = defaultLaunchMessages
+		}
+		if c.Replicas == 0 {
+			c.Replicas = 3
+		}
+		if c.Quota <= 0 {
+			c.Quota = defaultLaunchQuota
+		}
 	}
 	if c.Messages == 0 {
 		c.Messages = map[Scenario]int{Hot: 100_000, Miss: 2_000, Dup: 10_000, Mixed: 50_000, Outage: 0, Costs: 50_000}[c.Scenario]
@@ -221,6 +237,8 @@ type Report struct {
 	CPURatio float64 `json:"cpu_ratio,omitempty"`
 	// Memory samples the process's resident set.
 	Memory Memory `json:"memory"`
+	// Launch holds the launch scenario's phases.
+	Launch *LaunchReport `json:"launch,omitempty"`
 	// Targets are the issue's targets for this scenario, checked against this run.
 	Targets []Target `json:"targets"`
 }

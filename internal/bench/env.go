@@ -69,6 +69,10 @@ type env struct {
 	caches []cache.Backend
 	mems   []*cache.Memory
 	rdbs   []redis.UniversalClient
+
+	// gatewayHook, when set, adjusts each replica's gateway configuration (the launch
+	// scenario's call budget).
+	gatewayHook func(*alipay.Config) error
 }
 
 // newEnv starts or connects to every server of a run.
@@ -222,14 +226,20 @@ func benchFixture() sandbox.Fixture {
 // newGateway returns an Alipay client configured as a production worker's, pointed at the
 // sandbox. onState, when set, observes breaker state changes.
 func (e *env) newGateway(onState func(from, to string)) (*alipay.Client, error) {
-	gw, err := alipay.New(alipay.Config{
+	cfg := alipay.Config{
 		Gateway:       e.sbURL,
 		AppID:         benchAppID,
 		Credentials:   alipay.Credentials{PrivateKey: e.appKey, AlipayPublicKey: &e.sbKey.PublicKey},
 		Logger:        e.log,
 		Breaker:       alipay.BreakerSettings{OpenTimeout: e.cfg.BreakerTimeout},
 		OnStateChange: onState,
-	})
+	}
+	if e.gatewayHook != nil {
+		if err := e.gatewayHook(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	gw, err := alipay.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: alipay client: %w", err)
 	}

@@ -39,6 +39,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rd *privateRedis
+	if cfg.Scenario == Launch {
+		// The replicas share a Redis the run owns, so that it can be killed mid-launch.
+		if rd, err = startPrivateRedis(ctx, cfg.Dir); err != nil {
+			return nil, err
+		}
+		defer rd.kill()
+		cfg.RedisURL = rd.url
+	}
 	r := &runner{cfg: cfg, pub: &publisher{}}
 	r.e, err = newEnv(ctx, cfg, func(error) { r.pub.errs.Add(1) })
 	if err != nil {
@@ -76,6 +85,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = r.mixed(ctx)
 	case Costs:
 		err = r.costs(ctx)
+	case Launch:
+		err = r.launch(ctx, rd)
 	}
 	if err != nil {
 		return r.rep, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
