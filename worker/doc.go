@@ -102,6 +102,8 @@
 //	invalid input; alipay.Permanent          dead-letter copy (Nats-Msg-Id dlq:<stream>:<seq>, reason in headers,
 //	                                         PubAck awaited), rejection on eligo.rejected.<kind> (+ reply),
 //	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
+//	result / dead letter not stored for lack     no Ack; this replica's own intake stops for BreakerPause and the
+//	of room (stream or account storage limit)    message comes back after it (not at a growing backoff)
 //	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
 //	                                         failure (bad response signature) is logged at error level and
 //	                                         its answer is never cached or published; while the breaker is

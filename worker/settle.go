@@ -100,8 +100,7 @@ func (s *settler) succeed(d delivery, rep reply) {
 	}
 	if err := s.publishSpan(ctx, d, "publish result", m); err != nil {
 		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
-		s.nakBackoff(d)
-		s.outcome(d, outcomeSettleError)
+		s.publishFailed(d, err)
 		return
 	}
 	if !rep.routed {
@@ -224,8 +223,7 @@ func (s *settler) deadLetter(d delivery, l letter) {
 	}
 	if err := s.publishSpan(ctx, d, "publish dead letter", s.deadLetterMsg(d, l)); err != nil {
 		s.logMsg(slog.LevelError, "dead-letter copy", d, l.id, err)
-		s.nakBackoff(d)
-		s.outcome(d, outcomeSettleError)
+		s.publishFailed(d, err)
 		return
 	}
 	s.m.deadLetters.WithLabelValues(string(d.kind), string(l.code)).Inc()
@@ -241,8 +239,7 @@ func (s *settler) deadLetter(d delivery, l letter) {
 	rej := &nats.Msg{Subject: s.subj.Rejected(d.kind), Data: payload, Header: eventHeader(d, "rej:")}
 	if err := s.publishSpan(ctx, d, "publish rejection", rej); err != nil {
 		s.logMsg(slog.LevelError, "publish rejection", d, l.id, err)
-		s.nakBackoff(d) // the dead-letter copy is de-duplicated on the next attempt
-		s.outcome(d, outcomeSettleError)
+		s.publishFailed(d, err) // the dead-letter copy is de-duplicated on the next attempt
 		return
 	}
 	s.replyTo(d, payload)
@@ -415,6 +412,35 @@ func (s *settler) forgetFailures(md *jetstream.MsgMetadata) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	_ = s.markers().Purge(ctx, attemptsKey(md))
+}
+
+// publishFailed hands back a message whose result, rejection or dead-letter copy was not
+// stored; nothing is acked, so nothing is lost. When JetStream has no room (a stream's or the
+// account's storage limit, a full disk) every message would fail alike: this replica stops
+// its intake for a pause and the message comes back after it, rather than at a backoff that
+// grows with each refused attempt and would outlast the shortage by minutes.
+func (s *settler) publishFailed(d delivery, err error) {
+	if storeFull(err) {
+		_ = d.msg.NakWithDelay(spread(s.health.pauseLocal()))
+	} else {
+		s.nakBackoff(d)
+	}
+	s.outcome(d, outcomeSettleError)
+}
+
+// storeFull reports whether a publish was refused for lack of storage: JetStream API errors
+// 10077 (store failed: maximum bytes or messages, storage resources exceeded), 10023
+// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded).
+func storeFull(err error) bool {
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode {
+	case 10077, 10023, 10047, 10028:
+		return true
+	}
+	return false
 }
 
 func (s *settler) nakBackoff(d delivery) {

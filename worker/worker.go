@@ -108,6 +108,10 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 		w.lanes = append(w.lanes, &lane{pipeline: p})
 	}
 	w.health.onPause = w.onPause
+	if g, ok := gw.(interface{ BreakerOpenFor() time.Duration }); ok {
+		// The breaker's open period grows while probes fail (*alipay.Client): pause as long.
+		w.health.openFor = g.BreakerOpenFor
+	}
 	w.health.setCircuit(gw.WatchCircuit(w.health.circuitChanged))
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil

@@ -193,7 +193,7 @@ func startConsole(ctx context.Context, cs consoleSettings, nset natsSettings, ln
 			out := make([]console.Instance, 0, len(answers))
 			for _, a := range answers {
 				out = append(out, console.Instance{ID: a.Instance, Host: a.Host, Ready: a.Ready, Breaker: a.Breaker,
-					Cache: a.Cache, Version: a.Version, StartedAt: a.StartedAt, Intake: a.Intake})
+					Cache: a.Cache, Version: a.Version, StartedAt: a.StartedAt, Intake: a.Intake, CallBudget: a.CallBudget})
 			}
 			return out, err
 		},

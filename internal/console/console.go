@@ -47,6 +47,8 @@ type Instance struct {
 	Version   string               `json:"version,omitempty"`
 	StartedAt time.Time            `json:"started_at"`
 	Intake    *worker.IntakeStatus `json:"intake,omitempty"`
+	// CallBudget says how the worker paces Alipay calls (off, shared, local, fallback).
+	CallBudget string `json:"call_budget,omitempty"`
 }
 
 // FleetFunc asks the running workers for their state (eligo console passes the status

@@ -154,7 +154,6 @@ func (c *Console) page(w http.ResponseWriter, _ *http.Request) {
 		"CSRF":     c.csrf,
 		"ReadOnly": c.ReadOnly(),
 		"Prefix":   c.cfg.Streams.Prefix,
-		"State":    c.snapshot(),
 	})
 }
 

@@ -84,10 +84,11 @@
         el("td", { class: "breaker" }, el("span", { class: "badge " + w.breaker }, w.breaker)),
         el("td", { class: "intake" }, intake),
         el("td", { class: "num inflight" }, inflight),
+        el("td", {}, w.call_budget || "–"),
         el("td", {}, el("code", {}, w.version || "–")),
         el("td", {}, fmtDur((now - new Date(w.started_at).getTime()) * 1e6)));
     });
-    replaceRows($("#fleet tbody"), rows, st.fleet_error ? "could not ask the workers: " + st.fleet_error : "no worker answered (is one running with this subject prefix?)", 7);
+    replaceRows($("#fleet tbody"), rows, st.fleet_error ? "could not ask the workers: " + st.fleet_error : "no worker answered (is one running with this subject prefix?)", 8);
     $("#fleet-note").textContent = fleet.length + (fleet.length === 1 ? " worker answered" : " workers answered");
 
     // Breaker tile
