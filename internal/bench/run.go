@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // Targets of the issue, checked by Run.
@@ -350,6 +352,11 @@ func (r *runner) hot(ctx context.Context) error {
 		rss = targetWorkerRSSMB
 	}
 	r.target("rss peak MB", fmt.Sprintf("<= %.0f", rss), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= rss)
+	if r.cfg.Tracing {
+		if err := r.traced(ctx); err != nil {
+			return err
+		}
+	}
 	if r.cfg.PacedSeconds > 0 {
 		rate := r.rep.Result.Throughput / 2
 		if r.cfg.PacedRate > 0 {
@@ -560,6 +567,43 @@ func ratio(a, b float64) float64 {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// traced measures hot's worker phase with tracing on, alternating with another untraced
+// phase, Rounds times, keeping the fastest of each; TracedRatio compares the two.
+func (r *runner) traced(ctx context.Context) error {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
+	phase := r.warmed(r.workerPhase(r.cfg.Messages, r.hotCheck))
+	cpuOn, cpuOff := 0.0, r.rep.Result.CPUPer1k
+	for range r.cfg.Rounds {
+		r.e.tp = tp
+		p, err := phase(ctx, false)
+		r.e.tp = nil
+		if err != nil {
+			return err
+		}
+		if r.rep.Traced == nil || p.Throughput > r.rep.Traced.Throughput {
+			r.rep.Traced = &p
+		}
+		if cpuOn == 0 || p.CPUPer1k < cpuOn {
+			cpuOn = p.CPUPer1k
+		}
+		off, err := phase(ctx, false)
+		if err != nil {
+			return err
+		}
+		if off.Throughput > r.rep.Result.Throughput {
+			r.rep.Result = off
+		}
+		cpuOff = min(cpuOff, off.CPUPer1k)
+	}
+	r.rep.Ratio = ratio(r.rep.Result.Throughput, r.rep.Ceiling.Throughput)
+	r.rep.TracedRatio = ratio(r.rep.Traced.Throughput, r.rep.Result.Throughput)
+	r.rep.TracedCPURatio = ratio(cpuOn, cpuOff)
+	r.progress("tracing on: %.0f/s, %.2f of tracing off (%.0f/s); CPU per message %.2f× tracing off",
+		r.rep.Traced.Throughput, r.rep.TracedRatio, r.rep.Result.Throughput, r.rep.TracedCPURatio)
+	return nil
+}
 
 // costVariants are the costs scenario's loops: the ceiling, each of the worker's additions
 // alone, and the worker's combination (work-queue input, de-duplication id and kind header
