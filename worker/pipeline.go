@@ -278,6 +278,9 @@ func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
 		stopped bool
 		t       *time.Timer
 	)
+	// The callback may fire before AfterFunc returns (a short period on a busy host): it
+	// reads t under mu, which is held until t is assigned.
+	mu.Lock()
 	t = time.AfterFunc(period, func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -287,6 +290,7 @@ func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
 		_ = msg.InProgress()
 		t.Reset(period)
 	})
+	mu.Unlock()
 	return func() {
 		mu.Lock()
 		defer mu.Unlock()

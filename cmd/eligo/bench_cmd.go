@@ -76,7 +76,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s := newSettings("bench", c.getenv)
 	var cfg benchSettings
 	var paced time.Duration
-	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, costs, or all; launch (not in all)")
+	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, or all; costs, launch (not in all)")
 	s.integer(&cfg.Quota, "quota", "", 200, "launch: the sandbox's rule.analyze call quota Q in calls per second")
 	s.integer(&cfg.Messages, "messages", "", 0, "checks in the measured phase (0: hot 100000, miss 2000, dup 10000, mixed 50000)")
 	s.integer(&cfg.Inflight, "inflight", "", 64, "worker concurrency per replica, and the ceiling loops' concurrency")

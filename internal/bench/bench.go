@@ -45,13 +45,13 @@ const (
 	Dup    Scenario = "dup"
 	Outage Scenario = "outage"
 	Mixed  Scenario = "mixed"
-	// Launch: a promotion going live (see LaunchReport); not part of "all".
-	Launch Scenario = "launch"
 	// Costs measures what each thing the worker asks of the server costs: the bare loop
 	// alone, then with one addition at a time (work-queue input, de-duplication ids on
 	// results, the kind header, acked acks, small pull batches, synchronous publishes), and
-	// with all of the worker's together; Rounds times, interleaved.
+	// with all of the worker's together; Rounds times, interleaved. Not part of "all".
 	Costs Scenario = "costs"
+	// Launch: a promotion going live (see LaunchReport); not part of "all".
+	Launch Scenario = "launch"
 )
 
 // Scenarios lists every scenario, in the order `eligo bench --scenario all` runs them.

@@ -16,11 +16,14 @@ import (
 
 // Targets of the issue, checked by Run.
 const (
-	targetHotRatio    = 0.80
-	targetHotP99MS    = 15.0
-	targetMissRatio   = 0.85
-	targetDrainRatio  = 0.80
-	targetRSSMB       = 150.0
+	// targetHotRatio is against the strongest do-nothing worker (issue 12: 0.6, stretch 0.8).
+	targetHotRatio   = 0.60
+	targetHotP99MS   = 15.0
+	targetMissRatio  = 0.85
+	targetDrainRatio = 0.80
+	targetRSSMB      = 150.0 // embedded: the process also holds the NATS server
+	// targetWorkerRSSMB applies when the server runs in its own process (--nats-server).
+	targetWorkerRSSMB = 64.0
 	defaultStallAfter = 60 * time.Second
 )
 
@@ -85,10 +88,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = r.outage(ctx)
 	case Mixed:
 		err = r.mixed(ctx)
-	case Launch:
-		err = r.launch(ctx, rd)
 	case Costs:
 		err = r.costs(ctx)
+	case Launch:
+		err = r.launch(ctx, rd)
 	}
 	if err != nil {
 		return r.rep, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
@@ -344,7 +347,11 @@ func (r *runner) hot(ctx context.Context) error {
 	}
 	r.target("throughput / bare jetstream loop", fmt.Sprintf(">= %.2f", targetHotRatio), r.rep.Ratio, r.rep.Ratio >= targetHotRatio)
 	r.target("alipay calls (all hits)", "0", float64(r.rep.Result.AlipayCalls), r.rep.Result.AlipayCalls == 0)
-	r.target("rss peak MB", fmt.Sprintf("<= %.0f", targetRSSMB), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= targetRSSMB)
+	rss := targetRSSMB
+	if r.e.proc != nil {
+		rss = targetWorkerRSSMB
+	}
+	r.target("rss peak MB", fmt.Sprintf("<= %.0f", rss), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= rss)
 	if r.cfg.Tracing {
 		if err := r.traced(ctx); err != nil {
 			return err
