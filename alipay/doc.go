@@ -28,12 +28,21 @@
 //
 // # Breaker
 //
-// A gobreaker circuit breaker wraps only the gateway call. Permanent refusals and
-// NeedsAttention answers count as successes (the gateway is up), cancelled calls are not
-// counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
+// A gobreaker circuit breaker wraps only the gateway call. Permanent refusals,
+// NeedsAttention answers and 40005 (call frequency exceeded: a quota, not an outage) count as
+// successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
 // Retryable, RetryAfter = the open timeout). A half-open breaker whose probe calls are all in
 // flight refuses further calls with the same error marked Probing and RetryAfter =
 // ProbeRetryAfter (200 ms): the gateway is being tested, not known to be down.
+//
+// # Call budget
+//
+// Config.Budget (package alipay/budget implements it over Redis) paces gateway calls: the
+// client waits on it right before each call (never for a request it refuses itself), reports
+// each 40005 to it (so it can lower its rate) and calls again as long as the context lasts.
+// A call still held back when the context ends returns an error matching ErrThrottled
+// (wrapping the last 40005 or the budget's error), which the worker hands back without
+// counting a failed attempt. IsCallLimited reports a 40005.
 //
 // # Signing primitives
 //
