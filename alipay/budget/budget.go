@@ -140,8 +140,8 @@ type method struct {
 	// seen counts the 40005 answers since windowStart (one Hold long).
 	seen        int
 	windowStart time.Time
-	local      *rate.Limiter
-	localN     int
+	local       *rate.Limiter
+	localN      int
 }
 
 // New checks cfg and returns a Budget.
