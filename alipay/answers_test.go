@@ -2,12 +2,15 @@ package alipay_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/sandbox"
 )
 
 // TestAnalyzeAnswerShapes: a signed 10000 analyze answer is a result only when success is true
@@ -171,5 +174,62 @@ func TestErrorClasses(t *testing.T) {
 				t.Errorf("%s %s unsigned=%v: err %v class %v, want %v", tt.code, tt.sub, unsigned, err, alipay.ClassOf(err), want)
 			}
 		}
+	}
+}
+
+// TestAnswerTableBreaker is the "counts toward the breaker" column of the answer table: with a
+// breaker that opens on the first failure, one call answered with each shape (scripted in the
+// sandbox over HTTP) leaves the breaker open exactly when the answer says the gateway is
+// unhealthy. Refusals, verified answers about the app's own configuration and 10000 answers
+// that are not results prove a working gateway.
+func TestAnswerTableBreaker(t *testing.T) {
+	m := alipay.MethodRuleAnalyze
+	tests := []struct {
+		name   string
+		shape  sandbox.Shape
+		class  alipay.Class // 0: a result
+		counts bool
+	}{
+		{"10000 result", sandbox.Shape{Fields: json.RawMessage(`{"result_code":"000","success":"true","triggered":"true"}`)}, 0, false},
+		{"10000 success false", sandbox.Shape{Fields: json.RawMessage(`{"result_code":"999","success":"false"}`)}, alipay.Retryable, false},
+		{"10000 without triggered", sandbox.Shape{Fields: json.RawMessage(`{"success":"true"}`)}, alipay.Retryable, false},
+		{"20000 isp.unknow-error", sandbox.Shape{Code: "20000", SubCode: "isp.unknow-error"}, alipay.Retryable, true},
+		{"20000 aop.unsupport-operation", sandbox.Shape{Code: "20000", SubCode: "aop.unsupport-operation"}, alipay.Permanent, false},
+		{"20001", sandbox.Shape{Code: "20001", SubCode: "aop.invalid-app-auth-token"}, alipay.NeedsAttention, false},
+		{"40001", sandbox.Shape{Code: "40001", SubCode: "isv.missing-signature"}, alipay.Permanent, false},
+		{"40002 isv.invalid-parameter", sandbox.Shape{Code: "40002", SubCode: "isv.invalid-parameter"}, alipay.Permanent, false},
+		{"40002 isv.invalid-signature", sandbox.Shape{Code: "40002", SubCode: "isv.invalid-signature"}, alipay.NeedsAttention, false},
+		{"40004 SYSTEM_ERROR", sandbox.Shape{Code: "40004", SubCode: "SYSTEM_ERROR"}, alipay.Retryable, true},
+		{"40004 INVALID_PARAMETER", sandbox.Shape{Code: "40004", SubCode: "INVALID_PARAMETER"}, alipay.Permanent, false},
+		{"40004 business code", sandbox.Shape{Code: "40004", SubCode: "RULE_NOT_EXIST"}, alipay.Permanent, false},
+		{"40005", sandbox.Shape{Code: "40005", SubCode: "isv.app-call-limited"}, alipay.Retryable, false},
+		{"40006", sandbox.Shape{Code: "40006", SubCode: "isv.insufficient-isv-permissions"}, alipay.NeedsAttention, false},
+		{"unsigned 40004", sandbox.Shape{Code: "40004", SubCode: "INVALID_PARAMETER", Unsigned: true}, alipay.NeedsAttention, false},
+		{"unsigned 20000", sandbox.Shape{Code: "20000", SubCode: "isp.unknow-error", Unsigned: true}, alipay.Retryable, true},
+		{"unsigned 10000", sandbox.Shape{Fields: json.RawMessage(`{"success":"true","triggered":"true"}`), Unsigned: true}, alipay.Security, true},
+		{"bad signature", sandbox.Shape{Fields: json.RawMessage(`{"success":"true","triggered":"true"}`), BadSignature: true}, alipay.Security, true},
+		{"malformed body", sandbox.Shape{Body: "<html>maintenance</html>"}, alipay.Retryable, true},
+		{"HTTP 503", sandbox.Shape{HTTPStatus: 503}, alipay.Retryable, true},
+		{"connection closed", sandbox.Shape{Drop: true}, alipay.Retryable, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb, c := startSandbox(t, func(cfg *alipay.Config) {
+				cfg.Breaker = alipay.BreakerSettings{ConsecutiveFailures: 1, OpenTimeout: time.Hour}
+			})
+			if _, err := sb.AddAnswer(sandbox.AnswerRule{Method: m, Answer: tt.shape}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"})
+			if got := alipay.ClassOf(err); got != tt.class {
+				t.Errorf("class %v (%v), want %v", got, err, tt.class)
+			}
+			if open := c.BreakerState() == "open"; open != tt.counts {
+				t.Errorf("breaker open = %v after one %s answer, want %v", open, tt.name, tt.counts)
+			}
+			if n := sb.Calls(m, testUserID, "", ""); n != 1 {
+				t.Errorf("gateway calls = %d, want 1", n)
+			}
+		})
 	}
 }

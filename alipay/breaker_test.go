@@ -114,15 +114,16 @@ func TestBreaker(t *testing.T) {
 		if ue.Probing {
 			t.Error("an open breaker's refusal says Probing")
 		}
-		if ue.RetryAfter != c.BreakerTimeout() || c.BreakerTimeout() != 5*time.Second {
-			t.Errorf("RetryAfter %s, BreakerTimeout %s, want the 5s default", ue.RetryAfter, c.BreakerTimeout())
+		if ue.RetryAfter != c.BreakerOpenFor() || c.BreakerOpenFor() != alipay.DefaultFirstOpenTimeout || c.BreakerTimeout() != 5*time.Second {
+			t.Errorf("RetryAfter %s, BreakerOpenFor %s, BreakerTimeout %s; want the first open period (%s) and the 5s default",
+				ue.RetryAfter, c.BreakerOpenFor(), c.BreakerTimeout(), alipay.DefaultFirstOpenTimeout)
 		}
 		if n := gw.calls.Load() - before; n != 0 {
 			t.Errorf("open breaker let %d calls through", n)
 		}
 
-		// After the open timeout it lets probes through; two successes close it.
-		time.Sleep(5*time.Second + time.Millisecond)
+		// After the first open period it lets probes through; two successes close it.
+		time.Sleep(alipay.DefaultFirstOpenTimeout + time.Millisecond)
 		if s := c.BreakerState(); s != "half-open" {
 			t.Fatalf("breaker %s after the open timeout, want half-open", s)
 		}
@@ -269,4 +270,76 @@ eligo_alipay_requests_total{class="ok",method="alipay.promorulecenter.rule.analy
 `), "eligo_alipay_requests_total"); err != nil {
 		t.Errorf("two clients on one registry: %v", err)
 	}
+}
+
+// TestBreakerOpenPeriodGrows: the first opening lasts FirstOpenTimeout; each time the
+// half-open probes fail the breaker reopens for twice as long, up to OpenTimeout; while it is
+// open no call reaches the gateway and RetryAfter says how long is left; a closing starts
+// over at the first period.
+func TestBreakerOpenPeriodGrows(t *testing.T) {
+	appKey()
+	synctest.Test(t, func(t *testing.T) {
+		gw := &switchable{t: t}
+		gw.mode.Store("down")
+		var signals []alipay.CircuitState
+		c := newClient(t, "http://gateway.invalid/gateway.do", func(c *alipay.Config) {
+			c.HTTPClient = &http.Client{Transport: handlerTransport{gw}}
+			c.Breaker = alipay.BreakerSettings{ConsecutiveFailures: 2, FirstOpenTimeout: time.Second, OpenTimeout: 5 * time.Second, HalfOpenMaxRequests: 1}
+		})
+		c.WatchCircuit(func(s alipay.CircuitState) { signals = append(signals, s) })
+		ctx := context.Background()
+		req := alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"}
+		call := func() error { _, err := c.Analyze(ctx, req); return err }
+		for range 2 {
+			_ = call()
+		}
+		for i, period := range []time.Duration{1, 2, 4, 5, 5} {
+			period *= time.Second
+			if got := c.BreakerOpenFor(); got != period {
+				t.Fatalf("opening %d: BreakerOpenFor %s, want %s", i+1, got, period)
+			}
+			// Open for the whole period: refusals with the time left, and no gateway call.
+			before := gw.calls.Load()
+			err := call()
+			var ue *alipay.UnavailableError
+			if !errors.As(err, &ue) || ue.Probing || ue.RetryAfter != period {
+				t.Fatalf("opening %d, at its start: %v, want ErrUnavailable with RetryAfter %s", i+1, err, period)
+			}
+			time.Sleep(period - time.Millisecond)
+			err = call()
+			if !errors.As(err, &ue) || ue.RetryAfter != time.Millisecond {
+				t.Fatalf("opening %d, 1ms before its end: %v, want ErrUnavailable with RetryAfter 1ms", i+1, err)
+			}
+			if s := c.BreakerState(); s != "open" {
+				t.Fatalf("opening %d, 1ms before its end: breaker %s, want open", i+1, s)
+			}
+			if n := gw.calls.Load() - before; n != 0 {
+				t.Fatalf("opening %d: %d calls reached the gateway while open", i+1, n)
+			}
+			time.Sleep(2 * time.Millisecond)
+			if err := call(); errors.Is(err, alipay.ErrUnavailable) { // the probe, which fails
+				t.Fatalf("opening %d: after the period the probe was refused: %v", i+1, err)
+			}
+		}
+		// The gateway is back: the next probe closes the breaker, and a new outage starts
+		// over at the first period.
+		gw.mode.Store("up")
+		time.Sleep(5 * time.Second)
+		if err := call(); err != nil {
+			t.Fatalf("probe after recovery: %v", err)
+		}
+		if s := c.BreakerState(); s != "closed" {
+			t.Fatalf("breaker %s after a good probe, want closed", s)
+		}
+		gw.mode.Store("down")
+		for range 2 {
+			_ = call()
+		}
+		if got := c.BreakerOpenFor(); got != time.Second {
+			t.Errorf("after a closing, the next opening lasts %s, want the first period again (1s)", got)
+		}
+		if len(signals) == 0 || signals[len(signals)-1] != alipay.CircuitOpen {
+			t.Errorf("WatchCircuit signals %v, want the last to be open", signals)
+		}
+	})
 }

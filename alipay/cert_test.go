@@ -8,6 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +92,43 @@ func TestLoadCertificate(t *testing.T) {
 	}
 	if _, err := alipay.LoadCertificate(alipay.EncodePrivateKeyPEM(appKey())); !errors.Is(err, alipay.ErrKeyFormat) {
 		t.Errorf("private key loaded as certificate: %v", err)
+	}
+}
+
+// TestCertSNMatchesJava: CertSN and the issuer rendering behind it equal what Java's
+// X500Principal.getName() and Alipay's Java SDK compute, for OpenSSL-made issuers with
+// emailAddress, DC, serialNumber, multi-valued RDNs, escapes, non-ASCII and BMPString values
+// (testdata/javasn, vectors produced by OpenJDK 17).
+func TestCertSNMatchesJava(t *testing.T) {
+	dir := filepath.Join("testdata", "javasn")
+	tsv, err := os.ReadFile(filepath.Join(dir, "vectors.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(tsv), "\n"), "\n")
+	if len(lines) < 9 {
+		t.Fatalf("only %d vectors", len(lines))
+	}
+	for _, line := range lines {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) != 3 {
+			t.Fatalf("bad vector line %q", line)
+		}
+		t.Run(f[0], func(t *testing.T) {
+			pemBytes, err := os.ReadFile(filepath.Join(dir, f[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := alipay.LoadCertificate(pemBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := alipay.JavaIssuerName(c); got != f[2] {
+				t.Errorf("issuer\n got %q\nwant %q (Java)", got, f[2])
+			}
+			if got := alipay.CertSN(c); got != f[1] {
+				t.Errorf("CertSN = %s, want %s (Java)", got, f[1])
+			}
+		})
 	}
 }

@@ -1,6 +1,10 @@
 package alipay
 
-import "github.com/sony/gobreaker/v2"
+import (
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
 
 // CircuitState is the state of the Client's circuit breaker, the one signal of gateway
 // health the Client gives its callers (see Client.WatchCircuit).
@@ -12,7 +16,8 @@ const (
 	CircuitClosed CircuitState = iota
 	// CircuitHalfOpen: a few probe calls test whether the gateway is back.
 	CircuitHalfOpen
-	// CircuitOpen: calls fail at once with ErrUnavailable for BreakerTimeout.
+	// CircuitOpen: calls fail at once with ErrUnavailable for BreakerTimeout (a period that
+	// grows while probes keep failing).
 	CircuitOpen
 )
 
@@ -44,6 +49,9 @@ func (c *Client) WatchCircuit(fn func(CircuitState)) CircuitState {
 	c.watchMu.Lock()
 	c.watchers = append(c.watchers, fn)
 	c.watchMu.Unlock()
+	if c.open.held(time.Now()) > 0 {
+		return CircuitOpen
+	}
 	return circuitOf(c.cb.State())
 }
 

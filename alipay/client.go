@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +20,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultGateway is Alipay's production v1 gateway.
@@ -46,8 +50,10 @@ type Config struct {
 	SignType SignType
 	// HTTPClient sends the requests. Default: a new http.Client using a clone of
 	// http.DefaultTransport that keeps up to 256 idle connections per host (instead of 2, so
-	// concurrent calls reuse their connections and TLS sessions) and does not follow redirects (a redirected call fails as a non-200 answer rather than
-	// re-sending signed parameters elsewhere). Its own Timeout, if any, still applies.
+	// concurrent calls reuse their connections and TLS sessions), closes connections with a
+	// TCP reset so that an abandoned request is never delivered late, and does not follow
+	// redirects (a redirected call fails as a non-200 answer rather than re-sending signed
+	// parameters elsewhere). Its own Timeout, if any, still applies.
 	HTTPClient *http.Client
 	// Timeout bounds one gateway call, on top of the caller's context. Default
 	// DefaultTimeout (10 s).
@@ -61,6 +67,11 @@ type Config struct {
 	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, makes every gateway request an HTTP client span (otelhttp)
+	// under the caller's span. No trace context is sent to the gateway, and the span holds
+	// the gateway URL, method and status only (every parameter travels in the form body).
+	// Default: no spans.
+	TracerProvider trace.TracerProvider
 	// Breaker tunes the circuit breaker around gateway calls.
 	Breaker BreakerSettings
 	// Budget, if set, paces gateway calls: the client waits on it right before each call
@@ -90,8 +101,14 @@ type BreakerSettings struct {
 	// Window is the rolling window over which calls are counted while closed, in 10 buckets.
 	// Default 60 s.
 	Window time.Duration
-	// OpenTimeout is how long the breaker stays open before letting probes through. Default 5 s.
+	// OpenTimeout is the longest the breaker stays open before letting probes through.
+	// Default 5 s.
 	OpenTimeout time.Duration
+	// FirstOpenTimeout is how long the breaker stays open the first time: each reopening
+	// after failed probes doubles the period, up to OpenTimeout, and closing starts over, so
+	// a blip costs about a second while a long outage is probed at OpenTimeout. Default
+	// DefaultFirstOpenTimeout (1 s), at most OpenTimeout.
+	FirstOpenTimeout time.Duration
 	// HalfOpenMaxRequests is the number of probe calls let through while half-open; that many
 	// successes in a row close the breaker again. Default 2.
 	HalfOpenMaxRequests uint32
@@ -113,6 +130,10 @@ func (b BreakerSettings) withDefaults() BreakerSettings {
 	if b.OpenTimeout <= 0 {
 		b.OpenTimeout = 5 * time.Second
 	}
+	if b.FirstOpenTimeout <= 0 {
+		b.FirstOpenTimeout = DefaultFirstOpenTimeout
+	}
+	b.FirstOpenTimeout = min(b.FirstOpenTimeout, b.OpenTimeout)
 	if b.HalfOpenMaxRequests == 0 {
 		b.HalfOpenMaxRequests = 2
 	}
@@ -156,7 +177,7 @@ type Client struct {
 	now           func() time.Time
 	log           *slog.Logger
 	cb            *gobreaker.CircuitBreaker[callResult]
-	openTimeout   time.Duration
+	open          *openPeriod
 	metrics       *metrics
 	clock         *clockWatch
 	onStateChange func(from, to string)
@@ -216,6 +237,19 @@ func New(cfg Config) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
+	if cfg.TracerProvider != nil {
+		hc := *cfg.HTTPClient
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = otelhttp.NewTransport(base,
+			otelhttp.WithTracerProvider(cfg.TracerProvider),
+			// Alipay's gateway has no use for our trace ids: inject nothing.
+			otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "alipay gateway POST" }))
+		cfg.HTTPClient = &hc
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -247,13 +281,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	b := cfg.Breaker.withDefaults()
-	c.openTimeout = b.OpenTimeout
+	c.open = newOpenPeriod(b.FirstOpenTimeout, b.OpenTimeout)
 	c.cb = gobreaker.NewCircuitBreaker[callResult](gobreaker.Settings{
 		Name:         "alipay",
 		MaxRequests:  b.HalfOpenMaxRequests,
 		Interval:     b.Window,
 		BucketPeriod: b.Window / 10,
-		Timeout:      b.OpenTimeout,
+		Timeout:      b.FirstOpenTimeout, // longer periods: see openPeriod
 		ReadyToTrip: func(n gobreaker.Counts) bool {
 			if n.ConsecutiveFailures >= b.ConsecutiveFailures {
 				return true
@@ -274,12 +308,32 @@ func New(cfg Config) (*Client, error) {
 const defaultIdleConns = 256
 
 // defaultTransport is http.DefaultTransport with room for defaultIdleConns idle connections
-// per host; http.DefaultTransport keeps 2.
+// per host (http.DefaultTransport keeps 2), whose connections are closed with a reset (see
+// resetOnClose).
 func defaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = defaultIdleConns
 	t.MaxIdleConnsPerHost = defaultIdleConns
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			resetOnClose(c)
+		}
+		return c, err
+	}
 	return t
+}
+
+// resetOnClose makes closing c discard what the gateway has not received yet and send a reset
+// (SO_LINGER 0). A call is abandoned by closing its connection; without this, a request stuck
+// in a partition would still be retransmitted after the caller gave up and reach the gateway
+// late, after a retry (a crowd-group change applied twice, or out of order). What the gateway
+// has already received is not undone: the worker reconciles that case.
+func resetOnClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 }
 
 // gatewayHealthy tells the breaker whether err still proves a working gateway: a refusal of
@@ -301,6 +355,7 @@ func gatewayHealthy(err error) bool {
 }
 
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
+	c.open.changed(from, to, time.Now())
 	c.metrics.setState(to)
 	c.log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
 	c.notifyWatchers(to)
@@ -310,11 +365,21 @@ func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
 }
 
 // BreakerState is the circuit breaker's current state: "closed", "half-open" or "open".
-func (c *Client) BreakerState() string { return c.cb.State().String() }
+func (c *Client) BreakerState() string {
+	if c.open.held(time.Now()) > 0 {
+		return gobreaker.StateOpen.String()
+	}
+	return c.cb.State().String()
+}
 
-// BreakerTimeout is how long the breaker stays open; a caller that got ErrUnavailable can
-// wait that long before trying again.
-func (c *Client) BreakerTimeout() time.Duration { return c.openTimeout }
+// BreakerTimeout is the longest the breaker stays open (BreakerSettings.OpenTimeout); a
+// caller that got ErrUnavailable can wait at most that long before trying again.
+func (c *Client) BreakerTimeout() time.Duration { return c.open.most }
+
+// BreakerOpenFor is how long the breaker stays open this time: the current opening's period
+// (it grows while probes keep failing, see BreakerSettings.FirstOpenTimeout), or the first
+// period while the breaker is closed. It is safe to call from a WatchCircuit callback.
+func (c *Client) BreakerOpenFor() time.Duration { return c.open.period() }
 
 // Analyze calls alipay.promorulecenter.rule.analyze: does user req.UserID satisfy promo rule
 // req.RuleUUID? UserID and RuleUUID are required. Errors are classified by ClassOf; business
@@ -480,12 +545,18 @@ func (c *Client) call(ctx context.Context, method string, params url.Values, app
 // callOnce runs one gateway call through the breaker and records it.
 func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
 	start := time.Now()
+	if d := c.open.held(start); d > 0 {
+		// Open for longer than gobreaker's first period: the probes failed before.
+		err := &UnavailableError{Method: method, RetryAfter: d, cause: gobreaker.ErrOpenState}
+		c.metrics.observe(method, err, 0)
+		return callResult{}, err
+	}
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)
 	})
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
-		err = &UnavailableError{Method: method, RetryAfter: c.openTimeout, cause: err}
+		err = &UnavailableError{Method: method, RetryAfter: max(c.open.held(time.Now()), time.Millisecond), cause: err}
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		// Half-open: the gateway is being probed and is likely back. A caller that paused
 		// for the open period here would stall a recovery it is about to see.

@@ -24,13 +24,52 @@
 // non-200, unparsable bodies, 20000, 40005, SYSTEM_ERROR, an open breaker: ErrUnavailable),
 // NeedsAttention (20001, 40006, key and certificate problems: ErrCredentials), Permanent
 // (40001, 40002, 40004 and refused requests: *RequestError) or Security (ErrSignature).
-// Gateway answers are *APIError.
+// Gateway answers are *APIError; a verified 10000 answer that is not a result is *AnswerError.
+// Refused tells whether an error is a verified answer saying the request was not carried out.
+//
+// # Answer table
+//
+// What each answer is (the README's "What each Alipay answer does" adds what the worker does
+// with it and the source of each row; rows marked inference rest on our own reading):
+//
+//	method       answer                                                   class           breaker
+//	analyze      10000 success true, triggered present (strings or        result          -
+//	             booleans, any case; any result_code)
+//	analyze      10000 success false (e.g. result_code 999)               Retryable       no
+//	             (AnswerError ALIPAY_SUCCESS_FALSE; inference)
+//	analyze      10000 success or triggered absent, null, "" or not a     Retryable       no
+//	             boolean (AnswerError, errors.Is ErrMalformed)
+//	crowd group  10000 status success; condition_model_list a list or     result          -
+//	             one object (the doc is ambiguous), strings or numbers
+//	crowd group  10000 status fail or any other value (ALIPAY_STATUS_FAIL)  Permanent       no
+//	crowd group  10000 status absent or "" (malformed)                    Retryable       no
+//	both         20000 (isp.unknow-error, …)                              Retryable       yes
+//	both         20000 aop.unsupport-operation (inference)                Permanent       no
+//	both         20001                                                    NeedsAttention  no
+//	both         40001, 40002                                             Permanent       no
+//	both         40001/40002 naming the app's keys, app_id, clock,        NeedsAttention  no
+//	             charset or certificates (isv.invalid-signature, …)
+//	both         40004 SYSTEM_ERROR                                       Retryable       yes
+//	both         40004 INVALID_PARAMETER, PARAM_EMPTY, other business     Permanent       no
+//	             codes (inference for the others)
+//	both         40005                                                    Retryable       no
+//	both         40006                                                    NeedsAttention  no
+//	both         any other code (inference)                               Retryable       yes
+//	both         an error answer without sign: never Permanent            as its code,    as its class
+//	             (Permanent becomes NeedsAttention), logged as            Permanent →
+//	             "unverified gateway answer (no sign)"                    NeedsAttention
+//	both         10000 without sign, a signature that does not verify     Security        yes
+//	both         malformed body, HTTP status other than 200, transport   Retryable       yes
+//	             error, timeout
+//	both         gateway TLS certificate not trusted                      NeedsAttention  yes
+//
+// An answer is never returned as business data unless it is a verified result.
 //
 // # Breaker
 //
 // A gobreaker circuit breaker wraps only the gateway call. Permanent refusals,
-// NeedsAttention answers and 40005 (call frequency exceeded: a quota, not an outage) count as
-// successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
+// NeedsAttention answers from the gateway, 40005 (call frequency exceeded: a quota, not an
+// outage) and verified 10000 answers that are not results count as successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
 // Retryable, RetryAfter = the open timeout). A half-open breaker whose probe calls are all in
 // flight refuses further calls with the same error marked Probing and RetryAfter =
 // ProbeRetryAfter (200 ms): the gateway is being tested, not known to be down.

@@ -331,3 +331,19 @@ func codeSafe(s string) string {
 	}
 	return string(b)
 }
+
+// Refused reports whether err is a verified answer saying the gateway did not carry out the
+// request: a Permanent error (a refusal, or a crowd-group status other than success), or a
+// signed NeedsAttention answer (20001, 40006, a refused credential). A write that got such an
+// answer was not applied; after any other error (a timeout, 20000, an unverified answer) it
+// may have been.
+func Refused(err error) bool {
+	switch ClassOf(err) {
+	case Permanent:
+		return true
+	case NeedsAttention:
+		var ae *APIError
+		return errors.As(err, &ae) && !ae.unsigned
+	}
+	return false
+}

@@ -15,31 +15,22 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/internal/nodesdk"
 	"github.com/google/go-cmp/cmp"
 )
 
 // sdkDir holds the Node interop project (alipay-sdk pinned to 4.14.0).
 const sdkDir = "testdata/sdk"
 
-// requireNodeSDK skips the test when node or the installed SDK is missing, except under
-// CI=true, where that is a failure: CI installs both (.ci/run runs npm ci).
+// requireNodeSDK makes sure node and the SDK are there, installing the SDK when npm is (see
+// internal/nodesdk); without node the test is skipped, or fails under CI=true.
 func requireNodeSDK(t *testing.T) {
 	t.Helper()
-	_, errNode := exec.LookPath("node")
-	_, errMods := os.Stat(filepath.Join(sdkDir, "node_modules", "alipay-sdk", "package.json"))
-	if errNode == nil && errMods == nil {
-		return
-	}
-	msg := "Node SDK interop needs node on PATH and `npm ci` in alipay/testdata/sdk"
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (node: %v, node_modules: %v)", msg, errNode, errMods)
-	}
-	t.Skip(msg)
+	nodesdk.Require(t, sdkDir)
 }
 
 // runNode runs one script of the interop project with in as JSON on stdin and decodes its JSON

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -125,63 +124,86 @@ type Signed struct {
 // ResponseKey(method), or, when that is absent, of ErrorResponseKey. The node must be a JSON
 // object and the body one JSON object in which no key appears twice (a duplicated root node
 // is refused, as Alipay's Java SDK does). Errors wrap ErrMalformed.
+//
+// The body is read in one pass without encoding/json's token API (whose per-token
+// allocations cost more than the rest of a call's parsing); keys and string values with
+// escapes or non-ASCII bytes are decoded by encoding/json, so every key and value means what
+// encoding/json reads (FuzzExtractSignedMatchesDecoder holds it to the decoder-based reading).
 func ExtractSigned(body []byte, method string) (Signed, error) {
 	want := ResponseKey(method)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return Signed{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return Signed{}, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	sc := scanner{data: body}
+	sc.ws()
+	if !sc.byte('{') {
+		if sc.i >= len(body) {
+			return Signed{}, fmt.Errorf("%w: empty body", ErrMalformed)
+		}
+		if sc.skipValue(0) {
+			return Signed{}, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+		}
+		return Signed{}, fmt.Errorf("%w: invalid JSON at offset %d", ErrMalformed, sc.i)
 	}
 	var (
 		s        Signed
 		primary  []byte
 		fallback []byte
-		seen     = map[string]bool{}
+		keys     [][]byte // seen keys (decoded), to refuse duplicates
+		inline   [8][]byte
 	)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return Signed{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return Signed{}, fmt.Errorf("%w: unexpected token", ErrMalformed)
-		}
-		if seen[key] {
-			return Signed{}, fmt.Errorf("%w: duplicate key %q", ErrMalformed, truncate(key, 64))
-		}
-		seen[key] = true
-		start := dec.InputOffset()
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return Signed{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-		}
-		// Slice the original body so the bytes are exactly those sent: skip the white space
-		// and the colon between the key and its value.
-		value := bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n")
-		value = bytes.TrimLeft(bytes.TrimPrefix(value, []byte(":")), " \t\r\n")
-		switch key {
-		case want:
-			primary = value
-		case ErrorResponseKey:
-			fallback = value
-		case "sign":
-			if err := json.Unmarshal(value, &s.Sign); err != nil {
-				return Signed{}, fmt.Errorf("%w: sign is not a string", ErrMalformed)
+	keys = inline[:0]
+	sc.ws()
+	if !sc.byte('}') {
+		for {
+			sc.ws()
+			raw, ok := sc.str()
+			if !ok {
+				return Signed{}, fmt.Errorf("%w: invalid object key at offset %d", ErrMalformed, sc.i)
 			}
-		case "alipay_cert_sn":
-			if err := json.Unmarshal(value, &s.AlipayCertSN); err != nil {
-				return Signed{}, fmt.Errorf("%w: alipay_cert_sn is not a string", ErrMalformed)
+			key, err := jsonString(raw)
+			if err != nil {
+				return Signed{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 			}
+			for _, k := range keys {
+				if bytes.Equal(k, key) {
+					return Signed{}, fmt.Errorf("%w: duplicate key %q", ErrMalformed, truncate(string(key), 64))
+				}
+			}
+			keys = append(keys, key)
+			sc.ws()
+			if !sc.byte(':') {
+				return Signed{}, fmt.Errorf("%w: expected ':' at offset %d", ErrMalformed, sc.i)
+			}
+			sc.ws()
+			start := sc.i
+			if !sc.skipValue(0) {
+				return Signed{}, fmt.Errorf("%w: invalid value at offset %d", ErrMalformed, sc.i)
+			}
+			value := body[start:sc.i]
+			switch string(key) {
+			case want:
+				primary = value
+			case ErrorResponseKey:
+				fallback = value
+			case "sign":
+				if s.Sign, err = jsonStringValue(value); err != nil {
+					return Signed{}, fmt.Errorf("%w: sign is not a string", ErrMalformed)
+				}
+			case "alipay_cert_sn":
+				if s.AlipayCertSN, err = jsonStringValue(value); err != nil {
+					return Signed{}, fmt.Errorf("%w: alipay_cert_sn is not a string", ErrMalformed)
+				}
+			}
+			sc.ws()
+			if sc.byte(',') {
+				continue
+			}
+			if sc.byte('}') {
+				break
+			}
+			return Signed{}, fmt.Errorf("%w: expected ',' or '}' at offset %d", ErrMalformed, sc.i)
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return Signed{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	sc.ws()
+	if sc.i != len(body) {
 		return Signed{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	switch {
@@ -196,6 +218,227 @@ func ExtractSigned(body []byte, method string) (Signed, error) {
 		return Signed{}, fmt.Errorf("%w: %s is not a JSON object (encrypted responses are not supported)", ErrMalformed, s.Name)
 	}
 	return s, nil
+}
+
+// plainJSON reports whether the inside of a JSON string reads as its raw bytes: no escapes
+// and ASCII only (encoding/json replaces invalid UTF-8, so other bytes go through it).
+func plainJSON(inner []byte) bool {
+	for _, b := range inner {
+		if b == '\\' || b >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonString returns the decoded text of the JSON string raw (quotes included), as a slice
+// of raw when it needs no decoding.
+func jsonString(raw []byte) ([]byte, error) {
+	inner := raw[1 : len(raw)-1]
+	if plainJSON(inner) {
+		return inner, nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return []byte(v), nil
+}
+
+// jsonStringValue decodes value, which must be a JSON string or null (read as "", as
+// json.Unmarshal leaves a string alone on null).
+func jsonStringValue(value []byte) (string, error) {
+	if string(value) == "null" {
+		return "", nil
+	}
+	if len(value) < 2 || value[0] != '"' {
+		return "", errors.New("not a string")
+	}
+	if inner := value[1 : len(value)-1]; plainJSON(inner) {
+		return string(inner), nil
+	}
+	var v string
+	err := json.Unmarshal(value, &v)
+	return v, err
+}
+
+// maxScanDepth bounds the nesting ExtractSigned reads, as encoding/json does: a body nested
+// deeper is refused (gateway answers nest two levels).
+const maxScanDepth = 10000
+
+// scanner reads JSON tokens from data, validating them as encoding/json's scanner does.
+type scanner struct {
+	data []byte
+	i    int
+}
+
+func (p *scanner) ws() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *scanner) byte(b byte) bool {
+	if p.i < len(p.data) && p.data[p.i] == b {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a JSON string and returns it, quotes included.
+func (p *scanner) str() ([]byte, bool) {
+	start := p.i
+	if !p.byte('"') {
+		return nil, false
+	}
+	for p.i < len(p.data) {
+		b := p.data[p.i]
+		switch {
+		case b == '"':
+			p.i++
+			return p.data[start:p.i], true
+		case b < 0x20:
+			return nil, false
+		case b == '\\':
+			p.i++
+			if p.i >= len(p.data) {
+				return nil, false
+			}
+			switch p.data[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i++
+			case 'u':
+				p.i++
+				for range 4 {
+					if p.i >= len(p.data) || !isHex(p.data[p.i]) {
+						return nil, false
+					}
+					p.i++
+				}
+			default:
+				return nil, false
+			}
+		default:
+			p.i++
+		}
+	}
+	return nil, false
+}
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
+
+// skipValue reads one JSON value and reports whether it is valid.
+func (p *scanner) skipValue(depth int) bool {
+	if p.i >= len(p.data) {
+		return false
+	}
+	switch b := p.data[p.i]; {
+	case b == '"':
+		_, ok := p.str()
+		return ok
+	case (b == '{' || b == '[') && depth >= maxScanDepth:
+		// A member's value is level 1, as encoding/json counts when it decodes the value.
+		return false
+	case b == '{':
+		p.i++
+		p.ws()
+		if p.byte('}') {
+			return true
+		}
+		for {
+			p.ws()
+			if _, ok := p.str(); !ok {
+				return false
+			}
+			p.ws()
+			if !p.byte(':') {
+				return false
+			}
+			p.ws()
+			if !p.skipValue(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.byte(',') {
+				continue
+			}
+			return p.byte('}')
+		}
+	case b == '[':
+		p.i++
+		p.ws()
+		if p.byte(']') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.skipValue(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.byte(',') {
+				continue
+			}
+			return p.byte(']')
+		}
+	case b == 't':
+		return p.literal("true")
+	case b == 'f':
+		return p.literal("false")
+	case b == 'n':
+		return p.literal("null")
+	case b == '-' || ('0' <= b && b <= '9'):
+		return p.number()
+	}
+	return false
+}
+
+func (p *scanner) literal(lit string) bool {
+	if len(p.data)-p.i < len(lit) || string(p.data[p.i:p.i+len(lit)]) != lit {
+		return false
+	}
+	p.i += len(lit)
+	return true
+}
+
+// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *scanner) number() bool {
+	p.byte('-')
+	switch {
+	case p.byte('0'):
+	case p.i < len(p.data) && '1' <= p.data[p.i] && p.data[p.i] <= '9':
+		p.digits()
+	default:
+		return false
+	}
+	if p.byte('.') && p.digits() == 0 {
+		return false
+	}
+	if p.byte('e') || p.byte('E') {
+		if !p.byte('+') {
+			p.byte('-')
+		}
+		if p.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *scanner) digits() int {
+	start := p.i
+	for p.i < len(p.data) && '0' <= p.data[p.i] && p.data[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
 }
 
 // Verify checks s.Sign over s.Content with pub. When that fails and the content holds "\/",

@@ -2,12 +2,15 @@ package alipay_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
@@ -60,5 +63,54 @@ func TestDefaultClientReusesConnections(t *testing.T) {
 	// them on every round: about callers*calls.
 	if n := opened.Load(); n > 2*callers {
 		t.Errorf("%d connections opened for %d concurrent callers making %d calls each; want at most two per caller", n, callers, calls)
+	}
+}
+
+// TestAbandonedCallResetsItsConnection: with the default HTTP client, a call given up on (its
+// timeout) closes its connection with a reset, so bytes still in flight are dropped instead
+// of being retransmitted to the gateway after the caller moved on. The gateway here reads the
+// request and never answers; after the client's timeout its next read fails with a reset,
+// not an orderly end of stream.
+func TestAbandonedCallResetsItsConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	ended := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	c, err := alipay.New(alipay.Config{
+		Gateway:     "http://" + ln.Addr().String() + sandbox.GatewayPath,
+		AppID:       sandboxAppID,
+		Credentials: alipay.Credentials{PrivateKey: appKey(), AlipayPublicKey: &alipayKey().PublicKey},
+		Timeout:     200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: demoUser, RuleUUID: demoRule}); err == nil {
+		t.Fatal("Analyze succeeded against a gateway that never answers")
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the gateway's read ended with %v; want a connection reset", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the abandoned connection was not closed within 10s")
 	}
 }

@@ -38,9 +38,24 @@ type Key struct {
 	UserID string
 	// BizID is the optional business id.
 	BizID string
+	// Merchant scopes the answer to the merchant an ISV asked for: TokenScope of the
+	// app_auth_token the call carried, never the token itself; "" when the app asked for
+	// itself.
+	Merchant string
 }
 
-// String returns a stable, collision-free text form of k: the four fields joined by ':',
+// TokenScope is the Key.Merchant of a call made with app_auth_token tok: a digest that names
+// the token without revealing it ("" for no token).
+func TokenScope(tok string) string {
+	if tok == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("eligo app_auth_token\x00" + tok))
+	return hex.EncodeToString(sum[:16])
+}
+
+// String returns a stable, collision-free text form of k: AppID, RuleUUID, UserID, BizID and
+// (when set) Merchant joined by ":",
 // each escaped so that '%', ':', '{' and '}' inside an id cannot fake a separator. Distinct
 // keys always give distinct strings. It contains the raw user id: use it as a map or
 // singleflight key, never in logs.
@@ -54,6 +69,10 @@ func (k Key) String() string {
 	writeEscaped(&b, k.UserID)
 	b.WriteByte(':')
 	writeEscaped(&b, k.BizID)
+	if k.Merchant != "" {
+		b.WriteByte(':')
+		writeEscaped(&b, k.Merchant)
+	}
 	return b.String()
 }
 
@@ -64,6 +83,7 @@ func (k Key) LogValue() slog.Value {
 		slog.String("rule_uuid", k.RuleUUID),
 		slog.String("user_hash", HashUserID(k.UserID)),
 		slog.String("biz_id", k.BizID),
+		slog.String("merchant", k.Merchant),
 	)
 }
 

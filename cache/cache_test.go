@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,5 +450,46 @@ func TestRedisLostGenerationIsAMiss(t *testing.T) {
 	}
 	if !got.CheckedAt.Equal(fresh.CheckedAt) {
 		t.Fatalf("Get returned the answer checked at %v; want the fresh one (%v)", got.CheckedAt, fresh.CheckedAt)
+	}
+}
+
+// TestRedisBurstQueuesForConnections: many more concurrent hits than the client has
+// connections wait for a connection outside OpTimeout, so a burst on a small pool is all
+// hits, no errors, and the circuit stays closed.
+func TestRedisBurstQueuesForConnections(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.NewServer(t)
+	o := srv.Options()
+	o.ContextTimeoutEnabled = true
+	o.PoolSize = 1
+	client := redis.NewClient(o)
+	t.Cleanup(func() { _ = client.Close() })
+	reg := prometheus.NewRegistry()
+	c := cache.NewRedis(client, cache.Config{OpTimeout: 10 * time.Millisecond, Registerer: reg})
+	k := testKey("2088302535065344")
+	if err := c.Set(ctx, k, testAnswer(k)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			if _, err := c.Get(ctx, k, 0); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Get in a burst of %d on one connection: %v", n, err)
+		break
+	}
+	if got := counter(t, reg, "get", "hit"); got != n {
+		t.Errorf("hits = %v, want %d", got, n)
+	}
+	if got := counter(t, reg, "get", "bypass"); got != 0 {
+		t.Errorf("bypassed gets = %v, want 0 (circuit opened)", got)
 	}
 }

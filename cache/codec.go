@@ -53,11 +53,27 @@ func decodeAnswer(b []byte) (messages.AnalyzeResult, error) {
 		if n <= 0 || l > uint64(len(b)-n) {
 			return r, errCorrupt
 		}
-		*dst = string(b[n : n+int(l)])
+		*dst = internString(b[n : n+int(l)])
 		b = b[n+int(l):]
 	}
 	if len(b) != 0 {
 		return r, errCorrupt
 	}
 	return r, nil
+}
+
+// internString returns b as a string, without allocating for the values most answers
+// carry (the outcome and the common result codes).
+func internString(b []byte) string {
+	switch string(b) { // compared without allocating
+	case "":
+		return ""
+	case messages.OutcomeOK:
+		return messages.OutcomeOK
+	case "000":
+		return "000"
+	case "001":
+		return "001"
+	}
+	return string(b)
 }

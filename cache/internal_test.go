@@ -81,10 +81,11 @@ func FuzzDecodeAnswer(f *testing.F) {
 }
 
 func FuzzKeyString(f *testing.F) {
-	f.Add("a", "r", "u:v", "b", "a", "r", "u", "v:b")
-	f.Add("%", "{", "}", ":", "%25", "%7B", "%7D", "%3A")
-	f.Fuzz(func(t *testing.T, a1, r1, u1, b1, a2, r2, u2, b2 string) {
-		k1, k2 := Key{a1, r1, u1, b1}, Key{a2, r2, u2, b2}
+	f.Add("a", "r", "u:v", "b", "", "a", "r", "u", "v:b", "")
+	f.Add("%", "{", "}", ":", "", "%25", "%7B", "%7D", "%3A", "")
+	f.Add("a", "r", "u", "b:m", "", "a", "r", "u", "b", "m")
+	f.Fuzz(func(t *testing.T, a1, r1, u1, b1, m1, a2, r2, u2, b2, m2 string) {
+		k1, k2 := Key{a1, r1, u1, b1, m1}, Key{a2, r2, u2, b2, m2}
 		if (k1.String() == k2.String()) != (k1 == k2) {
 			t.Fatalf("%+v and %+v: String() %q and %q", k1, k2, k1.String(), k2.String())
 		}
@@ -96,9 +97,10 @@ func TestKeyStringEscapes(t *testing.T) {
 		k    Key
 		want string
 	}{
-		{Key{"app", "rule", "2088", ""}, "app:rule:2088:"},
-		{Key{"a", "r", "u:v", "b|1"}, "a:r:u%3Av:b|1"},
-		{Key{"a%", "{r}", "u", "b"}, "a%25:%7Br%7D:u:b"},
+		{Key{"app", "rule", "2088", "", ""}, "app:rule:2088:"},
+		{Key{"a", "r", "u:v", "b|1", ""}, "a:r:u%3Av:b|1"},
+		{Key{"a%", "{r}", "u", "b", ""}, "a%25:%7Br%7D:u:b"},
+		{Key{"a", "r", "u", "b", "0f1e"}, "a:r:u:b:0f1e"},
 	}
 	for _, tt := range tests {
 		if got := tt.k.String(); got != tt.want {

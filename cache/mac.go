@@ -10,6 +10,8 @@ import (
 	"hash"
 	"os"
 	"sync"
+
+	"github.com/eligo-dev/eligo/messages"
 )
 
 // MinMACKeyLen is the shortest cache MAC key accepted: 32 bytes, the size of the HMAC-SHA256
@@ -56,41 +58,73 @@ func NewMACKey() []byte {
 // entries into misses, or bring back an earlier genuine answer for the same key, which
 // decode refuses once it is older than its TTL allows.
 type entryMAC struct {
-	pool sync.Pool // of hash.Hash, keyed
+	pool sync.Pool // of *macState
+}
+
+// macState is a keyed hash and a scratch buffer, reused so that tagging and checking an
+// entry allocate nothing.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 func newEntryMAC(key []byte) *entryMAC {
 	key = bytes.Clone(key)
 	m := &entryMAC{}
-	m.pool.New = func() any { return hmac.New(sha256.New, key) }
+	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key), buf: make([]byte, 0, 256)} }
 	return m
 }
 
 // appendTag appends the tag of (redisKey, answer) to b.
 func (m *entryMAC) appendTag(b []byte, redisKey string, answer []byte) []byte {
-	h := m.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(redisKey))
-	h.Write([]byte{0})
-	h.Write(answer)
-	var sum [sha256.Size]byte
-	b = append(b, h.Sum(sum[:0])[:macLen]...)
-	m.pool.Put(h)
+	st := m.pool.Get().(*macState)
+	b = st.appendTag(b, redisKey, answer)
+	m.pool.Put(st)
 	return b
+}
+
+// appendTag hashes redisKey, a zero byte and answer in one write (through st.buf).
+func (st *macState) appendTag(b []byte, redisKey string, answer []byte) []byte {
+	st.h.Reset()
+	st.buf = append(append(append(st.buf[:0], redisKey...), 0), answer...)
+	st.h.Write(st.buf)
+	return append(b, st.h.Sum(st.sum[:0])[:macLen]...)
 }
 
 // open checks the tag at the end of sealed and returns the answer before it.
 func (m *entryMAC) open(redisKey string, sealed []byte) ([]byte, bool) {
+	st := m.pool.Get().(*macState)
+	defer m.pool.Put(st)
+	return st.open(redisKey, sealed)
+}
+
+func (st *macState) open(redisKey string, sealed []byte) ([]byte, bool) {
 	if len(sealed) < macLen {
 		return nil, false
 	}
 	answer, tag := sealed[:len(sealed)-macLen], sealed[len(sealed)-macLen:]
 	var buf [macLen]byte
-	want := m.appendTag(buf[:0], redisKey, answer)
+	want := st.appendTag(buf[:0], redisKey, answer)
 	if !hmac.Equal(want, tag) {
 		return nil, false
 	}
 	return answer, true
+}
+
+// openAnswer checks the tag at the end of sealed (a Redis reply) and decodes the answer
+// before it, without copying sealed to the heap. ok is false when the tag is wrong; err is
+// set when the tag is right but the answer does not decode.
+func (m *entryMAC) openAnswer(redisKey, sealed string) (r messages.AnalyzeResult, ok bool, err error) {
+	st := m.pool.Get().(*macState)
+	defer m.pool.Put(st)
+	in := append(make([]byte, 0, 128), sealed...) // on the stack for usual sizes
+	answer, ok := st.open(redisKey, in)
+	if !ok {
+		return messages.AnalyzeResult{}, false, nil
+	}
+	r, err = decodeAnswer(answer)
+	return r, true, err
 }
 
 // seenLimit bounds the keys remembered by onceLog; when full it starts over, so a flood of

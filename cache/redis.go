@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +81,10 @@ return 0
 // equals the live one. Redis 5 or later is needed (scripts that call TIME).
 //
 // Every operation is bounded by Config.OpTimeout and wrapped in a circuit (see
-// Config.FailureThreshold). A Redis is safe for concurrent use.
+// Config.FailureThreshold). Operations beyond the client's pool size queue for a connection
+// before their OpTimeout starts (at most max(10 × OpTimeout, 1s), and never counted against
+// the circuit), so a burst of hits from a worker with many checks in flight is served
+// instead of timing out into misses (and gateway calls). A Redis is safe for concurrent use.
 type Redis struct {
 	client  redis.UniversalClient
 	cfg     Config
@@ -87,6 +92,10 @@ type Redis struct {
 	metrics *metrics
 	circuit *circuit
 	mac     *entryMAC
+	// slots bounds the operations in flight to the client's connection pool, so that a
+	// burst of callers queues here, before its OpTimeout starts, instead of timing out
+	// while it waits for a connection (which the circuit would count as Redis failing).
+	slots chan struct{}
 	// unauth remembers the keys whose unauthenticated entries were logged.
 	unauth onceLog
 }
@@ -106,7 +115,8 @@ func NewRedis(c redis.UniversalClient, cfg Config) *Redis {
 		key = NewMACKey()
 		cfg.Logger.Warn("no cache MAC key configured: using a random one, so this cache cannot read entries stored by other processes")
 	}
-	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m), mac: newEntryMAC(key)}
+	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m), mac: newEntryMAC(key),
+		slots: make(chan struct{}, poolSize(c))}
 }
 
 func contextTimeoutEnabled(c redis.UniversalClient) bool {
@@ -117,6 +127,60 @@ func contextTimeoutEnabled(c redis.UniversalClient) bool {
 		return c.Options().ContextTimeoutEnabled
 	}
 	return true
+}
+
+// poolSize is the number of connections c keeps per server (go-redis's default: 10 per
+// GOMAXPROCS).
+func poolSize(c redis.UniversalClient) int {
+	n := 0
+	switch cl := c.(type) {
+	case *redis.Client:
+		n = cl.Options().PoolSize
+	case *redis.ClusterClient:
+		n = cl.Options().PoolSize
+	}
+	if n <= 0 {
+		n = 10 * runtime.GOMAXPROCS(0)
+	}
+	return n
+}
+
+// saturationWait is the least time an operation waits for a free connection.
+const saturationWait = time.Second
+
+// errSaturated is returned (wrapped with ErrUnavailable) by an operation that found every
+// connection busy for longer than its wait bound: this process is overloaded, Redis is not
+// known to be failing, so the circuit does not count it.
+var errSaturated = errors.New("cache: every Redis connection busy")
+
+// begin starts one Redis operation: it waits for a free connection slot (bounded by ctx
+// and by saturationWait, without counting against OpTimeout), then bounds the operation by
+// OpTimeout. end releases the slot. A hit that waits a little beats a miss, which costs
+// the caller a signed gateway call.
+func (c *Redis) begin(ctx context.Context) (opCtx context.Context, end func(), err error) {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(max(10*c.cfg.OpTimeout, saturationWait))
+		select {
+		case c.slots <- struct{}{}:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+			return nil, nil, errSaturated
+		}
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	return opCtx, func() { cancel(); <-c.slots }, nil
+}
+
+// notStarted reports an operation that begin refused: counted, never held against Redis.
+func (c *Redis) notStarted(op string, err error) error {
+	c.circuit.abandon()
+	c.metrics.count(op, resultError)
+	return fmt.Errorf("cache %s: %w: %w", op, ErrUnavailable, err)
 }
 
 func (c *Redis) tag(rule string) string {
@@ -147,6 +211,10 @@ func (c *Redis) keys(k Key, kinds ...string) []string {
 		writeEscaped(&b, k.UserID)
 		b.WriteByte(':')
 		writeEscaped(&b, k.BizID)
+		if k.Merchant != "" {
+			b.WriteByte(':')
+			writeEscaped(&b, k.Merchant)
+		}
 		ends = append(ends, b.Len())
 	}
 	s := b.String()
@@ -168,8 +236,11 @@ func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.
 		c.metrics.count(opGet, resultBypass)
 		return messages.AnalyzeResult{}, fmt.Errorf("cache get: circuit open: %w", ErrUnavailable)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return messages.AnalyzeResult{}, c.notStarted(opGet, err)
+	}
+	defer end()
 	start := time.Now()
 	keys := c.keys(k, ":v:")
 	vals, err := c.client.MGet(opCtx, keys...).Result()
@@ -197,12 +268,11 @@ func (c *Redis) decode(op string, k Key, valKey string, gen, val any) (messages.
 	if !ok1 || !ok2 || len(v) <= len(g) || v[len(g)] != genSep || v[:len(g)] != g {
 		return messages.AnalyzeResult{}, false
 	}
-	answer, ok := c.mac.open(valKey, []byte(v[len(g)+1:]))
+	r, ok, err := c.mac.openAnswer(valKey, v[len(g)+1:])
 	if !ok {
 		c.unauthentic(op, k, "MAC mismatch")
 		return messages.AnalyzeResult{}, false
 	}
-	r, err := decodeAnswer(answer)
 	if err != nil {
 		// Authentic but not decodable: written by a build with another layout under the
 		// same key version and MAC key.
@@ -247,8 +317,11 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 		c.metrics.count(opSet, resultBypass)
 		return fmt.Errorf("cache set: circuit open: %w", ErrUnavailable)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return c.notStarted(opSet, err)
+	}
+	defer end()
 	start := time.Now()
 	keys := c.keys(k, ":v:")
 	answer := appendAnswer(make([]byte, 0, 64), r)
@@ -279,10 +352,13 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 // circuit is open, because a lost invalidation would serve stale answers; on an error
 // (wrapping ErrUnavailable) the caller should retry.
 func (c *Redis) InvalidateRule(ctx context.Context, ruleUUID string) error {
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return c.notStarted(opInvalidate, err)
+	}
+	defer end()
 	start := time.Now()
-	err := invalidateScript.Run(opCtx, c.client, []string{c.genKey(ruleUUID)},
+	err = invalidateScript.Run(opCtx, c.client, []string{c.genKey(ruleUUID)},
 		strconv.FormatUint(rand.Uint64(), 36), c.cfg.maxTTL().Milliseconds()).Err()
 	c.metrics.observe(opInvalidate, start)
 	if err != nil {
@@ -303,8 +379,11 @@ func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(conte
 		c.metrics.count(opLease, resultBypass)
 		return true, func(context.Context) {}, fmt.Errorf("cache lease: circuit open: %w", ErrUnavailable)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return true, func(context.Context) {}, c.notStarted(opLease, err)
+	}
+	defer end()
 	key := c.keys(k, ":l:")[1]
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	start := time.Now()
@@ -320,8 +399,11 @@ func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(conte
 	}
 	c.metrics.count(opLease, resultHeld)
 	return true, func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-		defer cancel()
+		ctx, end, err := c.begin(ctx)
+		if err != nil {
+			return // the lease expires after LeaseTTL
+		}
+		defer end()
 		// Best effort: if this fails the lease simply expires after LeaseTTL.
 		_ = releaseScript.Run(ctx, c.client, []string{key}, token).Err()
 	}, nil
@@ -347,9 +429,17 @@ func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeou
 			c.metrics.count(opWait, resultBypass)
 			return messages.AnalyzeResult{}, fmt.Errorf("cache wait: circuit open: %w", ErrUnavailable)
 		}
-		opCtx, opCancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+		opCtx, end, err := c.begin(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				c.circuit.abandon()
+				c.metrics.count(opWait, resultMiss)
+				return messages.AnalyzeResult{}, ErrMiss
+			}
+			return messages.AnalyzeResult{}, c.notStarted(opWait, err)
+		}
 		vals, err := c.client.MGet(opCtx, keys...).Result()
-		opCancel()
+		end()
 		switch {
 		case err != nil && ctx.Err() != nil:
 			c.circuit.abandon()
@@ -382,12 +472,15 @@ func (c *Redis) WaitFor(ctx context.Context, k Key, maxAge time.Duration, timeou
 // TTL returns how long the answer cached for k has left to live, or ErrMiss if there is no
 // valid answer. It is meant for administration and tests.
 func (c *Redis) TTL(ctx context.Context, k Key) (time.Duration, error) {
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return 0, c.notStarted("ttl", err)
+	}
+	defer end()
 	var vals *redis.SliceCmd
 	var ttl *redis.DurationCmd
 	keys := c.keys(k, ":v:")
-	_, err := c.client.Pipelined(opCtx, func(p redis.Pipeliner) error {
+	_, err = c.client.Pipelined(opCtx, func(p redis.Pipeliner) error {
 		vals = p.MGet(opCtx, keys...)
 		ttl = p.PTTL(opCtx, keys[1])
 		return nil

@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/redistest"
@@ -118,7 +119,7 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 	want := []string{"EligoAlipayQuotaExceeded", "EligoBacklogAgeGrowing", "EligoBreakerOpen", "EligoDeadLetters",
-		"EligoNoWorkerConsuming", "EligoRedisCacheBypassed", "EligoWorkerAbsent"}
+		"EligoHostClockSkewed", "EligoNoWorkerConsuming", "EligoRedisCacheBypassed", "EligoWorkerAbsent"}
 	sort.Strings(alerts)
 	if !slices.Equal(alerts, want) {
 		t.Errorf("alerts %v, want %v", alerts, want)
@@ -343,7 +344,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 // startWorker runs the real `eligo worker` binary against a private NATS server, a private
 // Redis and the sandbox over HTTP, and returns its HTTP base URL and the NATS URL.
-func startWorker(t *testing.T) (base string, ns *natstest.Server) {
+func startWorker(t *testing.T) (base, gwURL string, ns *natstest.Server) {
 	t.Helper()
 	ns = natstest.NewServer(t)
 	rds := redistest.NewServer(t)
@@ -425,7 +426,7 @@ func startWorker(t *testing.T) (base string, ns *natstest.Server) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return base, ns
+	return base, gw.URL, ns
 }
 
 // freeTCPAddr returns a loopback address nothing listens on right now.
@@ -559,7 +560,7 @@ scrape_configs:
 func TestRealPrometheusScrapesWorker(t *testing.T) {
 	promtool := requireTool(t, "promtool", "prometheus")
 	requireTool(t, "prometheus", "prometheus")
-	base, ns := startWorker(t)
+	base, gwURL, ns := startWorker(t)
 
 	// Traffic that makes every labelled series appear: a gateway call, a cache hit, a rejection.
 	nc := ns.Connect()
@@ -569,6 +570,22 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The gateway answers one call 40005 (call frequency exceeded): the check is retried and
+	// answered, and the 40005 series exist.
+	limited, _ := json.Marshal(sandbox.AnswerRule{Method: alipay.MethodRuleAnalyze, UserID: "2088102000000001", Times: 1,
+		Answer: sandbox.Shape{Code: "40005", SubCode: "isv.method-call-limited"}})
+	resp, err := http.Post(gwURL+sandbox.AnswersPath, "application/json", bytes.NewReader(limited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scripting a 40005 answer: HTTP %d", resp.StatusCode)
+	}
+	res, err := cl.Check(ctx, messages.AnalyzeCheck{RequestID: "prom-limited", UserID: "2088102000000001", RuleUUID: "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"})
+	if err != nil || res.Outcome != messages.OutcomeOK {
+		t.Fatalf("check answered 40005 once: %+v, %v", res, err)
+	}
 	for _, id := range []string{"prom-1", "prom-2"} {
 		res, err := cl.Check(ctx, messages.AnalyzeCheck{RequestID: id, UserID: "2088302535065344", RuleUUID: "3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"})
 		if err != nil || res.Outcome != messages.OutcomeOK {
@@ -580,7 +597,7 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 	}
 
 	// promtool check metrics: no lint findings on the worker's own exposition.
-	resp, err := http.Get(base + "/metrics")
+	resp, err = http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,6 +675,10 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 	}
 
 	// Every rule evaluates without error, and the recording rules produce data.
+	ruleCount := 0
+	for _, g := range readRules(t).Groups {
+		ruleCount += len(g.Rules)
+	}
 	eventually(t, time.Minute, "every rule to be evaluated", func() bool {
 		var rules struct {
 			Groups []struct {
@@ -684,7 +705,7 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 				n++
 			}
 		}
-		return n == 16
+		return n == ruleCount
 	})
 	for _, rec := range []string{"eligo:messages:rate5m", "eligo:backlog:total", "eligo:dead_letters:rate5m", "eligo:cache_hit:ratio5m"} {
 		eventually(t, time.Minute, rec+" to have data", func() bool {

@@ -40,6 +40,7 @@ func DecodeAnalyzeCheck(data []byte) (AnalyzeCheck, error) {
 		v.str(m, "user_id", &c.UserID)
 		v.str(m, "rule_uuid", &c.RuleUUID)
 		v.str(m, "biz_id", &c.BizID)
+		v.str(m, "app_auth_token", &c.AppAuthToken)
 		if raw, ok := lookup(m, "max_age_s"); ok && !isNull(raw) {
 			var n int64
 			if json.Unmarshal(raw, &n) != nil {

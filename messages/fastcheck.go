@@ -48,6 +48,8 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			bit, dst = 8, &c.BizID
 		case "max_age_s":
 			bit = 16
+		case "app_auth_token":
+			bit, dst = 32, &c.AppAuthToken
 		default:
 			// A field Eligo does not know: skipped, as json.Unmarshal ignores it.
 			if !unknownKey(key) || !p.skipValue(0) {
@@ -167,7 +169,7 @@ func (p *fastParser) integer() (int64, bool) {
 
 // fastCheckFields are the analyze check's JSON field names, which an unknown key must not
 // match case-insensitively (json.Unmarshal would decode it into the field).
-var fastCheckFields = [...]string{"request_id", "user_id", "rule_uuid", "biz_id", "max_age_s"}
+var fastCheckFields = [...]string{"request_id", "user_id", "rule_uuid", "biz_id", "max_age_s", "app_auth_token"}
 
 // unknownKey reports whether key (not one of the field names) is a key json.Unmarshal
 // certainly ignores: printable ASCII only (encoding/json folds some non-ASCII letters onto

@@ -30,6 +30,9 @@ var fastCheckSeeds = []string{
 	`{"request_id":"r"`,
 	`{"user_id":"用户"}`,
 	`[]`,
+	`{"request_id":"r-1","user_id":"2088302535065344","rule_uuid":"r","app_auth_token":"202612BB0123456789abcdef0123456789abcdef"}`,
+	`{"request_id":"r","app_auth_token":"a","app_auth_token":"b"}`,
+	`{"request_id":"r","App_Auth_Token":"a"}`,
 	// Unknown fields (skipped when json.Unmarshal certainly ignores them).
 	`{"request_id":"r-1","method":"alipay.promorulecenter.rule.analyze","user_id":"2088302535065344","rule_uuid":"7acd2b42617dc6165ca6637df06e6c3e","biz_id":"2088312938461030|566","app_id":"2014072300007148","source":"campaign-svc","sent_at":"2026-12-04T23:00:00.123Z","trace":"0123456789abcdef"}`,
 	`{"request_id":"r","n":-1.5e+3,"z":0,"t":true,"f":false,"nl":null,"a":[1,[2,{}],"x"],"o":{"k":{"k2":[]}},"s":"a\"b\\c\/\u00e9\n"}`,
@@ -69,8 +72,8 @@ func TestFastAnalyzeCheck(t *testing.T) {
 			t.Errorf("fast path on %s (-json +fast):\n%s", s, diff)
 		}
 	}
-	if accepted != 10 {
-		t.Errorf("fast path accepted %d seeds, want 10 (the plain ones and those with plain unknown fields)", accepted)
+	if accepted != 11 {
+		t.Errorf("fast path accepted %d seeds, want 11 (the plain ones and those with plain unknown fields)", accepted)
 	}
 }
 

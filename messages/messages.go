@@ -38,6 +38,11 @@ type AnalyzeCheck struct {
 	// MaxAgeS is the oldest cached answer (seconds) the caller accepts; nil means the
 	// worker's default, 0 forces a fresh call to Alipay.
 	MaxAgeS *int64 `json:"max_age_s,omitempty"`
+	// AppAuthToken is the optional ISV app_auth_token: the check is made on behalf of the
+	// merchant that granted it. It is a secret: it is never copied into results, rejections,
+	// logs or metrics, and answers are cached per token (under a digest of it, never the
+	// token itself).
+	AppAuthToken string `json:"app_auth_token,omitempty"`
 }
 
 // AnalyzeResult is the answer to an AnalyzeCheck.

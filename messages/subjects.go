@@ -73,6 +73,9 @@ func (s Subjects) CrowdGroupResult(shopID string) string {
 	return s.p() + ".result.crowdgroup." + shopID
 }
 
+// AllResults matches every result, of every kind.
+func (s Subjects) AllResults() string { return s.p() + ".result.>" }
+
 // AllCrowdGroupResults matches every crowd-group result.
 func (s Subjects) AllCrowdGroupResults() string { return s.p() + ".result.crowdgroup.*" }
 

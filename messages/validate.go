@@ -166,6 +166,20 @@ func (c *AnalyzeCheck) validate(v *validator) {
 	if c.MaxAgeS != nil && (*c.MaxAgeS < 0 || *c.MaxAgeS > MaxMaxAgeS) && !v.skip("max_age_s") {
 		v.add("max_age_s", CodeInvalidParameter, "max_age_s must be between 0 and "+strconv.Itoa(MaxMaxAgeS)+" seconds")
 	}
+	v.appAuthToken(c.AppAuthToken)
+}
+
+// appAuthToken checks an optional app_auth_token; its value is never part of a message.
+func (v *validator) appAuthToken(tok string) {
+	if tok == "" || v.skip("app_auth_token") {
+		return
+	}
+	switch {
+	case len(tok) > MaxAppAuthTokenLen:
+		v.add("app_auth_token", CodeTooLong, "app_auth_token must be at most "+strconv.Itoa(MaxAppAuthTokenLen)+" characters")
+	case !ValidID(tok):
+		v.add("app_auth_token", CodeInvalidParameter, "app_auth_token must be printable ASCII without spaces")
+	}
 }
 
 const (
@@ -207,14 +221,7 @@ func (c *CrowdGroupCommand) validate(v *validator, opts DecodeOptions) {
 	if c.OperatorType != "" && !OperatorType(c.OperatorType).Valid() && !v.skip("operator_type") {
 		v.add("operator_type", CodeInvalidParameter, "operator_type must be one of "+operatorTypesText+" (default MER)")
 	}
-	if c.AppAuthToken != "" && !v.skip("app_auth_token") {
-		switch {
-		case len(c.AppAuthToken) > MaxAppAuthTokenLen:
-			v.add("app_auth_token", CodeTooLong, "app_auth_token must be at most "+strconv.Itoa(MaxAppAuthTokenLen)+" characters")
-		case !ValidID(c.AppAuthToken):
-			v.add("app_auth_token", CodeInvalidParameter, "app_auth_token must be printable ASCII without spaces")
-		}
-	}
+	v.appAuthToken(c.AppAuthToken)
 }
 
 // condPath is the path of field name of condition i.

@@ -571,3 +571,36 @@ func TestDecodeCacheInvalidate(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalyzeCheckAppAuthToken: an analyze check may carry an app_auth_token; a bad one is
+// rejected with a message that never repeats it.
+func TestAnalyzeCheckAppAuthToken(t *testing.T) {
+	const good = "202612BB0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name, token, wantCode string
+	}{
+		{"valid", good, ""},
+		{"too long", good + "x", messages.CodeTooLong},
+		{"with a space", "2026 12BB", messages.CodeInvalidParameter},
+		{"non-ASCII", "令牌令牌", messages.CodeInvalidParameter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := json.Marshal(map[string]string{"request_id": "r-1", "user_id": "2088302535065344", "rule_uuid": "rule-1", "app_auth_token": tt.token})
+			c, err := messages.DecodeAnalyzeCheck(b)
+			if tt.wantCode == "" {
+				if err != nil || c.AppAuthToken != tt.token {
+					t.Fatalf("DecodeAnalyzeCheck = %+v, %v; want the token kept", c.RequestID, err)
+				}
+				return
+			}
+			var ve *messages.ValidationError
+			if !errors.As(err, &ve) || len(ve.Errors) != 1 || ve.Errors[0].Field != "app_auth_token" || ve.Errors[0].Code != tt.wantCode {
+				t.Fatalf("err = %v, want one %s error on app_auth_token", err, tt.wantCode)
+			}
+			if strings.Contains(err.Error(), tt.token) || strings.Contains(string(messages.EncodeRejection(ve.Rejection())), tt.token) {
+				t.Errorf("the rejection repeats the token: %v", err)
+			}
+		})
+	}
+}

@@ -16,7 +16,9 @@ import (
 // identical in-flight checks coalesced in this process and, through the lease, across
 // replicas) → Alipay (behind the client's breaker) → result.
 func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstream.MsgMetadata) (reply, error) {
+	_, dspan := w.tr.child(ctx, spanDecode)
 	check, err := messages.DecodeAnalyzeCheck(msg.Data())
+	endSpan(dspan, err)
 	if err != nil {
 		return reply{id: check.RequestID}, fmt.Errorf("decode analyze check: %w", err)
 	}
@@ -25,12 +27,18 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 	if check.MaxAgeS != nil {
 		maxAge = time.Duration(*check.MaxAgeS) * time.Second
 	}
-	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID}
+	k := cache.Key{AppID: w.cfg.AppID, RuleUUID: check.RuleUUID, UserID: check.UserID, BizID: check.BizID,
+		Merchant: cache.TokenScope(check.AppAuthToken)}
 
-	res, out, err := w.answers.Once(ctx, k, maxAge, func(ctx context.Context) (messages.AnalyzeResult, error) {
+	cctx, cspan := w.tr.child(ctx, spanCache)
+	res, out, err := w.answers.Once(cctx, k, maxAge, func(ctx context.Context) (messages.AnalyzeResult, error) {
 		return w.askAlipay(ctx, check)
 	})
 	w.m.lookup(out)
+	if cspan != nil {
+		cspan.SetAttributes(attrCacheSource.String(cacheRead(out.Read)), attrCacheShared.Bool(out.Shared))
+		endSpan(cspan, err)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("analyze rule %s: %w", check.RuleUUID, err)
 	}
@@ -50,7 +58,8 @@ func (w *Worker) handleAnalyze(ctx context.Context, msg jetstream.Msg, _ *jetstr
 func (w *Worker) askAlipay(ctx context.Context, check messages.AnalyzeCheck) (messages.AnalyzeResult, error) {
 	var resp alipay.AnalyzeResponse
 	err := w.callGateway(ctx, alipay.MethodRuleAnalyze, func(ctx context.Context) (err error) {
-		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID})
+		resp, err = w.gw.Analyze(ctx, alipay.AnalyzeRequest{UserID: check.UserID, RuleUUID: check.RuleUUID, BizID: check.BizID,
+			AppAuthToken: check.AppAuthToken})
 		return err
 	})
 	if err != nil {

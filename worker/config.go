@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -92,12 +93,14 @@ type Config struct {
 	// and crowd-group commands); cache hits take no slot. Default 32.
 	Concurrency int
 	// PullBatch is how many analyze checks one replica asks the server for at a time. The
-	// delivery callback never blocks, so buffered checks start at once. Default
-	// 2×Concurrency, at least 64, at most MaxAckPending.
+	// delivery callback never blocks, so buffered checks start at once (and long ones send
+	// in-progress acks). Default MaxAckPending/2 (500), at least 2×Concurrency and 64, at
+	// most MaxAckPending: a small batch multiplies the pull requests, which cost the server
+	// twice the CPU per check at 16 (eligo bench --scenario costs).
 	PullBatch int
 	// MaxAckPending of the analyze consumer, across all replicas: it bounds the checks in
-	// flight (handled, or waiting for a call slot or a PubAck). Keep it above PullBatch ×
-	// replicas. Default 1000.
+	// flight (handled, or waiting for a call slot or a PubAck); the server delivers no more
+	// than that across all replicas, whatever their PullBatch. Default 1000.
 	MaxAckPending int
 	// HandleTimeout bounds one Alipay call, and the wait for its call slot. Default 10s.
 	HandleTimeout time.Duration
@@ -163,6 +166,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's Prometheus collectors. Default: a private registry.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, gives every message a span (a child of the publisher's
+	// traceparent) with spans for decode, cache, the Alipay call, settle and publish, and
+	// the result carries the message span's traceparent. Nil: no spans, no cost; the
+	// publisher's traceparent is copied to the result as it is.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -200,8 +208,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.PullBatch <= 0 {
+		// Each pull request costs the server about as much as several deliveries; half the
+		// in-flight bound keeps the pulls few while the client re-pulls (at half the batch)
+		// before its buffer runs dry.
 		c.PullBatch = max(64, 2*c.Concurrency)
 		if c.MaxAckPending > 0 {
+			c.PullBatch = max(c.PullBatch, c.MaxAckPending/2)
 			c.PullBatch = min(c.PullBatch, c.MaxAckPending)
 		}
 	}
@@ -255,6 +267,9 @@ func (c Config) partitioned() bool { return c.CrowdPartitions > 1 }
 func (c Config) partitionSubject(i int) string {
 	return fmt.Sprintf("%s.part.crowdgroup.%03d", c.Prefix, i)
 }
+
+// partitionSubjects matches every crowd-group partition's subject.
+func (c Config) partitionSubjects() string { return c.Prefix + ".part.crowdgroup.*" }
 
 // partitionConsumer is the durable consumer of crowd-group partition i.
 func (c Config) partitionConsumer(i int) string {

@@ -40,12 +40,15 @@ type marker struct {
 //  3. Otherwise the marker is set to "sending" (replicated, before the call), the command
 //     is sent, and the marker becomes "done" with the result.
 //
-// A permanent refusal removes the marker, so that a dead-letter replay after a fix sends
+// A verified refusal (alipay.Refused: a permanent one, a failed status, or a credential or
+// permission refusal) removes the marker, so that a dead-letter replay after a fix sends
 // the command again. A "sending" marker is written before every call, so a delivery
 // without a marker proves nothing was sent yet; NumDelivered > 1 alone needs no
 // reconciliation.
 func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata) (reply, error) {
+	_, dspan := w.tr.child(ctx, spanDecode)
 	cmd, warnings, err := messages.DecodeCrowdGroupCommand(msg.Data(), messages.DecodeOptions{StrictUnits: w.cfg.StrictUnits})
+	endSpan(dspan, err)
 	rep := reply{id: cmd.CommandID}
 	if err != nil {
 		return rep, fmt.Errorf("decode crowd-group command: %w", err)
@@ -93,7 +96,7 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 	}
 	resp, err := w.setCrowdGroup(ctx, crowdRequest(cmd, cmd.Op()))
 	if err != nil {
-		if alipay.ClassOf(err) == alipay.Permanent && cmd.Op() != messages.OperationRetrieve {
+		if alipay.Refused(err) && cmd.Op() != messages.OperationRetrieve {
 			// Refused, so not applied: forget the marker so that a replay can apply it.
 			if derr := w.markers.Delete(context.WithoutCancel(ctx), key); derr != nil {
 				return rep, fmt.Errorf("clear applied marker after refusal: %w", derr)

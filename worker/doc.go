@@ -14,17 +14,53 @@
 //	                                           counters per input message, TTL 30d
 //	ELIGO_CROWDGROUP_PARTITIONS <prefix>.part.crowdgroup.*  only with Config.CrowdPartitions > 1
 //
-// Every replica binds to the same durable consumers. Each replica handles at most
-// Config.Concurrency checks at once and buffers only Config.PullBatch ahead, so buffered
-// messages do not sit out their AckWait. Cache invalidations (eligo.cmd.cache.invalidate)
-// arrive on a core-NATS subscription without a queue group, so every replica sees them.
+// Every replica binds to the same durable consumers. The streams and consumers come from one
+// table, pipelines (pipeline.go): one value per input lane with its kind, input stream,
+// durable consumer, pull size, ordering, whether it calls the gateway (gated), and its
+// handler. Setup, Run, Ready, Status, the backlog metrics and the intake pause all iterate
+// over it. Cache invalidations (eligo.cmd.cache.invalidate) arrive on a core-NATS
+// subscription without a queue group, so every replica sees them.
+//
+// # How a message flows
+//
+//  1. receive (the JetStream client's delivery goroutine) never blocks, so the client keeps
+//     reading heartbeats and pulling: it starts a goroutine for the message, or hands it back
+//     at once when the worker is stopping or, for a gated lane, while intake is paused. The
+//     checks in flight per consumer are bounded by its MaxAckPending.
+//  2. handle sends msg.InProgress every AckWait/3 until the message is settled, so a slow
+//     call keeps its message while AckWait stays short (a dead replica's messages, an ordered
+//     crowd-group command included, come back within AckWait), and runs the lane's handler.
+//  3. The handler decodes and validates with package messages (once; an invalid message is
+//     an error carrying *messages.ValidationError), then answers: analyze through
+//     cache.Loader.Once, crowd-group commands through the applied-marker protocol below. Every
+//     Alipay call goes through callGateway, which takes one of Config.Concurrency call slots
+//     (a cache hit takes none) and bounds the call by HandleTimeout.
+//  4. The settler (settle.go) publishes the result asynchronously and waits for its PubAck,
+//     replies to Eligo-Reply-To, then acks: never before the result is stored. A failure is
+//     settled by the table under Settle policy.
+//
+// Gateway health is one value (health.go) fed by the breaker's typed signal
+// (Gateway.WatchCircuit, alipay.CircuitState) and by calls refused with
+// alipay.ErrUnavailable; intake, the call slots and the settler read it.
+//
+// # How to add a kind
+//
+//  1. In package messages: the message and result types, Decode…/Encode…, the Kind, its
+//     subjects and schemas (every word has its owner there).
+//  2. Here: a handler func(w *Worker, ctx, msg, md) (reply, error) in its own file that
+//     decodes with package messages, calls the gateway through callGateway and returns the
+//     result's subject and payload; errors keep their class (alipay.ClassOf).
+//  3. One entry in pipelines: kind, inputStream, consumerConfig, pull, ordered, gated, handle.
+//     Setup, Run, Ready, Status, metrics, the pause and the settle policy follow from it.
+//  4. The Gateway interface gains the new Alipay method (alipay.Client implements it).
 //
 // # Analyze path
 //
-// decode/validate → cache (max_age_s: nil = Config.CacheMaxAge, 0 = skip the cache read) →
-// coalesce identical in-flight checks (singleflight keyed by the cache key in this process,
-// the cache lease across replicas: a replica that does not hold the lease waits up to
-// Config.LeaseWait for the holder's answer) → Alipay → cache → publish the result on
+// decode/validate → cache.Loader.Once (max_age_s: nil = Config.CacheMaxAge, 0 = skip the
+// cache read; identical in-flight checks coalesced by singleflight keyed by the cache key in
+// this process and by the cache lease across replicas: a replica that does not hold the
+// lease waits up to Config.LeaseWait for the holder's answer) → Alipay (a call slot) →
+// cache → publish the result on
 // eligo.result.analyze.<rule_uuid> with Nats-Msg-Id "res:<input Nats-Msg-Id>" → send it to
 // Eligo-Reply-To when set (core NATS) → Ack. traceparent and tracestate are copied from the
 // input to the result, the reply, the rejection and the dead letter.
@@ -61,10 +97,13 @@
 // # Settle policy
 //
 //	handler outcome                          settle
-//	success                                  publish result (PubAck), reply, Ack (DoubleAck for crowd groups)
+//	success                                  publish result (async, PubAck awaited), reply, Ack (DoubleAck for
+//	                                         crowd groups)
 //	invalid input; alipay.Permanent          dead-letter copy (Nats-Msg-Id dlq:<stream>:<seq>, reason in headers,
 //	                                         PubAck awaited), rejection on eligo.rejected.<kind> (+ reply),
 //	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
+//	result / dead letter not stored for lack     no Ack; this replica's own intake stops for BreakerPause and the
+//	of room (stream or account storage limit)    message comes back after it (not at a growing backoff)
 //	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
 //	                                         failure (bad response signature) is logged at error level and
 //	                                         its answer is never cached or published; while the breaker is
@@ -84,8 +123,10 @@
 //	MaxAttempts failures, still Retryable    dead-letter (reason "exhausted") + rejection + Term, but only while
 //	                                         the gateway is healthy (breaker closed, no opening within
 //	                                         2×BreakerPause)
-//	shutdown                                 buffered messages: Nak at once; in-flight ones finish, or are
-//	                                         Nak'ed when Config.DrainTimeout passes
+//	no call slot within HandleTimeout         NakWithDelay(~BackoffBase), not counted as a failure
+//	shutdown                                 buffered messages and those waiting for a call slot: Nak at
+//	                                         once; in-flight ones finish, or are Nak'ed when
+//	                                         Config.DrainTimeout passes
 //
 // Consumers use MaxDeliver -1: the worker counts attempts itself, so exhausted retries are
 // dead-lettered with a reason instead of silently staying in the stream, and an outage,
@@ -96,14 +137,15 @@
 //
 // # Outages
 //
-// When a call fails with alipay.ErrUnavailable the replica stops intake for BreakerPause:
+// When the gateway's breaker signals CircuitOpen (or a call fails with alipay.ErrUnavailable)
+// the replica stops intake for BreakerPause:
 // its consumers stop fetching (Drain; buffered messages are handed back with a delay) and,
 // on nats-server ≥ 2.11, both shared consumers are paused on the server (PauseConsumer until
 // the same deadline), which stops every replica at once and costs no deliveries. On older
 // servers (2.10) only the local fetching stops; other replicas stop as their own breakers
-// open. Config.DisablePause forces the fallback. After a pause intake restarts with one
-// message in flight per replica (bounded half-open probing) and doubles the limit with each
-// round of successes back to Config.Concurrency, so a backlog drains at full speed without
+// open. Config.DisablePause forces the fallback. After a pause the call slots restart at one
+// call in flight per replica (bounded half-open probing) and double with each round of
+// successful calls back to Config.Concurrency, so a backlog drains at full speed without
 // stampeding a gateway that has just recovered. While the breaker is half-open the ramp may
 // outgrow its probe budget; a call it refuses for that (Probing) is handed back for
 // alipay.ProbeRetryAfter and does not pause intake, or every recovery would stall for a

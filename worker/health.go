@@ -20,6 +20,10 @@ import (
 type health struct {
 	now      func() time.Time
 	pauseLen time.Duration
+	// openFor, when set, is the gateway breaker's current open period: an outage pause
+	// lasts that long (at most pauseLen), so a pause grows with the breaker's and a blip
+	// stops intake for about a second, not a whole pauseLen.
+	openFor func() time.Duration
 	// onPause is called when a pause starts; it must return quickly.
 	onPause func(until time.Time)
 
@@ -68,7 +72,13 @@ func (h *health) stop(outage bool) time.Duration {
 	if outage {
 		h.lastOutage = now
 	}
-	until := now.Add(h.pauseLen)
+	length := h.pauseLen
+	if outage && h.openFor != nil {
+		if d := h.openFor(); d > 0 {
+			length = min(length, d)
+		}
+	}
+	until := now.Add(length)
 	started := !now.Before(h.pausedUntil)
 	if until.After(h.pausedUntil) {
 		h.pausedUntil = until

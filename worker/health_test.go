@@ -115,3 +115,32 @@ func TestSlotsAcquireWaits(t *testing.T) {
 		}
 	})
 }
+
+// TestHealthPauseFollowsTheBreaker: an outage pause lasts the breaker's current open period
+// (which grows while probes fail), at most the configured pause length; a local pause keeps
+// the configured length.
+func TestHealthPauseFollowsTheBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		period := time.Second
+		h := newHealth(time.Now, 30*time.Second)
+		h.openFor = func() time.Duration { return period }
+		for _, tt := range []struct {
+			period, want time.Duration
+		}{
+			{time.Second, time.Second},
+			{8 * time.Second, 8 * time.Second},
+			{time.Minute, 30 * time.Second}, // capped at the configured pause
+			{0, 30 * time.Second},           // a gateway that does not say
+		} {
+			period = tt.period
+			if got := h.pause(); got != tt.want {
+				t.Errorf("open period %s: paused for %s, want %s", tt.period, got, tt.want)
+			}
+			time.Sleep(h.pausedFor())
+		}
+		period = time.Second
+		if got := h.pauseLocal(); got != 30*time.Second {
+			t.Errorf("local pause %s, want the configured 30s", got)
+		}
+	})
+}

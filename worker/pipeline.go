@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/messages"
@@ -63,7 +64,7 @@ func pipelines(cfg Config) []pipeline {
 		handle: (*Worker).routeCrowdGroup,
 	})
 	parts := inputStream(cfg, cfg.PartitionsStream,
-		"Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)", cfg.Prefix+".part.crowdgroup.*")
+		"Eligo crowd-group commands routed into partitions by (shop_id, crowd_group_id)", cfg.partitionSubjects())
 	for i := range cfg.CrowdPartitions {
 		out = append(out, pipeline{
 			kind: messages.KindCrowdGroup, stream: parts, pull: 1, ordered: true, gated: true,
@@ -187,10 +188,16 @@ func (w *Worker) handle(l *lane, msg jetstream.Msg) {
 	}
 	stop := keepInProgress(msg, w.cfg.AckWait/3)
 	defer stop()
+	d := delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}
 	ctx, cancel := context.WithCancel(w.baseCtx)
+	if w.tr != nil {
+		ctx, d.span = w.tr.message(ctx, l, msg, md)
+		d.ctx = ctx
+		defer d.span.End()
+	}
 	rep, herr := l.handle(w, ctx, msg, md)
 	cancel()
-	w.settler.settle(delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}, rep, herr)
+	w.settler.settle(d, rep, herr)
 	if !rep.routed {
 		w.m.observe(l.kind, time.Since(start))
 	}
@@ -246,7 +253,15 @@ func (w *Worker) callGateway(ctx context.Context, method string, call func(conte
 		return pausedError{d}
 	}
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.HandleTimeout)
+	var span trace.Span
+	if w.tr != nil {
+		cctx, span = w.tr.child(cctx, "alipay "+method, attrAlipayMethod.String(method))
+	}
 	err = call(cctx)
+	if span != nil {
+		span.SetAttributes(gatewayAttrs(err)...)
+		endSpan(span, err)
+	}
 	cancel()
 	w.slots.release(err == nil || alipay.ClassOf(err) == alipay.Permanent)
 	w.countCall(method, err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/messages"
@@ -23,6 +25,10 @@ type delivery struct {
 	msg     jetstream.Msg
 	md      *jetstream.MsgMetadata
 	ordered bool // DoubleAck: the next message of the lane waits for this ack
+	// ctx carries the message's span and span the span itself; both nil when tracing is
+	// off. sctx is the settle span's context, under which publishes get their spans.
+	ctx, sctx context.Context
+	span      trace.Span
 }
 
 // reply is what a handler produced: the message id once it could be decoded (also set
@@ -62,16 +68,22 @@ type settler struct {
 	markers func() jetstream.KeyValue // failure counters (set up by Setup)
 	// stopped reports whether the drain deadline passed: hand back at once.
 	stopped func() bool
+	tr      *tracer // nil: tracing off
 }
 
 // settle applies the settle policy to one handled message.
 func (s *settler) settle(d delivery, rep reply, err error) {
+	if d.span != nil {
+		var span trace.Span
+		d.sctx, span = s.tr.child(d.ctx, spanSettle)
+		defer span.End()
+	}
 	switch {
 	case err == nil:
 		s.succeed(d, rep)
 	case s.stopped() || errors.Is(err, errStopping):
 		_ = d.msg.Nak() // shutdown: hand back at once, another replica takes it now
-		s.m.outcome(d.kind, outcomeHandedBack)
+		s.outcome(d, outcomeHandedBack)
 	default:
 		s.fail(d, rep.id, err)
 	}
@@ -86,10 +98,9 @@ func (s *settler) succeed(d delivery, rep reply) {
 	if m.Header == nil {
 		m.Header = eventHeader(d, "res:")
 	}
-	if err := s.publish(ctx, m); err != nil {
+	if err := s.publishSpan(ctx, d, "publish result", m); err != nil {
 		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
-		s.nakBackoff(d)
-		s.m.outcome(d.kind, outcomeSettleError)
+		s.publishFailed(d, err)
 		return
 	}
 	if !rep.routed {
@@ -98,7 +109,7 @@ func (s *settler) succeed(d delivery, rep reply) {
 	s.ack(ctx, d, rep.id)
 	s.forgetFailures(d.md)
 	if !rep.routed {
-		s.m.outcome(d.kind, outcomeOK)
+		s.outcome(d, outcomeOK)
 	}
 }
 
@@ -145,7 +156,7 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.logMsg(slog.LevelError, "Alipay refused the worker's credentials or permissions; fix the configuration (message retried later)",
 			d, id, err)
 		_ = d.msg.NakWithDelay(spread(s.cfg.AttentionDelay))
-		s.m.outcome(d.kind, outcomeAttention)
+		s.outcome(d, outcomeAttention)
 	default:
 		s.retry(d, id, err, class)
 	}
@@ -175,7 +186,7 @@ func (s *settler) retry(d delivery, id string, err error, class alipay.Class) {
 	}
 	s.logMsg(level, "retrying", d, id, err, "failures", failures, "delay", delay)
 	_ = d.msg.NakWithDelay(delay)
-	s.m.outcome(d.kind, outcomeRetry)
+	s.outcome(d, outcomeRetry)
 }
 
 // clockSkewRetry is how soon a message refused for this replica's clock comes back (to any
@@ -185,7 +196,7 @@ const clockSkewRetry = time.Second
 // handBack returns the message for delay without counting a failure.
 func (s *settler) handBack(d delivery, delay time.Duration) {
 	_ = d.msg.NakWithDelay(delay)
-	s.m.outcome(d.kind, outcomeDeferred)
+	s.outcome(d, outcomeDeferred)
 }
 
 // ack acknowledges; an ordered lane's ack is confirmed (DoubleAck), so the next message is
@@ -207,10 +218,12 @@ func (s *settler) deadLetter(d delivery, l letter) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	s.logMsg(slog.LevelWarn, "dead-lettering", d, l.id, errors.New(l.reason), "reason_code", l.code)
-	if err := s.publish(ctx, s.deadLetterMsg(d, l)); err != nil {
+	if d.span != nil {
+		d.span.SetAttributes(attrReason.String(string(l.code)))
+	}
+	if err := s.publishSpan(ctx, d, "publish dead letter", s.deadLetterMsg(d, l)); err != nil {
 		s.logMsg(slog.LevelError, "dead-letter copy", d, l.id, err)
-		s.nakBackoff(d)
-		s.m.outcome(d.kind, outcomeSettleError)
+		s.publishFailed(d, err)
 		return
 	}
 	s.m.deadLetters.WithLabelValues(string(d.kind), string(l.code)).Inc()
@@ -224,10 +237,9 @@ func (s *settler) deadLetter(d delivery, l letter) {
 		payload = []byte(`{"kind":"` + string(d.kind) + `","outcome":"rejected","errors":[]}`)
 	}
 	rej := &nats.Msg{Subject: s.subj.Rejected(d.kind), Data: payload, Header: eventHeader(d, "rej:")}
-	if err := s.publish(ctx, rej); err != nil {
+	if err := s.publishSpan(ctx, d, "publish rejection", rej); err != nil {
 		s.logMsg(slog.LevelError, "publish rejection", d, l.id, err)
-		s.nakBackoff(d) // the dead-letter copy is de-duplicated on the next attempt
-		s.m.outcome(d.kind, outcomeSettleError)
+		s.publishFailed(d, err) // the dead-letter copy is de-duplicated on the next attempt
 		return
 	}
 	s.replyTo(d, payload)
@@ -236,9 +248,9 @@ func (s *settler) deadLetter(d delivery, l letter) {
 	}
 	s.forgetFailures(d.md)
 	if l.code == messages.ReasonExhausted || l.code == messages.ReasonNeedsAttention {
-		s.m.outcome(d.kind, outcomeExhausted)
+		s.outcome(d, outcomeExhausted)
 	} else {
-		s.m.outcome(d.kind, outcomeRejected)
+		s.outcome(d, outcomeRejected)
 	}
 }
 
@@ -272,6 +284,17 @@ func (s *settler) deadLetterMsg(d delivery, l letter) *nats.Msg {
 	return &nats.Msg{Subject: s.subj.DeadLetter(d.kind), Data: d.msg.Data(), Header: h}
 }
 
+// publishSpan is publish with a span under the settle span when the message is traced.
+func (s *settler) publishSpan(ctx context.Context, d delivery, name string, m *nats.Msg) error {
+	if d.span == nil {
+		return s.publish(ctx, m)
+	}
+	_, span := s.tr.child(d.sctx, name, attribute.String("messaging.destination.name", m.Subject))
+	err := s.publish(ctx, m)
+	endSpan(span, err)
+	return err
+}
+
 // publish stores m in its stream: published asynchronously (no request/reply round trip
 // per message) and its PubAck awaited, so that nothing is acknowledged before its outcome
 // is stored.
@@ -299,7 +322,11 @@ func eventHeader(d delivery, idPrefix string) nats.Header {
 	h := make(nats.Header, 4)
 	h[messages.HeaderMsgID] = []string{idPrefix + inputMsgID(in, d.md)}
 	h[messages.HeaderKind] = []string{string(d.kind)}
-	copyTrace(h, in)
+	if d.span != nil {
+		injectTrace(d, h) // traced: the event is a child of the worker's span
+	} else {
+		copyTrace(h, in)
+	}
 	return h
 }
 
@@ -321,7 +348,11 @@ func (s *settler) replyTo(d delivery, payload []byte) {
 		return
 	}
 	h := nats.Header{messages.HeaderKind: []string{string(d.kind)}}
-	copyTrace(h, in)
+	if d.span != nil {
+		injectTrace(d, h)
+	} else {
+		copyTrace(h, in)
+	}
 	_ = s.nc.PublishMsg(&nats.Msg{Subject: to, Data: payload, Header: h})
 }
 
@@ -381,6 +412,35 @@ func (s *settler) forgetFailures(md *jetstream.MsgMetadata) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	_ = s.markers().Purge(ctx, attemptsKey(md))
+}
+
+// publishFailed hands back a message whose result, rejection or dead-letter copy was not
+// stored; nothing is acked, so nothing is lost. When JetStream has no room (a stream's or the
+// account's storage limit, a full disk) every message would fail alike: this replica stops
+// its intake for a pause and the message comes back after it, rather than at a backoff that
+// grows with each refused attempt and would outlast the shortage by minutes.
+func (s *settler) publishFailed(d delivery, err error) {
+	if storeFull(err) {
+		_ = d.msg.NakWithDelay(spread(s.health.pauseLocal()))
+	} else {
+		s.nakBackoff(d)
+	}
+	s.outcome(d, outcomeSettleError)
+}
+
+// storeFull reports whether a publish was refused for lack of storage: JetStream API errors
+// 10077 (store failed: maximum bytes or messages, storage resources exceeded), 10023
+// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded).
+func storeFull(err error) bool {
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode {
+	case 10077, 10023, 10047, 10028:
+		return true
+	}
+	return false
 }
 
 func (s *settler) nakBackoff(d delivery) {

@@ -23,7 +23,7 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 		jetstream.StreamConfig{
 			Name:        cfg.ResultsStream,
 			Description: "Eligo result and rejection events",
-			Subjects:    []string{cfg.Prefix + ".result.>", s.AllRejected()},
+			Subjects:    []string{s.AllResults(), s.AllRejected()},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     cfg.Storage,
 			Replicas:    cfg.Replicas,

@@ -49,6 +49,7 @@ type Worker struct {
 	health  *health
 	slots   *slots
 	settler *settler
+	tr      *tracer // nil: tracing off
 	// lanes is the pipeline table at run time (consumers set by Setup).
 	lanes []*lane
 
@@ -100,12 +101,17 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 		intakeCtx: context.Background(),
 		pauseReq:  make(chan time.Time, 1),
 	}
+	w.tr = newTracer(cfg.TracerProvider)
 	w.settler = &settler{js: js, nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
-		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }}
+		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr}
 	for _, p := range pipelines(cfg) {
 		w.lanes = append(w.lanes, &lane{pipeline: p})
 	}
 	w.health.onPause = w.onPause
+	if g, ok := gw.(interface{ BreakerOpenFor() time.Duration }); ok {
+		// The breaker's open period grows while probes fail (*alipay.Client): pause as long.
+		w.health.openFor = g.BreakerOpenFor
+	}
 	w.health.setCircuit(gw.WatchCircuit(w.health.circuitChanged))
 	w.m.intakeLimit.Set(float64(cfg.Concurrency))
 	return w, nil

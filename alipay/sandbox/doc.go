@@ -34,8 +34,12 @@
 //     isv.invalid-alipay-root-cert-sn.
 //   - The signature over every parameter but sign (empty values dropped, sorted, raw k=v joined
 //     with &; sign_type included) with the request's sign_type: 40002 isv.invalid-signature.
-//   - app_auth_token not in Config.AppAuthTokens (when that list is set): 20001
-//     aop.invalid-app-auth-token.
+//   - A scripted answer (see Scripted answers below), when one matches the call.
+//   - app_auth_token neither in Config.AppAuthTokens (when that list is set) nor granted by a
+//     merchant (ISV mode, when merchants are registered): 20001 aop.invalid-app-auth-token.
+//     ISV mode: a call about a merchant's shop (a crowd group's shop_id, an analyze rule's
+//     shop) without the token that merchant granted, or a merchant's token used for a shop it
+//     does not own: 40006 isv.insufficient-isv-permissions (see Merchant).
 //   - Injected throttling (40005 isv.app-call-limited) and unknown errors (20000
 //     isp.unknow-error), see Faults.
 //   - The method's own parameters: 40004 Business Failed with PARAM_EMPTY, INVALID_PARAMETER
@@ -59,7 +63,8 @@
 // UPDATE (ignored otherwise); each condition needs logical_operator (EQ/GT/GTEQ/LT/LTEQ),
 // operator_rule (the nine rules), rule_unit (DAY/KM/COUNT/TICKET/YUAN) and operation_value (a
 // decimal > 0), and period (30/60/90/180/365) for TRADE_AMT, TRADE_CNT, PCT_AMT,
-// APPLY_VOUCHER_CNT and VERIFY_VOUCHER_CNT; strings are at most 100 characters. A missing
+// APPLY_VOUCHER_CNT and VERIFY_VOUCHER_CNT; strings are at most 100 characters (characters,
+// not bytes, as package messages counts them: TestLengthsAgreeWithMessages). A missing
 // value is 40004 PARAM_EMPTY, a wrong one 40004 INVALID_PARAMETER, with the field path in
 // sub_msg. A rule_unit that is not the rule's documented unit is accepted (the doc's own example
 // pairs TRADE_AMT with DAY and was answered 10000).
@@ -69,6 +74,21 @@
 // code 10000 with crowd_group_id, condition_model_list (the stored list; for DELETE the list
 // that was deleted) and status "success". Each applied CREATE, UPDATE and DELETE is appended to
 // the group's history (Server.History, GET /_sandbox/history).
+//
+// # Which answers Alipay documents
+//
+// Documented by Alipay (the seed method docs and Alipay's public error-code table): the codes
+// and protocol sub_codes above (10000, 20000 isp.unknow-error, 20001 aop.invalid-app-auth-token,
+// 40001 isv.missing-*, 40002 isv.invalid-*, 40005 isv.app-call-limited, 40006
+// isv.insufficient-isv-permissions), the 40004 business codes PARAM_EMPTY and
+// INVALID_PARAMETER for a missing or wrong field, and the success answers' fields. Our
+// invention, not documented anywhere: 40004 INVALID_PARAMETER for a crowd group that already
+// exists or does not exist (the worker's reconciliation relies on it: a refused RETRIEVE
+// after a DELETE counts as "already deleted"), 40004 RULE_NOT_EXIST for an unknown
+// rule_uuid, which cases of ISV mode answer 40006 rather than another code, fail_condition_msg
+// for crowd-group conditions, and 40002 isv.invalid-parameter for an unreadable request body.
+// Whether the real gateway signs its 20001/40006 answers, and which error answers it leaves
+// unsigned beyond an unknown app_id, is unconfirmed.
 //
 // # alipay.promorulecenter.rule.analyze
 //
@@ -124,9 +144,32 @@
 // connections), hanging calls, connection resets, HTML 502 pages, bad response signatures,
 // unsigned answers, and answers lost after the change was applied. GET /_sandbox/stats
 // returns Stats (calls per method and outcome, 40005 answers, the peak calls per second seen
-// per method), POST /_sandbox/reset clears crowd groups, histories, stats and faults (the
-// fixture and the quotas stay), GET /_sandbox/history returns a crowd group's history. The
-// admin endpoints are not authenticated: serve the sandbox on a trusted network only.
+// per method), POST /_sandbox/reset clears crowd groups, histories, stats, faults, scripted
+// answers and call counts (the fixture, merchants and quotas stay),
+// GET /_sandbox/history returns a crowd group's history. The admin endpoints are not
+// authenticated: serve the sandbox on a trusted network only.
+//
+// # Scripted answers
+//
+// POST /_sandbox/answers (or Server.AddAnswer) with an AnswerRule makes the gateway answer the
+// calls it matches with any shape of the answer table instead of the method's own logic: for
+// one method, optionally only for one user_id / rule_uuid (analyze) or shop_id /
+// crowd_group_id / operation (crowd group), for the next "times" calls (0: until removed).
+// The shape is a node {"code","msg","sub_code","sub_msg",<fields as written>} under
+// <method>_response or error_response, signed, unsigned or badly signed; or an HTTP status
+// with an HTML page, a raw body, or a closed connection; "apply" runs the method's own logic
+// first (a crowd-group change is applied, then the scripted answer is sent). Scripted answers
+// come after the protocol and signature checks. For example, analyze answers 10000 without
+// triggered for one user, twice:
+//
+//	curl -d '{"method":"alipay.promorulecenter.rule.analyze","user_id":"2088302535065344","times":2,
+//	          "answer":{"fields":{"result_code":"000","success":"true"}}}' 127.0.0.1:9988/_sandbox/answers
+//
+// GET /_sandbox/answers lists the rules and how often each was used, DELETE removes them
+// (?id=N one). GET /_sandbox/calls?method=…&user_id=… (or &shop_id=…&crowd_group_id=…) counts
+// the gateway calls about that user or group since the first rule was added (Server.Calls).
+// POST /_sandbox/merchants registers an ISV merchant (Merchant; GET lists them with token
+// digests, DELETE removes them).
 //
 // # Call quotas
 //

@@ -15,26 +15,17 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/nodesdk"
 )
 
 // sdkDir holds call.mjs and the pinned official SDK (npm ci there; .ci/run does).
 var sdkDir = filepath.Join("..", "testdata", "sdk")
 
-// requireNodeSDK returns the node binary, skipping the test when node or the SDK is missing,
-// except under CI, where that is a failure.
+// requireNodeSDK returns the node binary with the SDK installed (internal/nodesdk installs it
+// when npm is there); without node the test is skipped, or fails under CI=true.
 func requireNodeSDK(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(sdkDir, "node_modules", "alipay-sdk", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node and the alipay-sdk package are required under CI (npm ci in %s): %v", sdkDir, err)
-		}
-		t.Skipf("node or %s/node_modules/alipay-sdk missing: %v", sdkDir, err)
-	}
-	return node
+	return nodesdk.Require(t, sdkDir)
 }
 
 type sdkCall struct {

@@ -68,8 +68,12 @@ type Config struct {
 	Cert *x509.Certificate
 	// AppAuthTokens, when not empty, are the app_auth_token values accepted; a call carrying
 	// another one is answered 20001 aop.invalid-app-auth-token. Empty: any token is accepted.
-	// A call without a token is always accepted (the app acts for itself).
+	// A call without a token is accepted unless it is about a merchant's shop (Merchants).
 	AppAuthTokens []string
+	// Merchants puts the sandbox in ISV mode: each merchant's shops may only be worked on with
+	// the app_auth_token it granted (see Merchant and isv.go); its tokens are accepted too.
+	// More can be added with AddMerchant or POST /_sandbox/merchants.
+	Merchants []Merchant
 	// Fixture holds the rules and consumption data rule.analyze is evaluated against.
 	// Default: no rules (every analyze call answers RULE_NOT_EXIST).
 	Fixture Fixture
@@ -109,6 +113,7 @@ type Server struct {
 	closeOnce  sync.Once
 	sigs       sigCache
 	answers    scripted
+	isv        merchants
 	quota      quotaState
 	rates      rates
 }
@@ -162,6 +167,11 @@ func New(cfg Config) (*Server, error) {
 		s.tokens = make(map[string]bool, len(cfg.AppAuthTokens))
 		for _, t := range cfg.AppAuthTokens {
 			s.tokens[t] = true
+		}
+	}
+	for _, m := range cfg.Merchants {
+		if err := s.isv.add(m); err != nil {
+			return nil, err
 		}
 	}
 	if s.now == nil {
@@ -249,6 +259,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAdmin(w, r)
 	case AnswersPath, CallsPath:
 		s.serveAnswers(w, r)
+	case MerchantsPath:
+		s.serveMerchants(w, r)
 	case QuotaPath:
 		s.serveQuota(w, r)
 	default:
@@ -302,6 +314,10 @@ func codeMsg(code string) string {
 		return "Business Failed"
 	case codeCallLimited:
 		return "Call Limited"
+	case "40003":
+		return "Insufficient Conditions"
+	case "40006":
+		return "Insufficient Permissions"
 	}
 	return "Unknown"
 }
@@ -461,8 +477,8 @@ func (s *Server) handle(p map[string]string, perr error, f *Faults) answer {
 		}
 		return shaped(method, t, sh)
 	}
-	if tok := p["app_auth_token"]; tok != "" && s.tokens != nil && !s.tokens[tok] {
-		return fail(codeTokenInvalid, "aop.invalid-app-auth-token", "无效的应用授权令牌")
+	if a, refused := s.authorize(method, p, fail); refused {
+		return a
 	}
 	if ok, sub, msg := s.quota.admit(method, time.Now()); !ok {
 		return fail(codeCallLimited, sub, msg)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -50,6 +52,8 @@ type benchSettings struct {
 	BreakerTimeout time.Duration
 	Embedded       bool
 	NATSURL        string
+	NATSServer     string
+	PubProcess     bool
 	RedisURL       string
 	Near           bool
 	CacheOpTimeout time.Duration
@@ -65,10 +69,13 @@ type benchSettings struct {
 }
 
 func runBench(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "publish" {
+		return runBenchPublish(ctx, c, args[1:])
+	}
 	s := newSettings("bench", c.getenv)
 	var cfg benchSettings
 	var paced time.Duration
-	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, or all; launch (not in all)")
+	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, costs, or all; launch (not in all)")
 	s.integer(&cfg.Quota, "quota", "", 200, "launch: the sandbox's rule.analyze call quota Q in calls per second")
 	s.integer(&cfg.Messages, "messages", "", 0, "checks in the measured phase (0: hot 100000, miss 2000, dup 10000, mixed 50000)")
 	s.integer(&cfg.Inflight, "inflight", "", 64, "worker concurrency per replica, and the ceiling loops' concurrency")
@@ -81,6 +88,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.duration(&cfg.BreakerTimeout, "breaker-timeout", "", 5*time.Second, "Alipay breaker open timeout and worker intake pause")
 	s.boolean(&cfg.Embedded, "embedded", "", true, "run NATS, the sandbox and the cache in this process (off when --nats is given)")
 	s.str(&cfg.NATSURL, "nats", "", "", "URL of a running nats-server to use instead of the embedded one")
+	s.str(&cfg.NATSServer, "nats-server", "", "", "path of a nats-server binary (>= 2.10) to start as a separate process (JetStream, file storage under --dir, TCP), as production runs; checks then carry producers' extra fields and each phase reports the server's CPU")
+	s.boolean(&cfg.PubProcess, "publisher-process", "", true, "with --nats-server: publish hot, miss and ceiling checks from a separate eligo process")
 	s.str(&cfg.RedisURL, "redis", "", "", "Redis URL for the cache (default: in-process cache)")
 	s.str(&cfg.Dir, "dir", "", "", "embedded NATS storage directory (default: a new temporary directory, removed afterwards; /dev/shm keeps disk noise out)")
 	s.duration(&cfg.CacheOpTimeout, "cache-op-timeout", "", 0, "Redis cache per-operation timeout (default: the cache's, 50ms)")
@@ -117,8 +126,11 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if cfg.Latency < 0 || cfg.Duration <= 0 {
 		errs = append(errs, errors.New("--latency must not be negative and --duration must be positive"))
 	}
-	if !cfg.Embedded && cfg.NATSURL == "" {
-		errs = append(errs, errors.New("--embedded=false needs --nats URL"))
+	if !cfg.Embedded && cfg.NATSURL == "" && cfg.NATSServer == "" {
+		errs = append(errs, errors.New("--embedded=false needs --nats URL or --nats-server PATH"))
+	}
+	if cfg.NATSURL != "" && cfg.NATSServer != "" {
+		errs = append(errs, errors.New("--nats and --nats-server exclude each other"))
 	}
 	if len(s.args) > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q: bench takes only flags", s.args))
@@ -138,7 +150,7 @@ func benchScenarios(v string) ([]bench.Scenario, error) {
 	for name := range strings.SplitSeq(v, ",") {
 		sc := bench.Scenario(strings.TrimSpace(name))
 		if !sc.Valid() {
-			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, launch, all)", name)
+			return nil, fmt.Errorf("unknown scenario %q (hot, miss, dup, outage, mixed, costs, launch, all)", name)
 		}
 		out = append(out, sc)
 	}
@@ -166,9 +178,13 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 		bc := bench.Config{
 			Scenario: sc, Messages: cfg.Messages, Inflight: cfg.Inflight, Replicas: cfg.Replicas,
 			Keys: cfg.Keys, Latency: cfg.Latency, Duration: cfg.Duration, Rate: cfg.Rate,
-			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
+			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, NATSServer: cfg.NATSServer,
+			RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
 			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, PacedRate: cfg.PacedRate, Progress: progress, Logger: logger,
 			Quota: cfg.Quota,
+		}
+		if cfg.NATSServer != "" && cfg.PubProcess {
+			bc.PublishProcess = publishProcess
 		}
 		if i == 0 {
 			bc.CPUProfile = profile // one profile per file: the first scenario's
@@ -200,4 +216,37 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 		}
 	}
 	return runErr
+}
+
+// publishProcess runs `eligo bench publish` (this executable) with spec on its standard
+// input: the publisher in a process of its own.
+func publishProcess(ctx context.Context, spec bench.PublishSpec) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: publisher process: %w", err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("bench: publisher spec: %w", err)
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, exe, "bench", "publish")
+	cmd.Stdin, cmd.Stderr = bytes.NewReader(in), &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench: publisher process: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// runBenchPublish is `eligo bench publish`: the publisher process of --nats-server runs. It
+// reads a bench.PublishSpec (JSON) from standard input.
+func runBenchPublish(ctx context.Context, _ *cli, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("eligo bench publish reads its spec from standard input; unexpected arguments %q", args)}
+	}
+	var spec bench.PublishSpec
+	if err := json.NewDecoder(os.Stdin).Decode(&spec); err != nil {
+		return fmt.Errorf("bench publish: spec: %w", err)
+	}
+	return bench.Publish(ctx, spec)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/messages"
@@ -28,8 +29,9 @@ the worker.
 A refused call prints the gateway's code, sub_code and class and exits with status 1.`
 
 // newAlipayClient loads the credentials named by c and returns a client, paced by budget when
-// it is not nil. Errors name the file and the setting to fix, never the key material.
-func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget alipay.Budget, logger *slog.Logger, reg prometheus.Registerer) (*alipay.Client, error) {
+// it is not nil and tracing its calls when tp is not nil. Errors name the file and the setting
+// to fix, never the key material.
+func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget alipay.Budget, logger *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*alipay.Client, error) {
 	creds, err := alipay.LoadCredentials(alipay.Files{
 		PrivateKey:      c.PrivateKeyFile,
 		AlipayPublicKey: c.PublicKeyFile,
@@ -50,6 +52,8 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget al
 		Registerer:  reg,
 		Breaker:     breaker,
 		Budget:      budget,
+		// nil: no spans (tracing off).
+		TracerProvider: tp,
 	}
 	if off := c.ClockOffset; off != 0 {
 		cfg.Now = func() time.Time { return time.Now().Add(off) }
@@ -112,7 +116,7 @@ func runCallFrom(ctx context.Context, c *cli, args []string, stdin io.Reader) er
 	if err := checkConfig(ac.validate(s), ls.validate(s), errs); err != nil {
 		return err
 	}
-	client, err := newAlipayClient(ac, alipay.BreakerSettings{}, nil, newLogger(c.stderr, ls), nil)
+	client, err := newAlipayClient(ac, alipay.BreakerSettings{}, nil, newLogger(c.stderr, ls), nil, nil)
 	if err != nil {
 		return err
 	}

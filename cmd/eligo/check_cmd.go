@@ -38,6 +38,7 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 		timeout     time.Duration
 		raw         bool
 		traceparent string
+		tokenFile   string
 	)
 	bindNATS(s, &nc)
 	s.str(&check.RequestID, "request-id", "", "", "request id (also the JetStream de-duplication id); default: a new random id")
@@ -48,6 +49,7 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
 	s.boolean(&raw, "skip-validation", "", false, "send the check as given, without validating it first (to see the worker's rejection)")
 	s.str(&traceparent, "traceparent", "", "", "W3C traceparent to send with the check")
+	s.str(&tokenFile, "app-auth-token-file", "", "", "file holding the ISV app_auth_token of the merchant the check is made for (never printed)")
 	if done, err := c.parseOrHelp(s, args, "eligo check --user-id ID --rule-uuid UUID [flags]", checkDescription); done || err != nil {
 		return err
 	}
@@ -72,6 +74,13 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	}
 	if maxAge >= 0 {
 		check.MaxAgeS = &maxAge
+	}
+	if tokenFile != "" {
+		tok, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("read --app-auth-token-file: %w", err)
+		}
+		check.AppAuthToken = strings.TrimSpace(string(tok))
 	}
 	conn, err := connectNATS(ctx, nc, "eligo-check", nil)
 	if err != nil {

@@ -42,12 +42,14 @@ type natsSettings struct {
 }
 
 func bindNATS(s *settings, c *natsSettings) {
-	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated")
+	s.str(&c.URL, "nats", "ELIGO_NATS_URL", defaultNATSURL, "NATS server URL(s), comma-separated (unset: the eligo dev running from this directory, found by its .eligo/context.json, else the default)")
 	s.str(&c.Creds, "nats-creds", "ELIGO_NATS_CREDS", "", "NATS credentials: a .creds file (JWT and seed) or a file holding a user NKey seed")
 	s.str(&c.TLSCA, "nats-tls-ca", "ELIGO_NATS_TLS_CA", "", "CA certificate file to verify the NATS server")
 	s.str(&c.TLSCert, "nats-tls-cert", "ELIGO_NATS_TLS_CERT", "", "client certificate file for NATS mutual TLS")
 	s.str(&c.TLSKey, "nats-tls-key", "ELIGO_NATS_TLS_KEY", "", "client key file for NATS mutual TLS")
 	s.str(&c.Prefix, "subject-prefix", "ELIGO_SUBJECT_PREFIX", messages.DefaultPrefix, "first token(s) of every Eligo subject")
+	// Without --nats or ELIGO_NATS_URL, the eligo dev running from this directory is meant.
+	s.after = append(s.after, func() { applyDevContext(s, c, s.notesWriter()) })
 }
 
 func (c natsSettings) validate(s *settings) []error {
@@ -220,7 +222,10 @@ type workerSettings struct {
 	CacheOpTimeout   time.Duration
 	CacheMACKeyFile  string
 	BreakerFailures  int
+	BreakerMinCalls  int
 	BreakerTimeout   time.Duration
+	AttentionDelay   time.Duration
+	AttentionTries   int
 	HandleTimeout    time.Duration
 	DrainTimeout     time.Duration
 	StrictUnits      bool
@@ -237,7 +242,7 @@ func bindRedis(s *settings, p *string) {
 func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	bindRedis(s, &c.RedisURL)
 	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
-	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "analyze checks handled at once by this worker")
+	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "Alipay calls in flight from this worker (cache misses and crowd-group commands; a cache hit takes none)")
 	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", cache.DefaultTTL, "how long a triggered analyze answer is cached")
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
 	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
@@ -246,7 +251,10 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
-	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "how long the breaker stays open (and intake pauses) before a trial call")
+	s.duration(&c.BreakerTimeout, "breaker-timeout", "ELIGO_BREAKER_TIMEOUT", worker.DefaultBreakerPause, "longest the breaker stays open (and intake pauses) before trial calls: the first opening lasts 1s and each failed trial doubles it, up to this")
+	s.integer(&c.BreakerMinCalls, "breaker-min-calls", "ELIGO_BREAKER_MIN_CALLS", 20, "calls within a rolling minute before a 50% failure share opens the circuit breaker")
+	s.duration(&c.AttentionDelay, "attention-delay", "ELIGO_ATTENTION_DELAY", worker.DefaultAttentionDelay, "how long a message Alipay refused for the worker's credentials or permissions waits before it is tried again")
+	s.integer(&c.AttentionTries, "attention-attempts", "ELIGO_ATTENTION_ATTEMPTS", worker.DefaultAttentionAttempts, "deliveries refused for credentials or permissions before the message is dead-lettered as needs_attention")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
@@ -286,6 +294,9 @@ func (c workerSettings) validate(s *settings) []error {
 		{"cache-op-timeout", c.CacheOpTimeout > 0, c.CacheOpTimeout},
 		{"breaker-failures", c.BreakerFailures > 0, c.BreakerFailures},
 		{"breaker-timeout", c.BreakerTimeout > 0, c.BreakerTimeout},
+		{"breaker-min-calls", c.BreakerMinCalls > 0, c.BreakerMinCalls},
+		{"attention-delay", c.AttentionDelay > 0, c.AttentionDelay},
+		{"attention-attempts", c.AttentionTries > 0, c.AttentionTries},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
 		{"drain-timeout", c.DrainTimeout > 0, c.DrainTimeout},
 		{"stream-replicas", c.Replicas > 0, c.Replicas},
@@ -322,18 +333,20 @@ func (c workerSettings) requireMACKey(s *settings) []error {
 // workerConfig maps the settings onto worker.Config.
 func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
 	return worker.Config{
-		Prefix:          prefix,
-		Replicas:        c.Replicas,
-		Concurrency:     c.Concurrency,
-		HandleTimeout:   c.HandleTimeout,
-		MaxAttempts:     c.MaxAttempts,
-		BreakerPause:    c.BreakerTimeout,
-		CacheMaxAge:     c.CacheMaxAge,
-		DrainTimeout:    c.DrainTimeout,
-		ResultsMaxAge:   c.ResultsRetention,
-		AppID:           appID,
-		StrictUnits:     c.StrictUnits,
-		CrowdPartitions: c.CrowdPartitions,
+		Prefix:            prefix,
+		Replicas:          c.Replicas,
+		Concurrency:       c.Concurrency,
+		HandleTimeout:     c.HandleTimeout,
+		MaxAttempts:       c.MaxAttempts,
+		BreakerPause:      c.BreakerTimeout,
+		AttentionDelay:    c.AttentionDelay,
+		AttentionAttempts: c.AttentionTries,
+		CacheMaxAge:       c.CacheMaxAge,
+		DrainTimeout:      c.DrainTimeout,
+		ResultsMaxAge:     c.ResultsRetention,
+		AppID:             appID,
+		StrictUnits:       c.StrictUnits,
+		CrowdPartitions:   c.CrowdPartitions,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/tracing"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 )
@@ -28,7 +29,13 @@ It publishes a few sample checks and crowd-group commands (one of them invalid),
 results, then prints commands to try against it. Ctrl-C drains and exits.
 
 NATS listens on 127.0.0.1:--nats-port (4222); if that port is taken, a free one is used and
-printed. --nats-port 0 always picks a free port. A second start reuses --dir.`
+printed. --nats-port 0 always picks a free port. A second start reuses --dir.
+
+While it runs, eligo dev leaves <dir>/context.json: eligo status, dlq, watch, check,
+crowdgroup and cache run from the same directory (or with the same ELIGO_DEV_DIR) use its NATS
+server when neither --nats nor ELIGO_NATS_URL is given, and say so. The file is removed at
+exit; one left by a killed eligo dev is ignored. Logs go to <dir>/dev.log (--log-file - for
+stderr), so they do not interleave with the samples; on exit a summary line is printed.`
 
 // devSettings configure eligo dev.
 type devSettings struct {
@@ -38,8 +45,11 @@ type devSettings struct {
 	SandboxAddr string
 	Samples     bool
 	Prefix      string
+	ConsoleAddr string
 	Worker      workerSettings
 	Log         logSettings
+	// LogFile receives the logs: "" for <dir>/dev.log, "-" for stderr.
+	LogFile string
 }
 
 // devSample rule and users, from the sandbox's demo fixture.
@@ -62,9 +72,11 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	s.str(&cfg.SandboxAddr, "sandbox-addr", "ELIGO_SANDBOX_ADDR", "127.0.0.1:0", "address of the Alipay sandbox (port 0: a free one)")
 	s.boolean(&cfg.Samples, "samples", "", true, "publish the sample checks and commands at start")
 	s.str(&cfg.Prefix, "subject-prefix", "ELIGO_SUBJECT_PREFIX", messages.DefaultPrefix, "first token(s) of every Eligo subject")
+	s.str(&cfg.ConsoleAddr, "console-addr", "ELIGO_CONSOLE_ADDR", defaultConsoleAddr, "address of the console (replay enabled; if taken, a free port); empty disables it")
 	bindWorker(s, &cfg.Worker, "")
 	s.str(&cfg.Log.Level, "log-level", "ELIGO_LOG_LEVEL", "warn", "log level: debug, info, warn or error")
 	s.str(&cfg.Log.Format, "log-format", "ELIGO_LOG_FORMAT", "text", "log format: text or json")
+	s.str(&cfg.LogFile, "log-file", "ELIGO_DEV_LOG_FILE", "", "file the logs go to (default <dir>/dev.log; - for stderr)")
 	if done, err := c.parseOrHelp(s, args, "eligo dev [flags]", devDescription); done || err != nil {
 		return err
 	}
@@ -85,11 +97,20 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 }
 
 func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
-	logger := newLogger(c.stderr, cfg.Log)
 	out := c.stdout
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("dev: data directory: %w", err)
 	}
+	logW, logName, closeLog, err := openDevLog(cfg, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	logger := newLogger(logW, cfg.Log)
+	// Runs last, once everything has shut down: one line that says how it ended.
+	started := time.Now()
+	var summary devSummary
+	defer func() { summary.print(out, err, time.Since(started), cfg.Dir, logName) }()
 
 	// 1. NATS with JetStream.
 	ns, note, err := startEmbeddedNATS(cfg.NATSHost, cfg.NATSPort, filepath.Join(cfg.Dir, "nats"))
@@ -134,7 +155,11 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 		Timeout:        defaultAlipayTimeout,
 	}
 	nset := natsSettings{URL: natsURL, Prefix: cfg.Prefix}
-	app, err := newWorkerApp(ctx, workerAppConfig{NATS: nset, Alipay: ac, Worker: cfg.Worker, ConnName: "eligo-dev-worker"}, logger)
+	tr, err := tracing.Setup(ctx, c.getenv, "eligo-dev", workerVersion, logW)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	app, err := newWorkerApp(ctx, workerAppConfig{NATS: nset, Alipay: ac, Worker: cfg.Worker, ConnName: "eligo-dev-worker", Tracing: tr}, logger)
 	if err != nil {
 		return fmt.Errorf("dev: worker: %w", err)
 	}
@@ -155,8 +180,27 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 	}
 	fmt.Fprintf(out, "Eligo dev\n  NATS:     %s (JetStream data in %s)\n  sandbox:  %s (keys in %s)\n  cache:    %s\n",
 		natsURL, filepath.Join(cfg.Dir, "nats"), rs.URL, rs.Keys.Dir, cacheNote)
+	metricsURL := ""
 	if a := app.HTTPAddr(); a != "" {
-		fmt.Fprintf(out, "  metrics:  http://%s/metrics\n", a)
+		metricsURL = "http://" + a + "/metrics"
+		fmt.Fprintf(out, "  metrics:  %s\n", metricsURL)
+	}
+	fmt.Fprintf(out, "  logs:     %s\n", logName)
+	summary.reg = app.reg
+	if path, cerr := writeDevContext(cfg.Dir, devContext{NATSURL: natsURL, SubjectPrefix: cfg.Prefix, PID: os.Getpid(),
+		StartedAt: started.UTC(), Sandbox: rs.URL, Metrics: metricsURL}); cerr != nil {
+		fmt.Fprintf(out, "note: no context for other commands: %v\n", cerr)
+	} else {
+		defer removeDevContext(path, os.Getpid())
+		fmt.Fprintf(out, "  context:  %s (eligo commands run from here use this NATS without --nats)\n", path)
+	}
+	if cfg.ConsoleAddr != "" {
+		con, err := startDevConsole(ctx, cfg.ConsoleAddr, nset, logger.With("component", "console"))
+		if err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		defer con.Shutdown(context.WithoutCancel(ctx))
+		fmt.Fprintf(out, "  console:  %s\n", con.URL)
 	}
 
 	// 4. Samples.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +236,23 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Errorf("no NATS URL printed:\n%s", out)
 	}
 
+	t.Run("the printed console URL serves the page and sees the worker", func(t *testing.T) {
+		m := regexp.MustCompile(`console:\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no console URL printed:\n%s", out)
+		}
+		if code, body := httpGet(t, m[1]+"/"); code != http.StatusOK || !strings.Contains(body, "Eligo console") {
+			t.Fatalf("console page: %d\n%s", code, body)
+		}
+		waitUntil(t, time.Minute, "the console's sample lists the worker and the dead letter", func() bool {
+			_, body := httpGet(t, m[1]+"/api/state")
+			var st struct {
+				Fleet    []struct{ Breaker string } `json:"fleet"`
+				DLQDepth int                        `json:"dlq_depth"`
+			}
+			return json.Unmarshal([]byte(body), &st) == nil && len(st.Fleet) == 1 && st.Fleet[0].Breaker == "closed" && st.DLQDepth >= 1
+		})
+	})
 	t.Run("the printed check line works as printed", func(t *testing.T) {
 		stdout, stderr, err := eligo(t, bin, printedCommand(t, out, bin, "check")...)
 		if err != nil {
@@ -362,16 +380,51 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("commands run from the same directory find eligo dev through its context", func(t *testing.T) {
+		natsURL := printedCommand(t, out, bin, "check")[2]
+		// Never let a broken lookup reach a NATS server outside the test: the context must be
+		// there and name this eligo dev's server before a command runs without --nats.
+		dc, err := readDevContext(filepath.Join(dir, defaultDevDir, devContextName))
+		if err != nil || dc.NATSURL != natsURL {
+			t.Fatalf("context = %+v, %v; want nats_url %s", dc, err, natsURL)
+		}
+		stdout, stderr, err := eligoIn(t, dir, bin, "status", "--json", "--expect", "1")
+		if err != nil {
+			t.Fatalf("eligo status without --nats: %v\n%s%s", err, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "using the NATS server of eligo dev") || !strings.Contains(stderr, natsURL) {
+			t.Errorf("status does not say it uses eligo dev's NATS %s:\n%s", natsURL, stderr)
+		}
+		var rep statusReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Workers) != 1 {
+			t.Errorf("status printed %q (%v), want the dev worker", stdout, err)
+		}
+	})
+
 	if err := dev.interrupt(t, time.Minute); err != nil {
 		t.Fatalf("eligo dev exit after SIGINT: %v, want status 0\nstderr:\n%s", err, dev.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, defaultDevDir, devContextName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("context file left after exit: %v", err)
+	}
+	final := dev.stdout.String()
+	if !regexp.MustCompile(`Eligo dev stopped after \d+s: \d+ messages settled \(\d+ ok, \d+ rejected\); data kept in \.eligo, logs in \.eligo/dev\.log\n$`).MatchString(final) {
+		t.Errorf("no summary as the last line:\n%s", final)
+	}
+	// Logs go to the log file, not between the samples.
+	if strings.Contains(final, "level=") {
+		t.Errorf("log lines in the output:\n%s", final)
+	}
+	if logs := readFile(t, filepath.Join(dir, defaultDevDir, "dev.log")); !strings.Contains(logs, "level=WARN") {
+		t.Errorf("dev.log holds no warning (the in-process cache one is expected):\n%s", logs)
 	}
 
 	// A second start reuses the directory: same keys, existing streams, new sample ids.
 	again := startDev(t, bin, dir)
 	again.waitFor(t, "Eligo dev is ready", 3*time.Minute)
 	checkSamples(t, again.stdout.String())
-	if strings.Contains(again.stderr.String(), "level=ERROR") {
-		t.Errorf("second start logged errors:\n%s", again.stderr)
+	if logs := readFile(t, filepath.Join(dir, defaultDevDir, "dev.log")); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("second start logged errors:\n%s", logs)
 	}
 	if err := again.interrupt(t, time.Minute); err != nil {
 		t.Fatalf("second eligo dev exit after SIGINT: %v, want status 0", err)

@@ -1,6 +1,6 @@
 // Command eligo is Eligo's single binary: the embedded development setup (eligo dev), the
 // production worker, the Alipay gateway sandbox, and the client and operator tools (check,
-// crowdgroup, watch, dlq, call, status, cache).
+// crowdgroup, watch, dlq, call, status, console, cache).
 //
 // Configuration comes from environment variables (ELIGO_…) and flags; a flag overrides its
 // variable. Every command has --help.
@@ -53,7 +53,12 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "eligo:", err)
+	// Errors from the client library already name Eligo ("eligo: no answer …"): one prefix.
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "eligo") {
+		msg = "eligo: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
 	var ue usageError
 	var ce *configError
 	if errors.As(err, &ue) || errors.As(err, &ce) {
@@ -92,6 +97,7 @@ func commands() []command {
 		{"dlq", "inspect, replay and purge dead letters (list, show, replay, purge)", runDLQ},
 		{"call", "call the Alipay gateway directly (analyze, crowdgroup)", runCall},
 		{"status", "show streams, backlog, consumers, dead letters and worker breaker state", runStatus},
+		{"console", "serve the operator's web page (fleet, backlog, dead-letter replay, live tail)", runConsole},
 		{"cache", "cache administration (invalidate --rule R)", runCache},
 		{"bench", "benchmark harness", runBench},
 	}
@@ -151,6 +157,7 @@ Exit status: 0 success; 1 failure; 2 wrong usage or configuration; 3 rejected an
 
 // parseOrHelp parses a command's flags; on --help it prints usage to stdout and reports done.
 func (c *cli) parseOrHelp(s *settings, args []string, synopsis, description string) (done bool, err error) {
+	s.notes = c.stderr
 	err = s.parse(args)
 	if errors.Is(err, errHelp) {
 		s.printUsage(c.stdout, synopsis, description)
@@ -163,9 +170,18 @@ func (c *cli) parseOrHelp(s *settings, args []string, synopsis, description stri
 func newLogger(w io.Writer, ls logSettings) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(ls.Level)) // validated before
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
 	if ls.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDurations renders durations as Go duration strings ("1.5s") in every handler;
+// slog's JSON handler would otherwise print them as integer nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -25,6 +25,10 @@ type settings struct {
 	source map[string]string
 	// args are the positional arguments, wherever they stood among the flags.
 	args []string
+	// after run once parse has filled every setting (e.g. the eligo dev context lookup).
+	after []func()
+	// notes hears what the after hooks have to say (the command's stderr); nil discards.
+	notes io.Writer
 }
 
 func newSettings(name string, getenv func(string) string) *settings {
@@ -120,7 +124,18 @@ func (s *settings) parse(args []string) error {
 	if len(errs) > 0 {
 		return usageError{errors.Join(errs...)}
 	}
+	for _, f := range s.after {
+		f()
+	}
 	return nil
+}
+
+// notesWriter is where parse hooks write notes for the user.
+func (s *settings) notesWriter() io.Writer {
+	if s.notes == nil {
+		return io.Discard
+	}
+	return s.notes
 }
 
 func unwrapFlagErr(err error) string {

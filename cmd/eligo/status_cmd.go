@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -67,6 +68,21 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	printStatus(c.stdout, redactURL(nc.URL), rep)
+	return statusProblems(c.stdout, nc, rep)
+}
+
+// statusProblems says plainly what makes the report useless: a server too old for Eligo
+// (an error), or no Eligo stream at all (probably the wrong server).
+func statusProblems(w io.Writer, nc natsSettings, rep statusReport) error {
+	if p := serverVersionProblem(rep.ServerVersion); p != "" {
+		return errors.New(p)
+	}
+	for _, st := range rep.Streams {
+		if st.Exists {
+			return nil
+		}
+	}
+	fmt.Fprintf(w, "\nNote: %s.\n", noStreamsHint(nc.URL, nc.Prefix))
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/eligo-dev/eligo/internal/tracing"
 )
 
 // workerConfig is the complete configuration of eligo worker.
@@ -65,7 +67,14 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		"cache", redis, "concurrency", cfg.Worker.Concurrency, "stream_replicas", cfg.Worker.Replicas,
 		"crowd_partitions", cfg.Worker.CrowdPartitions, "breaker_failures", cfg.Worker.BreakerFailures,
 		"breaker_timeout", cfg.Worker.BreakerTimeout, "drain_timeout", cfg.Worker.DrainTimeout)
-	app, err := newWorkerApp(ctx, workerAppConfig{NATS: cfg.NATS, Alipay: cfg.Alipay, Worker: cfg.Worker, ConnName: "eligo-worker"}, logger)
+	tr, err := tracing.Setup(ctx, c.getenv, "eligo-worker", workerVersion, c.stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	if tr.Enabled {
+		logger.Info("tracing on", "exporter", tr.Exporter)
+	}
+	app, err := newWorkerApp(ctx, workerAppConfig{NATS: cfg.NATS, Alipay: cfg.Alipay, Worker: cfg.Worker, ConnName: "eligo-worker", Tracing: tr}, logger)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,12 +21,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/budget"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/tracing"
 	"github.com/eligo-dev/eligo/worker"
 )
+
+// workerVersion is the version the worker reports (status service, trace resource).
+const workerVersion = "0.1.0"
 
 // statusServiceName is the NATS service (micro) every worker registers; eligo status asks
 // all of them for their state on statusSubject.
@@ -47,6 +54,38 @@ type instanceStatus struct {
 	CallBudget string `json:"call_budget,omitempty"`
 	// ReplicasSeen is the number of live workers this one last counted.
 	ReplicasSeen int `json:"replicas_seen,omitempty"`
+	// Version is the worker binary's version (module version and VCS revision).
+	Version string `json:"version,omitempty"`
+	// Intake is the replica's intake: call slots, calls in flight, pause.
+	Intake *worker.IntakeStatus `json:"intake,omitempty"`
+}
+
+// buildVersion names this binary: its module version and, when built from a checkout, the
+// short VCS revision ("+dirty" for uncommitted changes).
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && !strings.Contains(v, rev) {
+		v += " " + rev + dirty
+	}
+	return v
 }
 
 // workerAppConfig is everything a worker process is built from.
@@ -56,6 +95,8 @@ type workerAppConfig struct {
 	Worker workerSettings
 	// ConnName names the NATS connection.
 	ConnName string
+	// Tracing is the process's tracing (internal/tracing.Setup); nil is off.
+	Tracing *tracing.Tracing
 }
 
 // workerApp is an assembled worker process: connections, cache, gateway client, worker,
@@ -80,6 +121,7 @@ type workerApp struct {
 	// 1): the call budget's divisor while Redis is unreachable.
 	replicas atomic.Int64
 	budget   *budget.Budget // nil when calls are not paced
+	tracing  *tracing.Tracing
 }
 
 // budgetState is the CallBudget of a status answer.
@@ -99,8 +141,16 @@ func (a *workerApp) budgetState() string {
 // is closed again.
 func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger) (app *workerApp, err error) {
 	a := &workerApp{log: logger, reg: prometheus.NewRegistry(), drain: cfg.Worker.DrainTimeout,
-		ncClosed: make(chan struct{}), httpDone: make(chan error, 1), prefix: cfg.NATS.Prefix}
+		ncClosed: make(chan struct{}), httpDone: make(chan error, 1), prefix: cfg.NATS.Prefix,
+		tracing: cfg.Tracing}
 	a.replicas.Store(1)
+	if a.tracing == nil {
+		a.tracing = tracing.Off()
+	}
+	var tp trace.TracerProvider // nil: no spans at all
+	if a.tracing.Enabled {
+		tp = a.tracing.Provider
+	}
 	defer func() {
 		if err != nil {
 			a.closeAll(context.WithoutCancel(ctx))
@@ -180,8 +230,9 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	}
 	a.gw, err = newAlipayClient(cfg.Alipay, alipay.BreakerSettings{
 		ConsecutiveFailures: uint32(cfg.Worker.BreakerFailures),
+		MinRequests:         uint32(cfg.Worker.BreakerMinCalls),
 		OpenTimeout:         cfg.Worker.BreakerTimeout,
-	}, callBudget, logger, a.reg)
+	}, callBudget, logger, a.reg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +263,7 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 	wc := cfg.Worker.workerConfig(cfg.NATS.Prefix, cfg.Alipay.AppID)
 	wc.Logger = logger
 	wc.Registerer = a.reg
+	wc.TracerProvider = tp
 	// NATS may still be starting (a cluster electing its JetStream leader): retry the
 	// connection and the stream setup with a capped backoff until ctx ends.
 	for attempt := 1; ; attempt++ {
@@ -271,7 +323,7 @@ func (a *workerApp) connectAndSetup(ctx context.Context, nset natsSettings, name
 func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration) error {
 	svc, err := micro.AddService(a.nc, micro.Config{
 		Name:        statusServiceName,
-		Version:     "0.1.0",
+		Version:     workerVersion,
 		Description: "Eligo worker status (breaker state, readiness)",
 	})
 	if err != nil {
@@ -281,11 +333,15 @@ func (a *workerApp) addStatusService(prefix string, breakerTimeout time.Duration
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
 	id := svc.Info().ID
+	version := buildVersion()
 	return svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		w := a.w.Load()
+		intake := w.Intake()
 		st := instanceStatus{
-			Instance: id, Host: host, Ready: a.w.Load().Ready(), Breaker: a.gw.BreakerState(),
+			Instance: id, Host: host, Ready: w.Ready(), Breaker: a.gw.BreakerState(),
 			BreakerTimeout: breakerTimeout.String(), Cache: a.cacheKind, StartedAt: started,
 			CallBudget: a.budgetState(), ReplicasSeen: int(a.replicas.Load()),
+			Version: version, Intake: &intake,
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -397,5 +453,11 @@ func (a *workerApp) closeAll(ctx context.Context) error {
 	if a.mem != nil {
 		_ = a.mem.Close()
 	}
+	// Last: the spans of the messages settled during the drain are flushed too.
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := a.tracing.Shutdown(tctx); err != nil {
+		a.log.Warn("tracing: spans not flushed at shutdown", "err", err)
+	}
+	cancel()
 	return errors.Join(errs...)
 }

@@ -27,6 +27,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,11 @@ const (
 	Mixed  Scenario = "mixed"
 	// Launch: a promotion going live (see LaunchReport); not part of "all".
 	Launch Scenario = "launch"
+	// Costs measures what each thing the worker asks of the server costs: the bare loop
+	// alone, then with one addition at a time (work-queue input, de-duplication ids on
+	// results, the kind header, acked acks, small pull batches, synchronous publishes), and
+	// with all of the worker's together; Rounds times, interleaved.
+	Costs Scenario = "costs"
 )
 
 // Scenarios lists every scenario, in the order `eligo bench --scenario all` runs them.
@@ -54,7 +60,7 @@ func Scenarios() []Scenario { return []Scenario{Hot, Miss, Dup, Outage, Mixed} }
 // Valid reports whether s is a known scenario.
 func (s Scenario) Valid() bool {
 	switch s {
-	case Hot, Miss, Dup, Outage, Mixed, Launch:
+	case Hot, Miss, Dup, Outage, Mixed, Costs, Launch:
 		return true
 	}
 	return false
@@ -96,6 +102,15 @@ type Config struct {
 	// embedded server with file storage in a temporary directory. Streams, consumers and
 	// subjects of a run get a unique prefix and are deleted at the end.
 	NATSURL string
+	// NATSServer, when set, is a nats-server binary (>= 2.10) that the run starts as a
+	// separate process (JetStream, file storage in a new directory under Dir, a free loopback
+	// port) and reaches over TCP, as production does; each phase reports the server's CPU.
+	// Checks then carry the extra fields producers send (about 300 bytes).
+	NATSServer string
+	// PublishProcess, when set, runs a publisher in another process (the caller's wiring of
+	// Publish) for the phases whose checks a PublishSpec describes: hot, miss and the
+	// ceiling. Default: publish from this process.
+	PublishProcess func(ctx context.Context, spec PublishSpec) error
 	// RedisURL points the cache at Redis (cache.ParseURL syntax). Keys live under a unique
 	// namespace that is deleted at the end; the database is never flushed. Default "": one
 	// in-process cache per replica.
@@ -153,7 +168,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Messages == 0 {
-		c.Messages = map[Scenario]int{Hot: 100_000, Miss: 2_000, Dup: 10_000, Mixed: 50_000, Outage: 0}[c.Scenario]
+		c.Messages = map[Scenario]int{Hot: 100_000, Miss: 2_000, Dup: 10_000, Mixed: 50_000, Outage: 0, Costs: 50_000}[c.Scenario]
 	}
 	if c.Inflight == 0 {
 		c.Inflight = 64
@@ -206,6 +221,8 @@ type Report struct {
 	Ceiling Phase `json:"ceiling"`
 	// Result is the measured phase of the scenario.
 	Result Phase `json:"result"`
+	// Variants are the costs scenario's bare loops, in the order run (every round).
+	Variants []Phase `json:"variants,omitempty"`
 	// Paced is hot's latency phase at half the measured rate.
 	Paced *Phase `json:"paced,omitempty"`
 	// MissRate is the worker's miss throughput measured in the outage run (the drain
@@ -277,6 +294,11 @@ type Phase struct {
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
 	// CPUSeconds is the process CPU time of the phase.
 	CPUSeconds float64 `json:"cpu_s"`
+	// ServerCPUPer1k is the nats-server process's CPU seconds per 1,000 messages (only when
+	// the run started it: Config.NATSServer).
+	ServerCPUPer1k float64 `json:"server_cpu_s_per_1k,omitempty"`
+	// Variant names the bare loop's cost variant (scenario costs).
+	Variant string `json:"variant,omitempty"`
 }
 
 // Latency holds percentiles in milliseconds.

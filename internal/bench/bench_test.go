@@ -3,11 +3,18 @@ package bench_test
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eligo-dev/eligo/internal/bench"
 )
@@ -77,5 +84,101 @@ func TestConfigRejectsUnknownScenario(t *testing.T) {
 	_, err := bench.Run(context.Background(), bench.Config{Scenario: "warm"})
 	if !errors.Is(err, bench.ErrConfig) {
 		t.Fatalf("Run(unknown scenario) = %v, want ErrConfig", err)
+	}
+}
+
+// TestMain doubles as a nats-server: run with BENCH_TEST_NATS_SERVER=1, the test binary
+// parses nats-server's own command line and serves, so the external mode's separate server
+// process can be tested without a nats-server binary on the machine.
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_TEST_NATS_SERVER") == "1" {
+		os.Exit(serveNATS(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func serveNATS(args []string) int {
+	fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
+	opts, err := server.ConfigureOptions(fs, args, func() {}, func() {}, func() {})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s.Start()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	s.Shutdown()
+	s.WaitForShutdown()
+	return 0
+}
+
+// TestRunHotSeparateServer runs hot against a separate server process over TCP with the
+// publisher behind Config.PublishProcess, and checks what that mode adds: every answer,
+// the server's CPU per phase, wide checks decoded.
+func TestRunHotSeparateServer(t *testing.T) {
+	t.Setenv("BENCH_TEST_NATS_SERVER", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var published atomic.Int64
+	rep, err := bench.Run(ctx, bench.Config{
+		Scenario: bench.Hot, Messages: 2_000, Keys: 10, Inflight: 16, PacedSeconds: 0.3,
+		NATSServer: os.Args[0], Dir: t.TempDir(), Progress: logWriter{t},
+		PublishProcess: func(ctx context.Context, spec bench.PublishSpec) error {
+			if !spec.Wide || spec.NATSURL == "" {
+				t.Errorf("publish spec %+v: want wide checks and a server URL", spec)
+			}
+			published.Add(int64(spec.N))
+			return bench.Publish(ctx, spec)
+		},
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Ceiling.Results != 2_000 || rep.Result.Results != 2_000 || rep.Result.Rejected != 0 || rep.Result.Duplicates != 0 {
+		t.Errorf("ceiling %d, worker %d results (%d rejected, %d duplicates): want 2000, 2000, 0, 0",
+			rep.Ceiling.Results, rep.Result.Results, rep.Result.Rejected, rep.Result.Duplicates)
+	}
+	if got := published.Load(); got < 4_000+10 {
+		t.Errorf("publisher process published %d checks, want at least ceiling + warm-up + worker (4010)", got)
+	}
+	if rep.Ceiling.ServerCPUPer1k <= 0 || rep.Result.ServerCPUPer1k <= 0 {
+		t.Errorf("server CPU per 1k: ceiling %v, worker %v: want positive", rep.Ceiling.ServerCPUPer1k, rep.Result.ServerCPUPer1k)
+	}
+	if !strings.Contains(rep.Setup.NATS, "separate nats-server process") {
+		t.Errorf("setup NATS = %q, want the separate process", rep.Setup.NATS)
+	}
+}
+
+// TestRunCosts runs every server-cost variant of the bare loop and checks each delivered
+// every result once.
+func TestRunCosts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Scenario: bench.Costs, Messages: 1_000, Keys: 10, Inflight: 16})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Variants) < 9 {
+		t.Fatalf("%d variants, want at least 9", len(rep.Variants))
+	}
+	seen := map[string]bool{}
+	for _, v := range rep.Variants {
+		if v.Results != 1_000 || v.Duplicates != 0 {
+			t.Errorf("variant %q: %d results, %d duplicates; want 1000, 0", v.Variant, v.Results, v.Duplicates)
+		}
+		if seen[v.Variant] {
+			t.Errorf("variant %q run twice in one round", v.Variant)
+		}
+		seen[v.Variant] = true
+	}
+	if !seen["ceiling"] || rep.Ceiling.Results != 1_000 {
+		t.Errorf("no ceiling among the variants %v", seen)
 	}
 }

@@ -20,32 +20,92 @@ import (
 func (e *env) ceilingIn() string  { return e.prefix + ".ceil.in" }
 func (e *env) ceilingOut() string { return e.prefix + ".ceil.out" }
 
-// bareLoop is the bare JetStream loop: consume → publish the payload as the result (waiting
-// for the PubAck) → Ack, with the same streams' settings, concurrency and pull batch as the
-// worker, and nothing else: no decoding, cache, metrics or de-duplication ids.
+// loopCosts selects what the bare JetStream loop does besides consume → publish → ack. The
+// zero value is the ceiling: the strongest do-nothing worker with the worker's delivery
+// guarantee (no ack before the result is stored), the shape of the bench-peer ceiling. Each
+// field adds one thing the worker does, so the server cost of each can be measured alone.
+type loopCosts struct {
+	// WorkQueue gives the input stream work-queue retention (the worker's: an acked check is
+	// deleted); the ceiling's input stream keeps messages (limits retention).
+	WorkQueue bool
+	// MsgID publishes each result with a Nats-Msg-Id (the worker's de-duplication id: a
+	// result published twice, after a redelivery, is stored once).
+	MsgID bool
+	// KindHeader adds the worker's Eligo-Kind header to each result.
+	KindHeader bool
+	// DoubleAck acks with an acknowledged ack (AckSync) instead of a plain Ack.
+	DoubleAck bool
+	// Pull is the pull batch (PullMaxMessages); 0 is the client's default (500).
+	Pull int
+	// SyncPublish publishes each result and waits for its PubAck before the next message
+	// of the goroutine, Inflight goroutines at a time (the worker's design before the
+	// non-blocking consume callback).
+	SyncPublish bool
+}
+
+// String names the variant.
+func (c loopCosts) String() string {
+	var parts []string
+	if c.WorkQueue {
+		parts = append(parts, "work-queue input")
+	}
+	if c.MsgID {
+		parts = append(parts, "Nats-Msg-Id on results")
+	}
+	if c.KindHeader {
+		parts = append(parts, "Eligo-Kind header")
+	}
+	if c.DoubleAck {
+		parts = append(parts, "acked ack (AckSync)")
+	}
+	if c.Pull > 0 {
+		parts = append(parts, fmt.Sprintf("pull batch %d", c.Pull))
+	}
+	if c.SyncPublish {
+		parts = append(parts, "synchronous publish")
+	}
+	if len(parts) == 0 {
+		return "ceiling"
+	}
+	return "+ " + strings.Join(parts, ", ")
+}
+
+// ceilingMaxAckPending is the ceiling's consumer MaxAckPending and its bound on
+// unacknowledged result publishes (the bench-peer ceiling's).
+const ceilingMaxAckPending = 1024
+
+// bareLoop is the bare JetStream loop: consume → publish the payload as the result →
+// Ack once the result's PubAck arrived, with nothing else (no decoding, cache or metrics)
+// unless costs adds it. The consume callback never blocks on the publish: the result is
+// published asynchronously and an acker goroutine acks each input when its PubAck arrives.
 type bareLoop struct {
-	e      *env
-	up     string
-	mu     sync.Mutex
-	conns  []*nats.Conn
-	ccs    []jetstream.ConsumeContext
-	wg     sync.WaitGroup
-	failed atomic.Int64
+	e       *env
+	up      string
+	costs   loopCosts
+	mu      sync.Mutex
+	conns   []*nats.Conn
+	ccs     []jetstream.ConsumeContext
+	wg      sync.WaitGroup
+	closers []func()
+	failed  atomic.Int64
 }
 
 // newBareLoop creates the loop's streams and consumer; start starts consuming.
-func (e *env) newBareLoop(ctx context.Context) (_ *bareLoop, err error) {
-	wc := e.workerConfig()
-	b := &bareLoop{e: e, up: strings.ToUpper(e.prefix)}
+func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, err error) {
+	b := &bareLoop{e: e, up: strings.ToUpper(e.prefix), costs: costs}
 	defer func() {
 		if err != nil {
 			b.stop(context.WithoutCancel(ctx))
 		}
 	}()
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: b.up + "_CEIL_IN", Subjects: []string{e.ceilingIn()}, Retention: jetstream.WorkQueuePolicy,
+	in := jetstream.StreamConfig{
+		Name: b.up + "_CEIL_IN", Subjects: []string{e.ceilingIn()}, Retention: jetstream.LimitsPolicy,
 		Storage: jetstream.FileStorage, Duplicates: worker.DefaultDuplicates,
-	}); err != nil {
+	}
+	if costs.WorkQueue {
+		in.Retention = jetstream.WorkQueuePolicy
+	}
+	if _, err := e.js.CreateOrUpdateStream(ctx, in); err != nil {
 		return nil, fmt.Errorf("bench: ceiling stream: %w", err)
 	}
 	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -54,13 +114,23 @@ func (e *env) newBareLoop(ctx context.Context) (_ *bareLoop, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("bench: ceiling stream: %w", err)
 	}
+	mp := ceilingMaxAckPending
+	if costs.SyncPublish {
+		mp = e.workerConfig().MaxAckPending
+	}
 	if _, err := e.js.CreateOrUpdateConsumer(ctx, b.up+"_CEIL_IN", jetstream.ConsumerConfig{
 		Durable: "ceiling", AckPolicy: jetstream.AckExplicitPolicy, AckWait: worker.DefaultAckWait,
-		MaxAckPending: wc.MaxAckPending, MaxDeliver: -1,
+		MaxAckPending: mp, MaxDeliver: -1,
 	}); err != nil {
 		return nil, fmt.Errorf("bench: ceiling consumer: %w", err)
 	}
 	return b, nil
+}
+
+// pending is a published result waiting for its PubAck, and the input to ack then.
+type pending struct {
+	f   jetstream.PubAckFuture
+	msg jetstream.Msg
 }
 
 // start starts one consuming connection per replica.
@@ -68,7 +138,6 @@ func (b *bareLoop) start(ctx context.Context) error {
 	e := b.e
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	pull := max(1, e.cfg.Inflight/4)
 	out := e.ceilingOut() + "." + benchRule
 	for i := range e.cfg.Replicas {
 		nc, err := e.connect(fmt.Sprintf("eligo-bench-ceiling-%d", i))
@@ -76,7 +145,7 @@ func (b *bareLoop) start(ctx context.Context) error {
 			return err
 		}
 		b.conns = append(b.conns, nc)
-		js, err := jetstream.New(nc)
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(ceilingMaxAckPending))
 		if err != nil {
 			return fmt.Errorf("bench: jetstream: %w", err)
 		}
@@ -84,31 +153,97 @@ func (b *bareLoop) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bench: ceiling consumer: %w", err)
 		}
-		sem := make(chan struct{}, e.cfg.Inflight)
-		cc, err := c.Consume(func(msg jetstream.Msg) {
-			sem <- struct{}{}
-			b.wg.Go(func() {
-				defer func() { <-sem }()
-				pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				h := nats.Header{}
-				if v := msg.Headers()[messages.HeaderTraceparent]; len(v) > 0 {
-					h[messages.HeaderTraceparent] = v
-				}
-				if _, err := js.PublishMsg(pctx, &nats.Msg{Subject: out, Data: msg.Data(), Header: h}); err != nil {
-					b.failed.Add(1)
-					_ = msg.Nak()
-					return
-				}
-				_ = msg.Ack()
-			})
-		}, jetstream.PullMaxMessages(pull))
+		var opts []jetstream.PullConsumeOpt
+		if b.costs.Pull > 0 {
+			opts = append(opts, jetstream.PullMaxMessages(b.costs.Pull))
+		}
+		handler := b.asyncHandler(js, out, i)
+		if b.costs.SyncPublish {
+			opts = []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(max(1, e.cfg.Inflight/4))}
+			handler = b.syncHandler(js, out)
+		}
+		cc, err := c.Consume(handler, opts...)
 		if err != nil {
 			return fmt.Errorf("bench: ceiling consume: %w", err)
 		}
 		b.ccs = append(b.ccs, cc)
 	}
 	return nil
+}
+
+// result builds the result message of msg.
+func (b *bareLoop) result(out string, msg jetstream.Msg) *nats.Msg {
+	h := make(nats.Header, 3)
+	if v := msg.Headers()[messages.HeaderTraceparent]; len(v) > 0 {
+		h[messages.HeaderTraceparent] = v // the collector's latency stamp
+	}
+	if b.costs.MsgID {
+		if v := msg.Headers()[messages.HeaderMsgID]; len(v) > 0 {
+			h[messages.HeaderMsgID] = []string{"result:" + v[0]}
+		}
+	}
+	if b.costs.KindHeader {
+		h[messages.HeaderKind] = []string{"analyze"}
+	}
+	return &nats.Msg{Subject: out, Data: msg.Data(), Header: h}
+}
+
+func (b *bareLoop) ack(msg jetstream.Msg) {
+	if b.costs.DoubleAck {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = msg.DoubleAck(actx)
+		cancel()
+		return
+	}
+	_ = msg.Ack()
+}
+
+// asyncHandler publishes without waiting; replica i's acker goroutine acks each input,
+// in order, when its result's PubAck arrives.
+func (b *bareLoop) asyncHandler(js jetstream.JetStream, out string, _ int) jetstream.MessageHandler {
+	acks := make(chan pending, ceilingMaxAckPending)
+	b.wg.Go(func() {
+		for p := range acks {
+			select {
+			case <-p.f.Ok():
+				b.ack(p.msg)
+			case <-p.f.Err():
+				b.failed.Add(1)
+				_ = p.msg.Nak()
+			}
+		}
+	})
+	var closeOnce sync.Once
+	b.closers = append(b.closers, func() { closeOnce.Do(func() { close(acks) }) })
+	return func(msg jetstream.Msg) {
+		f, err := js.PublishMsgAsync(b.result(out, msg))
+		if err != nil {
+			b.failed.Add(1)
+			_ = msg.Nak()
+			return
+		}
+		acks <- pending{f: f, msg: msg}
+	}
+}
+
+// syncHandler is the worker's former design: Inflight goroutines, each publishing and
+// waiting for the PubAck before acking.
+func (b *bareLoop) syncHandler(js jetstream.JetStream, out string) jetstream.MessageHandler {
+	sem := make(chan struct{}, b.e.cfg.Inflight)
+	return func(msg jetstream.Msg) {
+		sem <- struct{}{}
+		b.wg.Go(func() {
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := js.PublishMsg(pctx, b.result(out, msg)); err != nil {
+				b.failed.Add(1)
+				_ = msg.Nak()
+				return
+			}
+			b.ack(msg)
+		})
+	}
 }
 
 // stop ends the loop and deletes its streams.
@@ -118,6 +253,9 @@ func (b *bareLoop) stop(ctx context.Context) {
 	for _, cc := range b.ccs {
 		cc.Drain()
 		<-cc.Closed()
+	}
+	for _, c := range b.closers {
+		c()
 	}
 	b.wg.Wait()
 	for _, nc := range b.conns {

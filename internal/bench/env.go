@@ -48,6 +48,7 @@ type env struct {
 	prefix string // subject prefix
 
 	ns      *server.Server // embedded only
+	proc    *natsProcess   // Config.NATSServer only
 	dir     string         // removed at close when created here
 	ownDir  bool
 	natsURL string
@@ -87,7 +88,12 @@ func newEnv(ctx context.Context, cfg Config, onPubErr func(error)) (_ *env, err 
 		}
 	}()
 
-	if cfg.NATSURL == "" {
+	switch {
+	case cfg.NATSServer != "":
+		if e.proc, e.natsURL, err = startNATSProcess(cfg.NATSServer, cfg.Dir); err != nil {
+			return nil, err
+		}
+	case cfg.NATSURL == "":
 		// A fresh directory under cfg.Dir (or the temporary directory), removed at close.
 		if e.dir, err = os.MkdirTemp(cfg.Dir, "eligo-bench-"); err != nil {
 			return nil, fmt.Errorf("bench: storage directory: %w", err)
@@ -105,7 +111,7 @@ func newEnv(ctx context.Context, cfg Config, onPubErr func(error)) (_ *env, err 
 			return nil, errors.New("bench: embedded NATS did not start within 30s")
 		}
 		e.natsURL = e.ns.ClientURL()
-	} else {
+	default:
 		e.natsURL = cfg.NATSURL
 	}
 
@@ -146,6 +152,9 @@ func (e *env) connect(name string) (*nats.Conn, error) {
 func (e *env) natsDescription() string {
 	if e.ns != nil {
 		return "embedded (file storage)"
+	}
+	if e.proc != nil {
+		return "separate nats-server process over TCP (file storage)"
 	}
 	if u, err := url.Parse(e.natsURL); err == nil && u.Host != "" {
 		return u.Host
@@ -421,7 +430,7 @@ func (f *fleet) stop() {
 
 // close deletes what the run created on shared servers and stops what it started.
 func (e *env) close(ctx context.Context) {
-	if e.js != nil && e.ns == nil {
+	if e.js != nil && e.ns == nil && e.proc == nil {
 		// External server: remove every stream and bucket of this run.
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		up := strings.ToUpper(e.prefix)
@@ -466,6 +475,9 @@ func (e *env) close(ctx context.Context) {
 	if e.ns != nil {
 		e.ns.Shutdown()
 		e.ns.WaitForShutdown()
+	}
+	if e.proc != nil {
+		e.proc.stop()
 	}
 	if e.ownDir {
 		_ = os.RemoveAll(e.dir)
@@ -514,6 +526,15 @@ func (e *env) gatewayStats() (int64, map[string]int64) {
 		}
 	}
 	return st.Total, by
+}
+
+// serverCPU is the CPU seconds so far of the nats-server process the run started (0
+// otherwise).
+func (e *env) serverCPU() float64 {
+	if e.proc == nil {
+		return 0
+	}
+	return processCPUSeconds(e.proc.pid())
 }
 
 // subjects of the run.

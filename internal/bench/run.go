@@ -85,6 +85,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = r.mixed(ctx)
 	case Launch:
 		err = r.launch(ctx, rd)
+	case Costs:
+		err = r.costs(ctx)
 	}
 	if err != nil {
 		return r.rep, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
@@ -111,6 +113,21 @@ type phaseSpec struct {
 	start func(ctx context.Context) error
 	// measure marks the scenario's measured phase (CPU profile and memory samples).
 	measure bool
+	// plan, when set, describes gen as a PublishSpec (Subject, Offset, Modulo), so the
+	// checks can be published by another process (Config.PublishProcess).
+	plan *PublishSpec
+}
+
+// publish publishes the phase's checks, from another process when the run has one and
+// the phase a plan.
+func (r *runner) publish(ctx context.Context, ps phaseSpec, base uint64, rate float64) error {
+	if ps.plan == nil || r.cfg.PublishProcess == nil {
+		return r.pub.publishAll(ctx, base, ps.n, rate, ps.gen)
+	}
+	spec := *ps.plan
+	spec.NATSURL, spec.RunID, spec.Base, spec.N, spec.Rate = r.e.natsURL, r.e.id, base, ps.n, rate
+	spec.Wide = r.cfg.NATSServer != ""
+	return r.cfg.PublishProcess(ctx, spec)
 }
 
 // phase runs one phase and waits for every answer.
@@ -119,7 +136,7 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 	r.seq += uint64(ps.n)
 	r.col.window(base, ps.n)
 	if ps.start != nil {
-		if err := r.pub.publishAll(ctx, base, ps.n, 0, ps.gen); err != nil {
+		if err := r.publish(ctx, ps, base, 0); err != nil {
 			return Phase{}, fmt.Errorf("%s: preload: %w", ps.name, err)
 		}
 	}
@@ -135,7 +152,7 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 			}
 		}
 	}
-	cpu0 := cpuSeconds()
+	cpu0, srv0 := cpuSeconds(), r.e.serverCPU()
 	start := time.Now()
 	pubErr := make(chan error, 1)
 	pctx, cancelPub := context.WithCancel(ctx)
@@ -143,13 +160,13 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 	if ps.start != nil {
 		pubErr <- ps.start(ctx)
 	} else {
-		go func() { pubErr <- r.pub.publishAll(pctx, base, ps.n, ps.rate, ps.gen) }()
+		go func() { pubErr <- r.publish(pctx, ps, base, ps.rate) }()
 	}
 	stall := defaultStallAfter + 3*r.cfg.BreakerTimeout
 	werr := r.col.wait(ctx, ps.n, stall)
 	cancelPub()
 	perr := <-pubErr
-	cpu := cpuSeconds() - cpu0
+	cpu, srv := cpuSeconds()-cpu0, r.e.serverCPU()-srv0
 	if ps.measure {
 		if r.cfg.CPUProfile != nil {
 			pprof.StopCPUProfile()
@@ -172,6 +189,9 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 		Seconds: round3(secs), Throughput: round1(float64(results) / secs), Latency: lat,
 		AlipayCalls: calls1 - calls0, CPUSeconds: round3(cpu), CPUPer1k: round3(cpu / float64(ps.n) * 1000),
 	}
+	if r.e.proc != nil {
+		p.ServerCPUPer1k = math.Round(srv/float64(ps.n)*1000*1e4) / 1e4
+	}
 	for o, v := range by1 {
 		if d := v - by0[o]; d > 0 {
 			if p.CallsBy == nil {
@@ -180,29 +200,44 @@ func (r *runner) phase(ctx context.Context, ps phaseSpec) (Phase, error) {
 			p.CallsBy[o] = d
 		}
 	}
-	r.progress("%s: %d answers in %.2fs (%.0f/s), p50 %.2fms p99 %.2fms, %d Alipay calls, %.3f CPU s/1k",
-		ps.name, results, secs, p.Throughput, lat.P50, lat.P99, p.AlipayCalls, p.CPUPer1k)
+	r.progress("%s: %d answers in %.2fs (%.0f/s), p50 %.2fms p99 %.2fms max %.2fms, %d Alipay calls, %.3f CPU s/1k, server %.3f CPU s/1k",
+		ps.name, results, secs, p.Throughput, lat.P50, lat.P99, lat.Max, p.AlipayCalls, p.CPUPer1k, p.ServerCPUPer1k)
 	return p, nil
 }
 
 // ceilingJetStream measures the bare JetStream loop over a backlog of n messages.
 func (r *runner) ceilingJetStream(ctx context.Context, n int) (Phase, error) {
-	b, err := r.e.newBareLoop(ctx)
+	return r.bareJetStream(ctx, n, loopCosts{})
+}
+
+// bareJetStream measures the bare JetStream loop with costs over a backlog of n messages.
+func (r *runner) bareJetStream(ctx context.Context, n int, costs loopCosts) (Phase, error) {
+	b, err := r.e.newBareLoop(ctx, costs)
 	if err != nil {
 		return Phase{}, err
 	}
 	defer b.stop(context.WithoutCancel(ctx))
-	in := r.e.ceilingIn()
-	p, err := r.phase(ctx, phaseSpec{name: "bare jetstream loop", n: n, start: b.start, gen: func(i int) check {
-		return check{subject: in, userKey: i % max(1, r.cfg.Keys), maxAge: -1}
-	}})
+	spec := &PublishSpec{Subject: r.e.ceilingIn(), Modulo: max(1, r.cfg.Keys)}
+	name := "bare jetstream loop"
+	if costs != (loopCosts{}) {
+		name += " " + costs.String()
+	}
+	p, err := r.phase(ctx, phaseSpec{name: name, n: n, start: b.start, plan: spec, gen: r.wideGen(spec)})
 	if err != nil {
 		return Phase{}, err
 	}
 	if f := b.failed.Load(); f > 0 {
 		return Phase{}, fmt.Errorf("bare loop: %d result publishes failed", f)
 	}
+	p.Variant = costs.String()
 	return p, nil
+}
+
+// wideGen is spec's check generator; checks are wide in the external mode.
+func (r *runner) wideGen(spec *PublishSpec) func(int) check {
+	s := *spec
+	s.Wide = r.cfg.NATSServer != ""
+	return s.check
 }
 
 // rounds measures the ceiling and the scenario cfg.Rounds times, alternating, and keeps the
@@ -234,10 +269,19 @@ func (r *runner) rounds(ctx context.Context, ceiling func(context.Context) (Phas
 // workerPhase returns a scenario phase over gen that preloads the backlog, then starts a
 // fleet and measures it draining.
 func (r *runner) workerPhase(n int, gen func(i int) check) func(ctx context.Context, measure bool) (Phase, error) {
+	return r.plannedWorkerPhase(n, gen, nil)
+}
+
+// plannedWorkerPhase is workerPhase with gen described by plan (nil: none).
+func (r *runner) plannedWorkerPhase(n int, gen func(i int) check, plan func() *PublishSpec) func(ctx context.Context, measure bool) (Phase, error) {
 	return func(ctx context.Context, measure bool) (Phase, error) {
 		start, stop := r.workersAfterBacklog()
 		defer stop()
-		return r.phase(ctx, phaseSpec{name: "worker", n: n, gen: gen, start: start, measure: measure})
+		var p *PublishSpec
+		if plan != nil {
+			p = plan()
+		}
+		return r.phase(ctx, phaseSpec{name: "worker", n: n, gen: gen, start: start, measure: measure, plan: p})
 	}
 }
 
@@ -259,8 +303,11 @@ func (r *runner) workersAfterBacklog() (start func(context.Context) error, stop 
 }
 
 // hotCheck is check i over the warm keys.
-func (r *runner) hotCheck(i int) check {
-	return check{subject: r.e.subjects().AnalyzeCheck(), userKey: i % r.cfg.Keys, maxAge: -1}
+func (r *runner) hotCheck(i int) check { return r.wideGen(r.hotPlan())(i) }
+
+// hotPlan describes hotCheck.
+func (r *runner) hotPlan() *PublishSpec {
+	return &PublishSpec{Subject: r.e.subjects().AnalyzeCheck(), Modulo: r.cfg.Keys}
 }
 
 // warm answers every key once with a running fleet, so the caches hold them.
@@ -270,7 +317,7 @@ func (r *runner) warm(ctx context.Context) error {
 		return err
 	}
 	defer f.stop()
-	_, err = r.phase(ctx, phaseSpec{name: "warm-up", n: r.cfg.Keys, gen: r.hotCheck})
+	_, err = r.phase(ctx, phaseSpec{name: "warm-up", n: r.cfg.Keys, gen: r.hotCheck, plan: r.hotPlan()})
 	return err
 }
 
@@ -290,7 +337,7 @@ func (r *runner) warmed(p func(ctx context.Context, measure bool) (Phase, error)
 }
 
 func (r *runner) hot(ctx context.Context) error {
-	if err := r.rounds(ctx, r.jsCeiling, r.warmed(r.workerPhase(r.cfg.Messages, r.hotCheck))); err != nil {
+	if err := r.rounds(ctx, r.jsCeiling, r.warmed(r.plannedWorkerPhase(r.cfg.Messages, r.hotCheck, r.hotPlan))); err != nil {
 		return err
 	}
 	r.target("throughput / bare jetstream loop", fmt.Sprintf(">= %.2f", targetHotRatio), r.rep.Ratio, r.rep.Ratio >= targetHotRatio)
@@ -306,7 +353,7 @@ func (r *runner) hot(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := r.phase(ctx, phaseSpec{name: "worker at half rate", n: n, rate: rate, gen: r.hotCheck})
+		p, err := r.phase(ctx, phaseSpec{name: "worker at half rate", n: n, rate: rate, gen: r.hotCheck, plan: r.hotPlan()})
 		f.stop()
 		if err != nil {
 			return err
@@ -327,10 +374,8 @@ func (r *runner) miss(ctx context.Context) error {
 	}
 	ceiling := func(ctx context.Context) (Phase, error) { return r.e.bareGateway(ctx, r.cfg.Messages) }
 	scenario := func(ctx context.Context, measure bool) (Phase, error) {
-		base := r.seq
-		return r.workerPhase(r.cfg.Messages, func(i int) check {
-			return check{subject: r.e.subjects().AnalyzeCheck(), userKey: 100_000_000 + int(base) + i, maxAge: -1}
-		})(ctx, measure)
+		spec := &PublishSpec{Subject: r.e.subjects().AnalyzeCheck(), Offset: 100_000_000 + int(r.seq)}
+		return r.plannedWorkerPhase(r.cfg.Messages, r.wideGen(spec), func() *PublishSpec { return spec })(ctx, measure)
 	}
 	if err := r.rounds(ctx, ceiling, scenario); err != nil {
 		return err
@@ -508,3 +553,36 @@ func ratio(a, b float64) float64 {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// costVariants are the costs scenario's loops: the ceiling, each of the worker's additions
+// alone, and the worker's combination (work-queue input, de-duplication id and kind header
+// on results, plain Ack, the client's default pull batch).
+func costVariants() []loopCosts {
+	return []loopCosts{
+		{},
+		{WorkQueue: true},
+		{MsgID: true},
+		{KindHeader: true},
+		{DoubleAck: true},
+		{Pull: 16},
+		{Pull: 64},
+		{SyncPublish: true},
+		{WorkQueue: true, MsgID: true, KindHeader: true},
+	}
+}
+
+func (r *runner) costs(ctx context.Context) error {
+	for range r.cfg.Rounds {
+		for _, v := range costVariants() {
+			p, err := r.bareJetStream(ctx, r.cfg.Messages, v)
+			if err != nil {
+				return err
+			}
+			r.rep.Variants = append(r.rep.Variants, p)
+			if v == (loopCosts{}) && p.Throughput > r.rep.Ceiling.Throughput {
+				r.rep.Ceiling = p
+			}
+		}
+	}
+	return nil
+}

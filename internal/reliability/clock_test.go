@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eligo-dev/eligo/internal/poll"
 )
 
 // 7. Clock skew: one worker's clock is 15 minutes fast (ELIGO_ALIPAY_CLOCK_OFFSET), beyond
@@ -28,13 +30,9 @@ func TestClockSkew(t *testing.T) {
 	}
 	// The skew itself: wait until the skewed worker has been refused a few times, then
 	// let it run alone a little longer.
-	deadline := time.Now().Add(30 * time.Second)
-	for scrapeCounter(t, skewed, "eligo_alipay_clock_refusals_total") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the skewed worker was not refused for its timestamp within 30s; log:\n%s", skewed.tail(30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, "the skewed worker refused for its timestamp 3 times", func() bool {
+		return scrapeCounter(t, skewed, "eligo_alipay_clock_refusals_total") >= 3
+	})
 	time.Sleep(hold) // the skewed worker alone
 	a, err := e.audit()
 	if err != nil {

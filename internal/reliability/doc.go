@@ -9,7 +9,12 @@
 // Scenarios (one test each): kill -9 of workers during a mixed run and of the whole fleet
 // while a crowd-group command is in flight; a NATS restart; the stream leaders of an R3
 // cluster killed; Redis killed and restarted empty; a full Alipay outage and a mix of every
-// other gateway fault, with each published answer compared with the sandbox's truth; hostile
+// other gateway fault, with each published answer compared with the sandbox's truth; network
+// partitions without a reset between one worker and NATS, Redis or the gateway (through
+// internal/faultproxy); the results and dead-letter streams out of storage; one worker's
+// clock skewed; outages with a growing breaker period and with workers restarted during
+// them; kill -9 of the worker holding the ordered lane's command; a soak with periodic
+// faults and a resource curve; a poisoned Redis cache; hostile
 // input; and security (the deployment's NATS users and permissions, TLS to NATS and Redis,
 // and a scan of every captured log for private keys, tokens and raw user ids).
 //

@@ -154,6 +154,7 @@ func (e *env) appliedTwice() int {
 			seen[op.Describe]++
 			if seen[op.Describe] == 2 {
 				twice++
+				e.t.Logf("group %s/%s: command %s applied a second time (sandbox seq %d, %s)", g.shop, g.group, op.Describe, op.Seq, op.Operation)
 			}
 			if p, ok := pos[op.Describe]; ok && seen[op.Describe] == 1 {
 				if p < last {
