@@ -68,7 +68,8 @@
 // # Breaker
 //
 // A gobreaker circuit breaker wraps only the gateway call. Permanent refusals,
-// NeedsAttention answers from the gateway, 40005 and verified 10000 answers that are not
+// NeedsAttention answers from the gateway, 40005 (call frequency exceeded: a quota, not an
+// outage) and verified 10000 answers that are not
 // results count as successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
 // Retryable, RetryAfter = what is left of the open period). A half-open breaker whose probe
 // calls are all in flight refuses further calls with the same error marked Probing and
@@ -86,6 +87,15 @@
 // timestamp's clock. The default transport closes connections with a TCP reset, so a call
 // given up on while its request is stuck in a partition is not delivered to the gateway
 // after a retry.
+//
+// # Call budget
+//
+// Config.Budget (package alipay/budget implements it over Redis) paces gateway calls: the
+// client waits on it right before each call (never for a request it refuses itself), reports
+// each 40005 to it (so it can lower its rate) and calls again as long as the context lasts.
+// A call still held back when the context ends returns an error matching ErrThrottled
+// (wrapping the last 40005 or the budget's error), which the worker hands back without
+// counting a failed attempt. IsCallLimited reports a 40005.
 //
 // # Signing primitives
 //
