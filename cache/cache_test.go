@@ -17,6 +17,7 @@ import (
 
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/cache/cachetest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -209,16 +210,16 @@ func TestRedisSlow(t *testing.T) {
 // ErrUnavailable past the deadline, fails the test.
 func untilOK(t *testing.T, what string, op func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := op()
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, cache.ErrUnavailable) || time.Now().After(deadline) {
+	var err error
+	ok := poll.Within(10*time.Second, func() bool {
+		err = op()
+		if err != nil && !errors.Is(err, cache.ErrUnavailable) {
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil
+	})
+	if !ok {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -345,12 +346,8 @@ func TestMemoryJanitorSweepsExpired(t *testing.T) {
 	if err := m.Set(context.Background(), k, r); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("expired entry still held after 10s (Len = %d)", m.Len())
-		}
-		time.Sleep(time.Millisecond)
+	if !poll.Within(10*time.Second, func() bool { return m.Len() == 0 }) {
+		t.Fatalf("expired entry still held after 10s (Len = %d)", m.Len())
 	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

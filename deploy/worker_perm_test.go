@@ -18,6 +18,7 @@ import (
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
 )
@@ -197,18 +198,13 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, time.Minute, "the analyze consumer to be paused during the outage", func() bool {
 		cons, err := ojs.Consumer(ctx, worker.DefaultChecksStream, worker.DefaultAnalyzeConsumer)
-		if err == nil {
-			if info, err := cons.Info(ctx); err == nil && info.Paused {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the analyze consumer was not paused during the outage")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		info, err := cons.Info(ctx)
+		return err == nil && info.Paused
+	})
 	wc.clean(t, "worker during the outage")
 }

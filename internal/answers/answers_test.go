@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +26,9 @@ import (
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/internal/syncbuf"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 )
@@ -262,7 +263,7 @@ type env struct {
 	js     jetstream.JetStream
 	cl     *client.Client
 	cache  *cache.Redis
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 func TestAnswerTable(t *testing.T) {
@@ -311,7 +312,7 @@ func TestAnswerTable(t *testing.T) {
 		"ELIGO_BREAKER_MIN_CALLS=100000",
 		"ELIGO_CROWD_PARTITIONS=8",
 	}
-	stderr := newSyncBuffer()
+	stderr := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -329,7 +330,7 @@ func TestAnswerTable(t *testing.T) {
 	})
 	addrRe := regexp.MustCompile(`"http":"(127\.0\.0\.1:\d+)"`)
 	var base string
-	waitFor(t, time.Minute, "the worker to serve /readyz", func() bool {
+	poll.Until(t, time.Minute, "the worker to serve /readyz", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("worker exited: %v\n%s", waitErr, stderr)
@@ -580,36 +581,4 @@ func (e *env) marker(t *testing.T, ctx context.Context, id string) string {
 		t.Fatalf("marker %s: %v", entry.Value(), err)
 	}
 	return m.State
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
