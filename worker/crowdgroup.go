@@ -95,35 +95,33 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 	}
 	key := markerKey(cmd.CommandID)
 
-	mk, rev, err := w.readMarker(ctx, key)
+	mk, rev, created, err := w.readMarker(ctx, key)
 	if err != nil {
 		return rep, err
 	}
 	if mk.State == markerSending && !mk.Released {
-		// Another attempt claimed the command and may still be calling Alipay: wait out its
-		// call window (the in-progress acks keep this delivery), then look again.
-		w.log.Info("crowd-group command claimed by another attempt: waiting out its call window", "kind", messages.KindCrowdGroup,
-			"id", cmd.CommandID, "stream_seq", md.Sequence.Stream, "delivered", md.NumDelivered,
-			"claimed_by_delivery", mk.Delivered, "wait", w.takeoverWait())
-		t := time.NewTimer(w.takeoverWait())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return rep, ctx.Err()
-		case <-t.C:
-		}
-		var again marker
-		var rev2 uint64
-		again, rev2, err = w.readMarker(ctx, key)
-		if err != nil {
-			return rep, err
-		}
-		if rev2 != rev {
-			if again.State == markerDone {
-				rep.payload = again.Result
-				return rep, nil
+		// Another attempt claimed the command and may still be calling Alipay: wait out what
+		// is left of its call window (the in-progress acks keep this delivery), then look
+		// again. A claim left by a replica that died is usually older than that already,
+		// since its delivery came back only after AckWait.
+		if wait := w.takeoverWait() - w.claimAge(ctx, created); wait > 0 {
+			w.log.Info("crowd-group command claimed by another attempt: waiting out its call window", "kind", messages.KindCrowdGroup,
+				"id", cmd.CommandID, "stream_seq", md.Sequence.Stream, "delivered", md.NumDelivered,
+				"claimed_by_delivery", mk.Delivered, "wait", wait)
+			if err := w.awaitMarkerChange(ctx, key, rev, wait); err != nil {
+				return rep, err
 			}
-			return rep, fmt.Errorf("%w (marker revision %d, then %d)", errClaimed, rev, rev2)
+			again, rev2, _, err := w.readMarker(ctx, key)
+			if err != nil {
+				return rep, err
+			}
+			if rev2 != rev {
+				if again.State == markerDone {
+					rep.payload = again.Result
+					return rep, nil
+				}
+				return rep, fmt.Errorf("%w (marker revision %d, then %d)", errClaimed, rev, rev2)
+			}
 		}
 	}
 	if mk.State == markerDone {
@@ -181,8 +179,9 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 	return w.finishCrowd(ctx, key, rev, rep, cmd, resp.Status, fromAlipay(resp.ConditionModelList))
 }
 
-// readMarker reads a command's applied-marker and its revision (0: none).
-func (w *Worker) readMarker(ctx context.Context, key string) (marker, uint64, error) {
+// readMarker reads a command's applied-marker, its revision (0: none) and when the server
+// stored it.
+func (w *Worker) readMarker(ctx context.Context, key string) (marker, uint64, time.Time, error) {
 	var mk marker
 	entry, err := w.markers.Get(ctx, key)
 	switch {
@@ -190,11 +189,51 @@ func (w *Worker) readMarker(ctx context.Context, key string) (marker, uint64, er
 		if jerr := json.Unmarshal(entry.Value(), &mk); jerr != nil || (mk.State != markerDone && mk.State != markerSending) {
 			mk = marker{State: markerSending} // unreadable: be safe, reconcile
 		}
-		return mk, entry.Revision(), nil
+		return mk, entry.Revision(), entry.Created(), nil
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-		return mk, 0, nil
+		return mk, 0, time.Time{}, nil
 	default:
-		return mk, 0, fmt.Errorf("read applied marker: %w", err)
+		return mk, 0, time.Time{}, fmt.Errorf("read applied marker: %w", err)
+	}
+}
+
+// claimAge is how long ago, by the server's clock, a marker stored at created was written:
+// the bucket's stream info carries the server's time. 0 when it cannot tell (then the
+// whole takeoverWait is waited).
+func (w *Worker) claimAge(ctx context.Context, created time.Time) time.Duration {
+	st, err := w.markers.Status(ctx)
+	if err != nil || created.IsZero() {
+		return 0
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil || bs.StreamInfo().TimeStamp.IsZero() {
+		return 0
+	}
+	return max(0, bs.StreamInfo().TimeStamp.Sub(created))
+}
+
+// awaitMarkerChange waits up to d for the marker at key to move past revision rev (the
+// claimant recorded its result, released or removed its claim), watching the key so that a
+// claimant that finishes ends the wait at once. It returns early only for ctx.
+func (w *Worker) awaitMarkerChange(ctx context.Context, key string, rev uint64, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var updates <-chan jetstream.KeyValueEntry
+	if watcher, err := w.markers.Watch(wctx, key); err == nil {
+		defer func() { _ = watcher.Stop() }()
+		updates = watcher.Updates() // the current value first, then changes
+	}
+	for {
+		select {
+		case e, ok := <-updates:
+			if !ok {
+				updates = nil
+			} else if e != nil && e.Revision() != rev {
+				return nil
+			}
+		case <-wctx.Done():
+			return ctx.Err() // nil when d passed
+		}
 	}
 }
 
