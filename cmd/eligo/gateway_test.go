@@ -8,25 +8,15 @@ import (
 	"testing"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	"github.com/eligo-dev/eligo/internal/sandboxtest"
 )
 
 // demoGateway starts the sandbox gateway with the demo fixture over real HTTP for app
 // devAppID, with fresh keys; it is closed when the test ends.
 func demoGateway(t *testing.T) (sandbox.Keys, *sandbox.Server, *httptest.Server) {
 	t.Helper()
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(devAppID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(sb)
-	t.Cleanup(gw.Close)
-	return keys, sb, gw
+	g := sandboxtest.NewDemo(t, devAppID)
+	return g.Keys, g.Sandbox, g.HTTP
 }
 
 // cacheMACKeyFile writes a cache MAC key (32 bytes, hex) and returns its path.
