@@ -87,8 +87,9 @@ type Config struct {
 
 // BreakerSettings tunes the circuit breaker. Only failures that say the gateway is unhealthy
 // count: transport errors, timeouts, non-200 answers, unparsable bodies, signature failures and
-// retryable codes. Refusals of the request itself (Permanent, and NeedsAttention answers from
-// the gateway) count as successes; cancelled calls are not counted.
+// retryable codes other than 40005. Refusals of the request itself (Permanent, and
+// NeedsAttention answers from the gateway) and 40005 (the app's call quota) count as
+// successes; cancelled calls are not counted.
 type BreakerSettings struct {
 	// ConsecutiveFailures trips the breaker after that many failures in a row. Default 5.
 	ConsecutiveFailures uint32

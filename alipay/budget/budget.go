@@ -6,12 +6,14 @@
 // server's clock): every replica asks the same key before each call, so the fleet as a whole
 // stays within the rate whatever the number of replicas. When Redis cannot be reached, each
 // replica falls back to a local limiter (golang.org/x/time/rate) of the rate divided by the
-// number of live replicas, says so in a metric and one log line, and tries Redis again every
+// number of live replicas (after three Redis failures in a row: a busy Redis that misses one
+// deadline is waited for), says so in a metric and one log line, and tries Redis again every
 // second.
 //
-// The rate is adaptive: a 40005 answer (Limited) lowers the effective rate multiplicatively,
-// and it grows back additively, slowly, up to the configured rate (AIMD). A quota lower than
-// configured is found by itself.
+// The rate is adaptive: 40005 answers (CallLimited; three within a second, so that a lone
+// one from calls bunching on their way is not taken for a lower quota) lower the effective
+// rate multiplicatively, and it grows back additively, slowly, up to the configured rate
+// (AIMD). A quota lower than configured is found by itself.
 //
 // Every method has its own budget, so a flood of rule-analyze checks cannot starve
 // crowd-group commands.
@@ -37,15 +39,23 @@ const (
 	// DefaultBurstWindow is how many seconds' worth of calls may go at once after a pause.
 	// Kept small so no wall-clock second sees much more than the rate.
 	DefaultBurstWindow = 20 * time.Millisecond
-	// DefaultOpTimeout bounds one Redis operation; a slower one counts as Redis unreachable.
-	DefaultOpTimeout = 100 * time.Millisecond
+	// DefaultOpTimeout bounds one Redis operation; a slower one counts as a failure.
+	DefaultOpTimeout = 200 * time.Millisecond
+	// DefaultFailures is how many Redis failures in a row switch a replica to the local
+	// fallback: a busy Redis that misses one deadline is waited for, not abandoned (a replica
+	// pacing itself locally while the others still share the budget overshoots the quota).
+	DefaultFailures = 3
 	// DefaultRetryRedis is how often a replica in fallback tries Redis again.
 	DefaultRetryRedis = time.Second
 	// DefaultDecrease is the factor a 40005 answer multiplies the effective rate by.
 	DefaultDecrease = 0.7
 	// DefaultIncrease is the additive recovery per second, as a share of the configured rate
-	// (0.02: from half the rate back to the full rate in 25 s).
-	DefaultIncrease = 0.02
+	// (0.05: from 70 % back to the full rate in 6 s).
+	DefaultIncrease = 0.05
+	// DefaultEvidence is how many 40005 answers within one Hold it takes to lower the rate: a
+	// lone 40005 at a rate equal to the quota is jitter (calls bunching on their way to the
+	// gateway), not a quota below the rate.
+	DefaultEvidence = 3
 	// DefaultHold is how long after a decrease further 40005 answers are ignored: they belong
 	// to calls sent at the old rate.
 	DefaultHold = time.Second
@@ -80,11 +90,13 @@ type Config struct {
 	// RetryRedis is how often Redis is tried again while in fallback. Default
 	// DefaultRetryRedis.
 	RetryRedis time.Duration
-	// Decrease, Increase, Hold and Floor tune the adaptive rate (see the Default constants).
+	// Decrease, Increase, Hold, Floor and Evidence tune the adaptive rate (see the Default
+	// constants).
 	Decrease float64
 	Increase float64
 	Hold     time.Duration
 	Floor    float64
+	Evidence int
 	// Now is the clock of the adaptive rate and the fallback. Default time.Now. (The shared
 	// budget runs on the Redis server's clock.)
 	Now func() time.Time
@@ -108,6 +120,7 @@ type Budget struct {
 	mu        sync.Mutex
 	fallback  bool
 	nextProbe time.Time
+	failures  int // Redis failures in a row
 }
 
 // method is one method's budget.
@@ -115,17 +128,20 @@ type method struct {
 	name       string
 	key        string
 	configured float64
-	// head lets one waiter per method and process ask the shared budget at a time; the
-	// others queue here, so a crowd of waiters costs Redis one request per slot, not one
-	// per waiter.
+	// head lets a few waiters per method and process (heads) ask the shared budget at a time;
+	// the others queue here, so a crowd of waiters costs Redis a few requests per slot, not
+	// one per waiter, while a slow Redis round trip does not leave slots unused.
 	head chan struct{}
 
 	mu         sync.Mutex
 	effective  float64
 	lastAdjust time.Time
 	lastCut    time.Time
-	local      *rate.Limiter
-	localN     int
+	// seen counts the 40005 answers since windowStart (one Hold long).
+	seen        int
+	windowStart time.Time
+	local       *rate.Limiter
+	localN      int
 }
 
 // New checks cfg and returns a Budget.
@@ -157,6 +173,9 @@ func New(cfg Config) (*Budget, error) {
 	if cfg.Floor <= 0 || cfg.Floor > 1 {
 		cfg.Floor = DefaultFloor
 	}
+	if cfg.Evidence <= 0 {
+		cfg.Evidence = DefaultEvidence
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -180,7 +199,7 @@ func New(cfg Config) (*Budget, error) {
 		}
 		m := &method{
 			name: name, key: cfg.Namespace + ":budget:" + cfg.AppID + ":" + name, configured: qps,
-			head: make(chan struct{}, 1), effective: qps, lastAdjust: now,
+			head: make(chan struct{}, heads), effective: qps, lastAdjust: now,
 		}
 		m.localN = 1
 		m.local = rate.NewLimiter(rate.Limit(qps), b.burst(qps))
@@ -191,6 +210,9 @@ func New(cfg Config) (*Budget, error) {
 	b.m.setFallback(false)
 	return b, nil
 }
+
+// heads is how many waiters per method and process ask Redis at once.
+const heads = 4
 
 // burst is the number of calls that may go at once at rate qps.
 func (b *Budget) burst(qps float64) int {
@@ -244,7 +266,9 @@ func (b *Budget) Wait(ctx context.Context, methodName string) error {
 			if ctx.Err() != nil {
 				return fmt.Errorf("budget %s: %w", methodName, ctx.Err())
 			}
-			b.fellBack(err)
+			if !b.fellBack(err) {
+				continue // ask Redis again
+			}
 		}
 		// Local pacing: this replica's share of the rate.
 		lim := m.localLimiter(eff, b.replicas(), b.burst)
@@ -311,11 +335,17 @@ func (b *Budget) useRedis() bool {
 	return true
 }
 
-// fellBack switches to local pacing after a Redis failure (once: later failures while in
+// fellBack records a Redis failure and reports whether the budget now paces locally:
+// after DefaultFailures failures in a row it switches (logging once; later failures while in
 // fallback only push the next probe).
-func (b *Budget) fellBack(err error) {
+func (b *Budget) fellBack(err error) bool {
 	b.mu.Lock()
 	was := b.fallback
+	b.failures++
+	if !was && b.failures < DefaultFailures {
+		b.mu.Unlock()
+		return false
+	}
 	b.fallback = true
 	b.nextProbe = b.cfg.Now().Add(b.cfg.RetryRedis)
 	b.mu.Unlock()
@@ -324,6 +354,7 @@ func (b *Budget) fellBack(err error) {
 		b.log.Warn("call budget: Redis unreachable; pacing locally at each method's rate divided by the live replicas",
 			"replicas", b.replicas(), "err", err)
 	}
+	return true
 }
 
 // recovered switches back to the shared budget after a Redis answer.
@@ -331,6 +362,7 @@ func (b *Budget) recovered() {
 	b.mu.Lock()
 	was := b.fallback
 	b.fallback = false
+	b.failures = 0
 	b.mu.Unlock()
 	if was {
 		b.m.setFallback(false)
@@ -352,8 +384,9 @@ func (b *Budget) replicas() int {
 	return max(1, b.cfg.Replicas())
 }
 
-// CallLimited records a 40005 answer to method: the effective rate is multiplied by Decrease,
-// at most once per Hold, and not below Floor × the configured rate.
+// CallLimited records a 40005 answer to method. Evidence answers within one Hold multiply
+// the effective rate by Decrease, at most once per Hold, and not below Floor × the configured
+// rate.
 func (b *Budget) CallLimited(methodName string) {
 	m := b.methods[methodName]
 	if m == nil {
@@ -361,7 +394,11 @@ func (b *Budget) CallLimited(methodName string) {
 	}
 	now := b.cfg.Now()
 	m.mu.Lock()
-	if !m.lastCut.IsZero() && now.Sub(m.lastCut) < b.cfg.Hold {
+	if now.Sub(m.windowStart) >= b.cfg.Hold {
+		m.windowStart, m.seen = now, 0
+	}
+	m.seen++
+	if m.seen < b.cfg.Evidence || (!m.lastCut.IsZero() && now.Sub(m.lastCut) < b.cfg.Hold) {
 		m.mu.Unlock()
 		return
 	}
@@ -369,6 +406,7 @@ func (b *Budget) CallLimited(methodName string) {
 	old := m.effective
 	m.effective = max(m.configured*b.cfg.Floor, m.effective*b.cfg.Decrease)
 	m.lastCut = now
+	m.windowStart, m.seen = now, 0
 	eff := m.effective
 	m.mu.Unlock()
 	b.m.setRate(methodName, eff)

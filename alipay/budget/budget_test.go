@@ -216,6 +216,13 @@ func TestAdaptiveRate(t *testing.T) {
 	clock := newClock()
 	b := newBudget(t, budget.Config{Rates: map[string]float64{analyze: 100}, Now: clock.Now})
 	near := func(got, want float64) bool { return got > want-1e-6 && got < want+1e-6 }
+	limited := func(n int) func() {
+		return func() {
+			for range n {
+				b.CallLimited(analyze)
+			}
+		}
+	}
 	steps := []struct {
 		name    string
 		do      func()
@@ -223,10 +230,13 @@ func TestAdaptiveRate(t *testing.T) {
 		comment string
 	}{
 		{"start", func() {}, 100, "the configured rate"},
-		{"40005", func() { b.CallLimited(analyze) }, 70, "multiplicative decrease"},
-		{"40005 within the hold", func() { clock.Advance(500 * time.Millisecond); b.CallLimited(analyze) }, 71, "ignored; 0.5 s of recovery at 2/s"},
-		{"1 s later", func() { clock.Advance(500 * time.Millisecond) }, 72, "additive recovery, 2 % of the configured rate per second"},
-		{"40005 after the hold", func() { b.CallLimited(analyze) }, 50.4, "decrease again"},
+		{"two 40005", limited(2), 100, "fewer than 3 within a second: jitter, no decrease"},
+		{"a third 40005 a second later", func() { clock.Advance(time.Second); b.CallLimited(analyze) }, 100, "the window restarted"},
+		{"two more within the second", limited(2), 70, "3 within a second: multiplicative decrease"},
+		{"three more within the hold", func() { clock.Advance(500 * time.Millisecond); limited(3)() }, 72.5,
+			"ignored (one decrease per second); 0.5 s of recovery at 5/s"},
+		{"1 s after the decrease", func() { clock.Advance(500 * time.Millisecond) }, 75, "additive recovery, 5 % of the configured rate per second"},
+		{"three 40005 after the hold", limited(3), 52.5, "decrease again"},
 		{"a minute later", func() { clock.Advance(time.Minute) }, 100, "recovered, capped at the configured rate"},
 	}
 	for _, s := range steps {
@@ -235,12 +245,16 @@ func TestAdaptiveRate(t *testing.T) {
 			t.Errorf("%s: rate %v, want %v (%s)", s.name, got, s.want, s.comment)
 		}
 	}
-	for range 50 {
+	// Without recovery, decreases stop at the floor.
+	floored := newBudget(t, budget.Config{Rates: map[string]float64{analyze: 100}, Now: clock.Now, Increase: 1e-12, Floor: 0.2})
+	for range 20 {
 		clock.Advance(budget.DefaultHold)
-		b.CallLimited(analyze)
+		for range 3 {
+			floored.CallLimited(analyze)
+		}
 	}
-	if got := b.Rate(analyze); !near(got, 5) {
-		t.Errorf("after 50 decreases: rate %v, want the floor 5 (5 %% of 100)", got)
+	if got := floored.Rate(analyze); got < 20-1e-6 || got > 20+1e-3 {
+		t.Errorf("after 20 decreases: rate %v, want the floor 20 (20 %% of 100)", got)
 	}
 	if got := b.Rate(crowd); got != 0 {
 		t.Errorf("rate of a method without a budget: %v", got)
@@ -325,19 +339,20 @@ func TestClientsWithinTheBudgetNeverMeetTheQuota(t *testing.T) {
 
 func TestQuotaBelowTheBudgetLowersTheRate(t *testing.T) {
 	srv := redistest.NewServer(t)
-	// The budget allows 5 calls at once; the gateway's real quota is 3.
+	// The budget allows 10 calls at once; the gateway's real quota is 3.
 	sb, clients, budgets := startGateway(t, sandbox.Quotas{analyze: {Rate: 0.0001, Burst: 3}}, 1, budget.Config{
-		Rates: map[string]float64{analyze: 5 * slow}, Redis: srv.Client(), BurstWindow: 10 * time.Second,
+		Rates: map[string]float64{analyze: 10 * slow}, Redis: srv.Client(), BurstWindow: 10 * time.Second,
+		Now: newClock().Now, // no recovery while the test runs
 	})
-	for range 4 {
+	for range 8 {
 		_ = analyzeOnce(clients[0], "2088000000000001")
 	}
 	st := sb.Stats()
-	if st.CallLimited < 1 {
+	if st.CallLimited < 3 {
 		t.Fatalf("sandbox answered no 40005 (stats %+v)", st)
 	}
-	if got := budgets[0].Rate(analyze); got >= 5*slow {
-		t.Errorf("rate after a 40005: %v, want below the configured %v", got, 5*slow)
+	if got := budgets[0].Rate(analyze); got >= 10*slow {
+		t.Errorf("rate after %d answers 40005: %v, want below the configured %v", st.CallLimited, got, 10*slow)
 	}
 	if s := clients[0].BreakerState(); s != "closed" {
 		t.Errorf("breaker %s after 40005 answers, want closed", s)

@@ -143,8 +143,9 @@
 // errors (optionally per method), 40005 throttling, a full outage (HTTP 503 page, or closed
 // connections), hanging calls, connection resets, HTML 502 pages, bad response signatures,
 // unsigned answers, and answers lost after the change was applied. GET /_sandbox/stats
-// returns Stats (calls per method and outcome), POST /_sandbox/reset clears crowd groups,
-// histories, stats, faults, scripted answers and call counts (the fixture and merchants stay),
+// returns Stats (calls per method and outcome, 40005 answers, the peak calls per second seen
+// per method), POST /_sandbox/reset clears crowd groups, histories, stats, faults, scripted
+// answers and call counts (the fixture, merchants and quotas stay),
 // GET /_sandbox/history returns a crowd group's history. The admin endpoints are not
 // authenticated: serve the sandbox on a trusted network only.
 //
@@ -169,6 +170,16 @@
 // the gateway calls about that user or group since the first rule was added (Server.Calls).
 // POST /_sandbox/merchants registers an ISV merchant (Merchant; GET lists them with token
 // digests, DELETE removes them).
+//
+// # Call quotas
+//
+// SetQuotas (or POST /_sandbox/quota with the JSON form of Quotas; eligo sandbox --quota)
+// models Alipay's call-frequency limit: per method (and optionally for the app as a whole), a
+// rate in calls per second and a burst, as a token bucket. A call beyond it is answered as
+// Alipay does, 40005 Call Limited with sub_code isv.method-call-limited (the app-wide quota:
+// isv.app-call-limited), signed, and is not served. Unlike ThrottleRate, which refuses a
+// random share of calls, a quota refuses exactly the calls that come too fast, so a client
+// pacing itself at the quota meets none.
 //
 // Server.Close releases calls held by injected hangs so the HTTP server can shut down.
 // Injected latency and hangs hold no lock; a call costs one signature verification and at
