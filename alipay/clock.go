@@ -2,12 +2,15 @@ package alipay
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eligo-dev/eligo/internal/promreg"
 )
 
 // SubCodeInvalidTimestamp is the sub_code of a gateway refusal of the request timestamp
@@ -44,17 +47,17 @@ func newClockWatch(log *slog.Logger, reg prometheus.Registerer) (*clockWatch, er
 		return w, nil
 	}
 	var err error
-	if w.refusals, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if w.refusals, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eligo_alipay_clock_refusals_total",
 		Help: "Gateway answers refusing the request timestamp (isv.invalid-timestamp): this host's clock is off.",
 	})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
-	if w.offset, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if w.offset, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "eligo_alipay_clock_offset_seconds",
 		Help: "This host's clock minus the gateway's (its Date header, 1 s resolution), measured at the last timestamp refusal; 0 before any.",
 	})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
 	return w, nil
 }

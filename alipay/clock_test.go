@@ -1,36 +1,17 @@
 package alipay_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/internal/syncbuf"
 )
-
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestClockSkewIsReported: a client whose clock is off by more than the gateway tolerates
 // gets every call refused with isv.invalid-timestamp by the sandbox over real HTTP. The error
@@ -50,7 +31,7 @@ func TestClockSkewIsReported(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			_, c := startSandbox(t, func(c *alipay.Config) {
 				c.Now = func() time.Time { return time.Now().Add(tt.offset) }
 				c.Registerer = reg

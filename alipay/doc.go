@@ -69,10 +69,24 @@
 //
 // A gobreaker circuit breaker wraps only the gateway call. Permanent refusals,
 // NeedsAttention answers from the gateway, 40005 (call frequency exceeded: a quota, not an
-// outage) and verified 10000 answers that are not results count as successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
-// Retryable, RetryAfter = the open timeout). A half-open breaker whose probe calls are all in
-// flight refuses further calls with the same error marked Probing and RetryAfter =
-// ProbeRetryAfter (200 ms): the gateway is being tested, not known to be down.
+// outage) and verified 10000 answers that are not
+// results count as successes (the gateway is up), cancelled calls are not counted, and an open breaker fails calls fast with *UnavailableError (ErrUnavailable,
+// Retryable, RetryAfter = what is left of the open period). A half-open breaker whose probe
+// calls are all in flight refuses further calls with the same error marked Probing and
+// RetryAfter = ProbeRetryAfter (200 ms): the gateway is being tested, not known to be down.
+// The open period grows: the first opening lasts BreakerSettings.FirstOpenTimeout (1 s),
+// each reopening after failed probes twice the last, up to OpenTimeout; a closing starts
+// over (BreakerOpenFor is the current period, BreakerTimeout the longest).
+//
+// # Clock and abandoned calls
+//
+// A refusal of the request timestamp (40002 isv.invalid-timestamp) means this host's clock
+// is off: IsClockSkew reports it (class NeedsAttention, not a breaker failure), the client
+// counts it (eligo_alipay_clock_refusals_total), estimates the offset from the answer's Date
+// header (eligo_alipay_clock_offset_seconds) and logs it once a minute. Config.Now moves the
+// timestamp's clock. The default transport closes connections with a TCP reset, so a call
+// given up on while its request is stuck in a partition is not delivered to the gateway
+// after a retry.
 //
 // # Call budget
 //

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/eligo-dev/eligo/internal/promreg"
 )
 
 // metrics are the client's Prometheus series. A nil *metrics records nothing.
@@ -44,37 +46,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"breaker"})
 	m := &metrics{}
 	var err error
-	if m.requests, err = register(reg, requests); err != nil {
-		return nil, err
+	if m.requests, err = promreg.Register(reg, requests); err != nil {
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
-	if m.answers, err = register(reg, answers); err != nil {
-		return nil, err
+	if m.answers, err = promreg.Register(reg, answers); err != nil {
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
-	if m.duration, err = register(reg, duration); err != nil {
-		return nil, err
+	if m.duration, err = promreg.Register(reg, duration); err != nil {
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
-	sv, err := register(reg, state)
+	sv, err := promreg.Register(reg, state)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("alipay: register metrics: %w", err)
 	}
 	m.state = sv.WithLabelValues("alipay")
 	return m, nil
-}
-
-// register registers c, or returns the collector of the same description already registered
-// (a second Client on the same registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, fmt.Errorf("alipay: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) observe(method string, err error, d time.Duration) {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/eligo-dev/eligo/internal/jsonscan"
 )
 
 // gmt8 is the gateway's time zone. A fixed zone needs no tzdata on the host.
@@ -131,16 +133,16 @@ type Signed struct {
 // encoding/json reads (FuzzExtractSignedMatchesDecoder holds it to the decoder-based reading).
 func ExtractSigned(body []byte, method string) (Signed, error) {
 	want := ResponseKey(method)
-	sc := scanner{data: body}
-	sc.ws()
-	if !sc.byte('{') {
-		if sc.i >= len(body) {
+	sc := jsonscan.Scanner{Data: body}
+	sc.WS()
+	if !sc.Byte('{') {
+		if sc.Pos >= len(body) {
 			return Signed{}, fmt.Errorf("%w: empty body", ErrMalformed)
 		}
-		if sc.skipValue(0) {
+		if sc.SkipValue(maxScanDepth) {
 			return Signed{}, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 		}
-		return Signed{}, fmt.Errorf("%w: invalid JSON at offset %d", ErrMalformed, sc.i)
+		return Signed{}, fmt.Errorf("%w: invalid JSON at offset %d", ErrMalformed, sc.Pos)
 	}
 	var (
 		s        Signed
@@ -150,13 +152,13 @@ func ExtractSigned(body []byte, method string) (Signed, error) {
 		inline   [8][]byte
 	)
 	keys = inline[:0]
-	sc.ws()
-	if !sc.byte('}') {
+	sc.WS()
+	if !sc.Byte('}') {
 		for {
-			sc.ws()
-			raw, ok := sc.str()
+			sc.WS()
+			raw, ok := sc.Quoted()
 			if !ok {
-				return Signed{}, fmt.Errorf("%w: invalid object key at offset %d", ErrMalformed, sc.i)
+				return Signed{}, fmt.Errorf("%w: invalid object key at offset %d", ErrMalformed, sc.Pos)
 			}
 			key, err := jsonString(raw)
 			if err != nil {
@@ -168,16 +170,16 @@ func ExtractSigned(body []byte, method string) (Signed, error) {
 				}
 			}
 			keys = append(keys, key)
-			sc.ws()
-			if !sc.byte(':') {
-				return Signed{}, fmt.Errorf("%w: expected ':' at offset %d", ErrMalformed, sc.i)
+			sc.WS()
+			if !sc.Byte(':') {
+				return Signed{}, fmt.Errorf("%w: expected ':' at offset %d", ErrMalformed, sc.Pos)
 			}
-			sc.ws()
-			start := sc.i
-			if !sc.skipValue(0) {
-				return Signed{}, fmt.Errorf("%w: invalid value at offset %d", ErrMalformed, sc.i)
+			sc.WS()
+			start := sc.Pos
+			if !sc.SkipValue(maxScanDepth) {
+				return Signed{}, fmt.Errorf("%w: invalid value at offset %d", ErrMalformed, sc.Pos)
 			}
-			value := body[start:sc.i]
+			value := body[start:sc.Pos]
 			switch string(key) {
 			case want:
 				primary = value
@@ -192,18 +194,18 @@ func ExtractSigned(body []byte, method string) (Signed, error) {
 					return Signed{}, fmt.Errorf("%w: alipay_cert_sn is not a string", ErrMalformed)
 				}
 			}
-			sc.ws()
-			if sc.byte(',') {
+			sc.WS()
+			if sc.Byte(',') {
 				continue
 			}
-			if sc.byte('}') {
+			if sc.Byte('}') {
 				break
 			}
-			return Signed{}, fmt.Errorf("%w: expected ',' or '}' at offset %d", ErrMalformed, sc.i)
+			return Signed{}, fmt.Errorf("%w: expected ',' or '}' at offset %d", ErrMalformed, sc.Pos)
 		}
 	}
-	sc.ws()
-	if sc.i != len(body) {
+	sc.WS()
+	if sc.Pos != len(body) {
 		return Signed{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	switch {
@@ -265,181 +267,6 @@ func jsonStringValue(value []byte) (string, error) {
 // maxScanDepth bounds the nesting ExtractSigned reads, as encoding/json does: a body nested
 // deeper is refused (gateway answers nest two levels).
 const maxScanDepth = 10000
-
-// scanner reads JSON tokens from data, validating them as encoding/json's scanner does.
-type scanner struct {
-	data []byte
-	i    int
-}
-
-func (p *scanner) ws() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case ' ', '\t', '\r', '\n':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *scanner) byte(b byte) bool {
-	if p.i < len(p.data) && p.data[p.i] == b {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// str reads a JSON string and returns it, quotes included.
-func (p *scanner) str() ([]byte, bool) {
-	start := p.i
-	if !p.byte('"') {
-		return nil, false
-	}
-	for p.i < len(p.data) {
-		b := p.data[p.i]
-		switch {
-		case b == '"':
-			p.i++
-			return p.data[start:p.i], true
-		case b < 0x20:
-			return nil, false
-		case b == '\\':
-			p.i++
-			if p.i >= len(p.data) {
-				return nil, false
-			}
-			switch p.data[p.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.i++
-			case 'u':
-				p.i++
-				for range 4 {
-					if p.i >= len(p.data) || !isHex(p.data[p.i]) {
-						return nil, false
-					}
-					p.i++
-				}
-			default:
-				return nil, false
-			}
-		default:
-			p.i++
-		}
-	}
-	return nil, false
-}
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
-}
-
-// skipValue reads one JSON value and reports whether it is valid.
-func (p *scanner) skipValue(depth int) bool {
-	if p.i >= len(p.data) {
-		return false
-	}
-	switch b := p.data[p.i]; {
-	case b == '"':
-		_, ok := p.str()
-		return ok
-	case (b == '{' || b == '[') && depth >= maxScanDepth:
-		// A member's value is level 1, as encoding/json counts when it decodes the value.
-		return false
-	case b == '{':
-		p.i++
-		p.ws()
-		if p.byte('}') {
-			return true
-		}
-		for {
-			p.ws()
-			if _, ok := p.str(); !ok {
-				return false
-			}
-			p.ws()
-			if !p.byte(':') {
-				return false
-			}
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.byte(',') {
-				continue
-			}
-			return p.byte('}')
-		}
-	case b == '[':
-		p.i++
-		p.ws()
-		if p.byte(']') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.byte(',') {
-				continue
-			}
-			return p.byte(']')
-		}
-	case b == 't':
-		return p.literal("true")
-	case b == 'f':
-		return p.literal("false")
-	case b == 'n':
-		return p.literal("null")
-	case b == '-' || ('0' <= b && b <= '9'):
-		return p.number()
-	}
-	return false
-}
-
-func (p *scanner) literal(lit string) bool {
-	if len(p.data)-p.i < len(lit) || string(p.data[p.i:p.i+len(lit)]) != lit {
-		return false
-	}
-	p.i += len(lit)
-	return true
-}
-
-// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-func (p *scanner) number() bool {
-	p.byte('-')
-	switch {
-	case p.byte('0'):
-	case p.i < len(p.data) && '1' <= p.data[p.i] && p.data[p.i] <= '9':
-		p.digits()
-	default:
-		return false
-	}
-	if p.byte('.') && p.digits() == 0 {
-		return false
-	}
-	if p.byte('e') || p.byte('E') {
-		if !p.byte('+') {
-			p.byte('-')
-		}
-		if p.digits() == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (p *scanner) digits() int {
-	start := p.i
-	for p.i < len(p.data) && '0' <= p.data[p.i] && p.data[p.i] <= '9' {
-		p.i++
-	}
-	return p.i - start
-}
 
 // Verify checks s.Sign over s.Content with pub. When that fails and the content holds "\/",
 // it retries once with "\/" replaced by "/", as Alipay documents for verifiers. A missing sign

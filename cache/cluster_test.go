@@ -11,6 +11,7 @@ import (
 
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/cache/cachetest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 )
 
@@ -25,16 +26,13 @@ func newClusterNode(t *testing.T) string {
 	if err := admin.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := admin.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ok after 10s: %q, %v", info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var info string
+	var err error
+	if !poll.Within(10*time.Second, func() bool {
+		info, err = admin.ClusterInfo(ctx).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	}) {
+		t.Fatalf("cluster not ok after 10s: %q, %v", info, err)
 	}
 	return fmt.Sprintf("redis-cluster://127.0.0.1:%d", srv.Port)
 }

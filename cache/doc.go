@@ -24,6 +24,10 @@
 // The contract suite runs exactly this protocol from many goroutines over two instances
 // and checks that Alipay is called once.
 //
+// Redis entries are authenticated (Config.MACKey, LoadMACKey): an entry that was not written
+// by a cache holding the deployment's key reads as a miss, is counted as
+// eligo_cache_requests_total{result="unauthenticated"} and logged once per key.
+//
 // Answers live for Config.TTL when triggered and Config.NegativeTTL when not. InvalidateRule
 // drops all answers of a rule in O(1) (it serves eligo.cmd.cache.invalidate and
 // `eligo cache invalidate --rule R`). A cache never fails a message: Redis errors and

@@ -1,11 +1,12 @@
 package cache
 
 import (
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eligo-dev/eligo/internal/promreg"
 )
 
 // Operation and result label values of eligo_cache_requests_total.
@@ -89,17 +90,12 @@ func newMetrics(reg prometheus.Registerer, backend string, logger *slog.Logger) 
 // register registers c, or returns the collector already registered under the same
 // description, so that several caches can share one registry.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, logger *slog.Logger) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	got, err := promreg.Register(reg, c)
+	if err != nil {
 		// A conflicting collector of another shape: keep ours unregistered rather than fail.
 		logger.Warn("cache metrics not registered", "err", err)
 	}
-	return c
+	return got
 }
 
 func (m *metrics) count(op, result string) {

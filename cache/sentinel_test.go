@@ -14,6 +14,7 @@ import (
 
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/cache/cachetest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 )
 
@@ -43,22 +44,18 @@ func startSentinel(t *testing.T, masterPort int) int {
 		stop := func() { _ = cmd.Process.Kill(); <-exited }
 		sc := redis.NewSentinelClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 		ready := false
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		poll.Within(10*time.Second, func() bool {
 			select {
 			case <-exited:
-				deadline = time.Time{} // port taken: try another
-				continue
+				return true // port taken: try another
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
 			cancel()
-			if err == nil {
-				ready = true
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			ready = err == nil
+			return ready
+		})
 		_ = sc.Close()
 		if ready {
 			t.Cleanup(stop)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +26,10 @@ import (
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/internal/sandboxtest"
+	"github.com/eligo-dev/eligo/internal/syncbuf"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 )
@@ -312,34 +313,31 @@ func dashboardExpr(e string) string {
 	return strings.NewReplacer("$__rate_interval", "1m", "$__range", "5m", "$instance", ".*").Replace(e)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reading test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// startProcess starts cmd with its output in logs, and stops it when the test ends (SIGTERM,
+// then SIGKILL after 30 s), logging its output if the test failed. exited is closed when the
+// process has exited.
+func startProcess(t *testing.T, cmd *exec.Cmd, name string) (logs *syncbuf.Buffer, exited <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	logs = &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs)
+		}
+	})
+	return logs, done
 }
 
 // startWorker runs the real `eligo worker` binary against a private NATS server, a private
@@ -349,18 +347,8 @@ func startWorker(t *testing.T) (base, gwURL string, ns *natstest.Server) {
 	ns = natstest.NewServer(t)
 	rds := redistest.NewServer(t)
 	const appID = "2021000000000000"
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(appID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(sb)
-	t.Cleanup(gw.Close)
+	g := sandboxtest.NewDemo(t, appID)
+	keys, gw := g.Keys, g.HTTP
 
 	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
 	if err := os.WriteFile(macKey, []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 0o600); err != nil {
@@ -380,26 +368,8 @@ func startWorker(t *testing.T) (base, gwURL string, ns *natstest.Server) {
 		"ELIGO_ALIPAY_QPS=1000", // the call budget's series exist only when it is on
 		"ELIGO_LOG_FORMAT=json",
 	)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("worker log:\n%s", logs)
-		}
-	})
-	eventually(t, time.Minute, "the worker's HTTP address in its log", func() bool {
+	logs, exited := startProcess(t, cmd, "worker")
+	poll.Until(t, time.Minute, "the worker's HTTP address in its log", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("worker exited:\n%s", logs)
@@ -418,7 +388,7 @@ func startWorker(t *testing.T) (base, gwURL string, ns *natstest.Server) {
 		}
 		return false
 	})
-	eventually(t, time.Minute, "the worker to be ready", func() bool {
+	poll.Until(t, time.Minute, "the worker to be ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -515,27 +485,9 @@ scrape_configs:
 	addr := freeTCPAddr(t)
 	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", logs)
-		}
-	})
+	logs, exited := startProcess(t, cmd, "prometheus")
 	base := "http://" + addr
-	eventually(t, time.Minute, "prometheus to be ready", func() bool {
+	poll.Until(t, time.Minute, "prometheus to be ready", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("prometheus exited:\n%s", logs)
@@ -613,7 +565,7 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 	}
 
 	prom := startPrometheus(t, strings.TrimPrefix(base, "http://"))
-	eventually(t, time.Minute, "a scrape that saw the dead letter and both checks", func() bool {
+	poll.Until(t, time.Minute, "a scrape that saw the dead letter and both checks", func() bool {
 		r, err := prom.query(`eligo_worker_dead_letters_total > 0 and on () sum(eligo_worker_messages_total{outcome="ok"}) >= 2`)
 		return err == nil && len(r) > 0
 	})
@@ -679,7 +631,7 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 	for _, g := range readRules(t).Groups {
 		ruleCount += len(g.Rules)
 	}
-	eventually(t, time.Minute, "every rule to be evaluated", func() bool {
+	poll.Until(t, time.Minute, "every rule to be evaluated", func() bool {
 		var rules struct {
 			Groups []struct {
 				Rules []struct {
@@ -708,7 +660,7 @@ func TestRealPrometheusScrapesWorker(t *testing.T) {
 		return n == ruleCount
 	})
 	for _, rec := range []string{"eligo:messages:rate5m", "eligo:backlog:total", "eligo:dead_letters:rate5m", "eligo:cache_hit:ratio5m"} {
-		eventually(t, time.Minute, rec+" to have data", func() bool {
+		poll.Until(t, time.Minute, rec+" to have data", func() bool {
 			r, err := prom.query(rec)
 			return err == nil && len(r) > 0
 		})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/poll"
+	"github.com/eligo-dev/eligo/internal/sandboxtest"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
 )
@@ -31,18 +32,8 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	s := startNode(t)
 
 	const appID = "2021000000000000"
-	sk, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := sk.Config(appID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwSrv := httptest.NewServer(sb)
-	defer gwSrv.Close()
+	g := sandboxtest.NewDemo(t, appID)
+	sk, sb, gwSrv := g.Keys, g.Sandbox, g.HTTP
 	gw, err := alipay.New(alipay.Config{
 		Gateway:     gwSrv.URL + sandbox.GatewayPath,
 		AppID:       appID,
@@ -197,18 +188,13 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, time.Minute, "the analyze consumer to be paused during the outage", func() bool {
 		cons, err := ojs.Consumer(ctx, worker.DefaultChecksStream, worker.DefaultAnalyzeConsumer)
-		if err == nil {
-			if info, err := cons.Info(ctx); err == nil && info.Paused {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the analyze consumer was not paused during the outage")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		info, err := cons.Info(ctx)
+		return err == nil && info.Paused
+	})
 	wc.clean(t, "worker during the outage")
 }

@@ -1,6 +1,10 @@
 package messages
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/eligo-dev/eligo/internal/jsonscan"
+)
 
 // fastAnalyzeCheck decodes the common shape of an analyze check without reflection: one
 // JSON object whose known keys are exactly the check's field names, each at most once, with
@@ -14,27 +18,27 @@ import "strconv"
 // data must be valid UTF-8.
 func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 	var c AnalyzeCheck
-	p := fastParser{data: data}
-	p.ws()
-	if !p.byte('{') {
+	p := fastParser{jsonscan.Scanner{Data: data}}
+	p.WS()
+	if !p.Byte('{') {
 		return AnalyzeCheck{}, false
 	}
-	p.ws()
-	if p.byte('}') {
-		return c, p.end()
+	p.WS()
+	if p.Byte('}') {
+		return c, p.End()
 	}
 	var seen uint8
 	for {
-		p.ws()
+		p.WS()
 		key, ok := p.plainBytes()
 		if !ok {
 			return AnalyzeCheck{}, false
 		}
-		p.ws()
-		if !p.byte(':') {
+		p.WS()
+		if !p.Byte(':') {
 			return AnalyzeCheck{}, false
 		}
-		p.ws()
+		p.WS()
 		var bit uint8
 		var dst *string
 		switch string(key) { // compared without allocating
@@ -52,7 +56,7 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			bit, dst = 32, &c.AppAuthToken
 		default:
 			// A field Eligo does not know: skipped, as json.Unmarshal ignores it.
-			if !unknownKey(key) || !p.skipValue(0) {
+			if !unknownKey(key) || !p.SkipValue(maxSkipDepth) {
 				return AnalyzeCheck{}, false
 			}
 		}
@@ -73,46 +77,20 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			}
 			c.MaxAgeS = &n
 		}
-		p.ws()
-		if p.byte(',') {
+		p.WS()
+		if p.Byte(',') {
 			continue
 		}
-		if p.byte('}') {
-			return c, p.end()
+		if p.Byte('}') {
+			return c, p.End()
 		}
 		return AnalyzeCheck{}, false
 	}
 }
 
-// fastParser reads JSON tokens from data.
+// fastParser reads the analyze check's tokens; jsonscan.Scanner reads the JSON grammar.
 type fastParser struct {
-	data []byte
-	i    int
-}
-
-func (p *fastParser) ws() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case ' ', '\t', '\r', '\n':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *fastParser) byte(b byte) bool {
-	if p.i < len(p.data) && p.data[p.i] == b {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// end reports whether only white space follows.
-func (p *fastParser) end() bool {
-	p.ws()
-	return p.i == len(p.data)
+	jsonscan.Scanner
 }
 
 // plainString reads a string without escapes or control characters.
@@ -129,41 +107,41 @@ func (p *fastParser) plainString() (string, bool) {
 // plainBytes reads a string without escapes or control characters and returns its bytes
 // (a slice of data).
 func (p *fastParser) plainBytes() ([]byte, bool) {
-	if !p.byte('"') {
+	if !p.Byte('"') {
 		return nil, false
 	}
-	start := p.i
-	for p.i < len(p.data) {
-		switch b := p.data[p.i]; {
+	start := p.Pos
+	for p.Pos < len(p.Data) {
+		switch b := p.Data[p.Pos]; {
 		case b == '"':
-			s := p.data[start:p.i]
-			p.i++
+			s := p.Data[start:p.Pos]
+			p.Pos++
 			return s, true
 		case b == '\\' || b < 0x20:
 			return nil, false
 		}
-		p.i++
+		p.Pos++
 	}
 	return nil, false
 }
 
 // integer reads a JSON number that is an integer fitting int64 (no fraction or exponent).
 func (p *fastParser) integer() (int64, bool) {
-	start := p.i
-	p.byte('-')
-	digits := p.i
-	for p.i < len(p.data) && p.data[p.i] >= '0' && p.data[p.i] <= '9' {
-		p.i++
+	start := p.Pos
+	p.Byte('-')
+	digits := p.Pos
+	for p.Pos < len(p.Data) && p.Data[p.Pos] >= '0' && p.Data[p.Pos] <= '9' {
+		p.Pos++
 	}
 	switch {
-	case p.i == digits: // no digits
+	case p.Pos == digits: // no digits
 		return 0, false
-	case p.data[digits] == '0' && p.i-digits > 1: // leading zero: not JSON
+	case p.Data[digits] == '0' && p.Pos-digits > 1: // leading zero: not JSON
 		return 0, false
-	case p.i < len(p.data) && (p.data[p.i] == '.' || p.data[p.i] == 'e' || p.data[p.i] == 'E'):
+	case p.Pos < len(p.Data) && (p.Data[p.Pos] == '.' || p.Data[p.Pos] == 'e' || p.Data[p.Pos] == 'E'):
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(p.data[start:p.i]), 10, 64)
+	n, err := strconv.ParseInt(string(p.Data[start:p.Pos]), 10, 64)
 	return n, err == nil
 }
 
@@ -202,154 +180,6 @@ func asciiEqualFold(lower string, b []byte) bool {
 	return true
 }
 
-// maxSkipDepth bounds how deep skipValue nests into an unknown field's value; deeper values
+// maxSkipDepth bounds how deep SkipValue nests into an unknown field's value; deeper values
 // go to json.Unmarshal (which the caller's shape check already bounds).
 const maxSkipDepth = 32
-
-// skipValue reads one JSON value of any kind and reports whether it is valid JSON as
-// encoding/json's scanner defines it.
-func (p *fastParser) skipValue(depth int) bool {
-	if p.i >= len(p.data) || depth > maxSkipDepth {
-		return false
-	}
-	switch b := p.data[p.i]; {
-	case b == '"':
-		return p.skipString()
-	case b == '{':
-		p.i++
-		p.ws()
-		if p.byte('}') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipString() {
-				return false
-			}
-			p.ws()
-			if !p.byte(':') {
-				return false
-			}
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.byte(',') {
-				continue
-			}
-			return p.byte('}')
-		}
-	case b == '[':
-		p.i++
-		p.ws()
-		if p.byte(']') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.byte(',') {
-				continue
-			}
-			return p.byte(']')
-		}
-	case b == 't':
-		return p.literal("true")
-	case b == 'f':
-		return p.literal("false")
-	case b == 'n':
-		return p.literal("null")
-	case b == '-' || ('0' <= b && b <= '9'):
-		return p.skipNumber()
-	}
-	return false
-}
-
-// literal reads the keyword lit.
-func (p *fastParser) literal(lit string) bool {
-	if len(p.data)-p.i < len(lit) || string(p.data[p.i:p.i+len(lit)]) != lit {
-		return false
-	}
-	p.i += len(lit)
-	return true
-}
-
-// skipString reads a JSON string, escapes included, and reports whether it is valid.
-func (p *fastParser) skipString() bool {
-	if !p.byte('"') {
-		return false
-	}
-	for p.i < len(p.data) {
-		b := p.data[p.i]
-		switch {
-		case b == '"':
-			p.i++
-			return true
-		case b < 0x20:
-			return false
-		case b == '\\':
-			p.i++
-			if p.i >= len(p.data) {
-				return false
-			}
-			switch p.data[p.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.i++
-			case 'u':
-				p.i++
-				for k := 0; k < 4; k++ {
-					if p.i >= len(p.data) || !isHex(p.data[p.i]) {
-						return false
-					}
-					p.i++
-				}
-			default:
-				return false
-			}
-		default:
-			p.i++
-		}
-	}
-	return false
-}
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
-}
-
-// skipNumber reads a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-func (p *fastParser) skipNumber() bool {
-	p.byte('-')
-	switch {
-	case p.byte('0'):
-	case p.i < len(p.data) && '1' <= p.data[p.i] && p.data[p.i] <= '9':
-		p.digits()
-	default:
-		return false
-	}
-	if p.byte('.') && p.digits() == 0 {
-		return false
-	}
-	if p.byte('e') || p.byte('E') {
-		if !p.byte('+') {
-			p.byte('-')
-		}
-		if p.digits() == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// digits reads decimal digits and returns how many.
-func (p *fastParser) digits() int {
-	start := p.i
-	for p.i < len(p.data) && '0' <= p.data[p.i] && p.data[p.i] <= '9' {
-		p.i++
-	}
-	return p.i - start
-}

@@ -93,10 +93,11 @@ type Config struct {
 	// and crowd-group commands); cache hits take no slot. Default 32.
 	Concurrency int
 	// PullBatch is how many analyze checks one replica asks the server for at a time. The
-	// delivery callback never blocks, so buffered checks start at once (and long ones send
-	// in-progress acks). Default MaxAckPending/2 (500), at least 2×Concurrency and 64, at
-	// most MaxAckPending: a small batch multiplies the pull requests, which cost the server
-	// twice the CPU per check at 16 (eligo bench --scenario costs).
+	// client buffers them; the replica handles 2×Concurrency (at least 64) at once, besides
+	// those waiting for an Alipay call slot, and takes the next only when it has room (long
+	// ones send in-progress acks). Default MaxAckPending/2 (500), at least 2×Concurrency
+	// and 64, at most MaxAckPending: a small batch multiplies the pull requests, which cost
+	// the server twice the CPU per check at 16 (eligo bench --scenario costs).
 	PullBatch int
 	// MaxAckPending of the analyze consumer, across all replicas: it bounds the checks in
 	// flight (handled, or waiting for a call slot or a PubAck); the server delivers no more

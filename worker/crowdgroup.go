@@ -142,10 +142,13 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 	missing := false
 	if err != nil {
 		var ae *alipay.APIError
-		if !errors.As(err, &ae) || alipay.ClassOf(err) != alipay.Permanent {
+		var an *alipay.AnswerError
+		if !(errors.As(err, &ae) || errors.As(err, &an)) || alipay.ClassOf(err) != alipay.Permanent {
 			return false, nil, err // cannot tell yet: retry later
 		}
-		missing = true // the team's sandbox and Alipay answer 40004 for a missing group
+		// A verified refusal of RETRIEVE reads as "no such group": the sandbox answers 40004
+		// (our invention); Alipay may answer that or 10000 with status fail (inference).
+		missing = true
 	}
 	got := fromAlipay(resp.ConditionModelList)
 	switch cmd.Op() {

@@ -23,10 +23,13 @@
 //
 // # How a message flows
 //
-//  1. receive (the JetStream client's delivery goroutine) never blocks, so the client keeps
-//     reading heartbeats and pulling: it starts a goroutine for the message, or hands it back
-//     at once when the worker is stopping or, for a gated lane, while intake is paused. The
-//     checks in flight per consumer are bounded by its MaxAckPending.
+//  1. Each lane reads its consumer with Messages (the client pulls and watches idle
+//     heartbeats on its own goroutine; nothing the worker does can stall it) and takes the
+//     next message only when it holds one of the lane's handler tokens, so a busy
+//     replica pulls less instead of blocking the client. receive starts a goroutine for the
+//     message, or hands it back at once when the worker is stopping or, for a gated lane,
+//     while intake is paused. A message gives its token back when it starts waiting for an
+//     Alipay call slot, so cache hits are never stuck behind calls.
 //  2. handle sends msg.InProgress every AckWait/3 until the message is settled, so a slow
 //     call keeps its message while AckWait stays short (a dead replica's messages, an ordered
 //     crowd-group command included, come back within AckWait), and runs the lane's handler.

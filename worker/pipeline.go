@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type pipeline struct {
 	consumer jetstream.ConsumerConfig
 	// pull is how many messages the client buffers ahead (PullMaxMessages).
 	pull int
+	// handlers is how many messages the lane handles at once, besides those waiting for an
+	// Alipay call slot (its handler tokens).
+	handlers int
 	// ordered: one message in flight across the fleet (MaxAckPending 1), acknowledged with
 	// DoubleAck, so that the next is released only after this one's ack is recorded.
 	ordered bool
@@ -39,7 +43,7 @@ func pipelines(cfg Config) []pipeline {
 	checks := inputStream(cfg, cfg.ChecksStream, "Eligo analyze checks", s.AnalyzeCheck())
 	commands := inputStream(cfg, cfg.CommandsStream, "Eligo crowd-group commands", s.CrowdGroupCommand())
 	out := []pipeline{{
-		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, gated: true,
+		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, handlers: max(64, 2*cfg.Concurrency), gated: true,
 		consumer: consumerConfig(cfg, cfg.AnalyzeConsumer, "Eligo analyze checks, shared by all worker replicas",
 			s.AnalyzeCheck(), cfg.MaxAckPending),
 		handle: (*Worker).handleAnalyze,
@@ -93,14 +97,43 @@ func consumerConfig(cfg Config, name, desc, filter string, maxAckPending int) je
 	}
 }
 
-// lane is a pipeline at run time: its consumer, once Setup created it.
+// lane is a pipeline at run time: its consumer, once Setup created it, and its handler
+// tokens.
 type lane struct {
 	pipeline
 	cons jetstream.Consumer
+	// work holds one token per message being handled (handlers of them at once): the lane
+	// reads its next message only with a token in hand, so a busy replica pulls less and a
+	// burst does not become thousands of concurrent cache reads. A message gives its token
+	// back when it starts waiting for an Alipay call slot, so cache hits are never stuck
+	// behind calls.
+	work chan struct{}
 }
 
-// consumeLoop runs Consume on the lane until ctx ends; a gated lane stops fetching (Drain)
-// while intake is paused and starts again when the pause ends.
+func newLane(p pipeline) *lane {
+	return &lane{pipeline: p, work: make(chan struct{}, max(1, p.handlers))}
+}
+
+// token is a lane's handler token held by one message; release is idempotent.
+type token struct {
+	once sync.Once
+	work chan struct{}
+}
+
+func (t *token) release() { t.once.Do(func() { <-t.work }) }
+
+// tokenKey is the context key of the message's *token.
+type tokenKey struct{}
+
+// releaseToken gives back the handler token of the message whose context is ctx, if any.
+func releaseToken(ctx context.Context) {
+	if t, ok := ctx.Value(tokenKey{}).(*token); ok {
+		t.release()
+	}
+}
+
+// consumeLoop reads the lane's consumer until ctx ends; a gated lane stops fetching
+// (Drain) while intake is paused and starts again when the pause ends.
 func (w *Worker) consumeLoop(ctx context.Context, l *lane) {
 	log := w.log.With("kind", l.kind, "consumer", l.consumer.Durable)
 	retry := w.cfg.BackoffBase
@@ -114,14 +147,11 @@ func (w *Worker) consumeLoop(ctx context.Context, l *lane) {
 			}
 			pauseSig = w.health.pauseSignal()
 		}
-		cc, err := l.cons.Consume(func(msg jetstream.Msg) { w.receive(l, msg) },
-			jetstream.PullMaxMessages(l.pull),
-			jetstream.PullExpiry(defaultPullExpiry),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if !errors.Is(err, jetstream.ErrNoHeartbeat) || !w.stopping.Load() {
-					log.Warn("consume", "err", err)
-				}
-			}))
+		// Messages, not Consume: the client pulls and watches heartbeats on its own; the
+		// worker takes the next message only when it has a handler token for it, so a busy
+		// replica pulls less instead of blocking the client's delivery goroutine.
+		it, err := l.cons.Messages(jetstream.PullMaxMessages(l.pull), jetstream.PullExpiry(defaultPullExpiry),
+			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			log.Error("start consuming", "err", err)
 			t := time.NewTimer(retry)
@@ -135,50 +165,88 @@ func (w *Worker) consumeLoop(ctx context.Context, l *lane) {
 			continue
 		}
 		retry = w.cfg.BackoffBase
-		stop := false
-		select {
-		case <-ctx.Done():
-			stop = true
-		case <-pauseSig:
-			log.Warn("intake paused: Alipay circuit breaker open", "pause", w.health.pausedFor())
-		}
-		cc.Drain()
-		<-cc.Closed()
-		if stop {
+		stop := make(chan struct{})
+		stopped := false
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			select {
+			case <-ctx.Done():
+				stopped = true
+			case <-pauseSig:
+				log.Warn("intake paused: Alipay circuit breaker open", "pause", w.health.pausedFor())
+			}
+			close(stop)
+			it.Drain() // Next returns what is buffered (handed back by receive), then ends
+		}()
+		w.read(l, it, stop, log)
+		<-done
+		if stopped {
 			return
 		}
 	}
 }
 
-// receive runs on the client's delivery goroutine and never blocks, so the client keeps
-// reading heartbeats and pulling: it hands the message to its own goroutine, or hands it
-// back when stopping or (for a gated lane) while intake is paused. The number of messages
-// in flight is bounded by the consumer's MaxAckPending; the Alipay calls among them by the
-// call slots.
-func (w *Worker) receive(l *lane, msg jetstream.Msg) {
-	if w.stopping.Load() {
-		_ = msg.Nak() // shutdown: another replica takes it now
-		w.m.outcome(l.kind, outcomeHandedBack)
+// read takes a handler token, then the next message, and hands it to receive, until the
+// iterator ends. After stop it takes no token: what is still buffered is handed back.
+func (w *Worker) read(l *lane, it jetstream.MessagesContext, stop <-chan struct{}, log *slog.Logger) {
+	for {
+		tok := &token{work: l.work}
+		select {
+		case l.work <- struct{}{}:
+		case <-stop:
+			tok = nil
+		}
+		msg, err := it.Next()
+		if err != nil {
+			if tok != nil {
+				tok.release()
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if !w.stopping.Load() {
+				log.Warn("consume", "err", err)
+			}
+			continue
+		}
+		w.receive(l, msg, tok)
+	}
+}
+
+// receive hands a message (and its handler token, nil after stop) to its own goroutine,
+// or hands it back at once when the worker is stopping or, for a gated lane, while intake
+// is paused.
+func (w *Worker) receive(l *lane, msg jetstream.Msg, tok *token) {
+	handBack := func(outcome string, nak func() error) {
+		if tok != nil {
+			tok.release()
+		}
+		_ = nak()
+		w.m.outcome(l.kind, outcome)
+	}
+	if w.stopping.Load() || tok == nil {
+		handBack(outcomeHandedBack, msg.Nak) // shutdown: another replica takes it now
 		return
 	}
 	if l.gated {
 		if d := w.health.pausedFor(); d > 0 {
-			_ = msg.NakWithDelay(spread(d))
-			w.m.outcome(l.kind, outcomeDeferred)
+			handBack(outcomeDeferred, func() error { return msg.NakWithDelay(spread(d)) })
 			return
 		}
 	}
 	w.inflight.Add(1)
 	go func() {
 		defer w.inflight.Done()
-		w.handle(l, msg)
+		defer tok.release()
+		w.handle(l, msg, tok)
 	}()
 }
 
 // handle runs one message through its lane's handler and settles it, telling the server
-// the message is in progress every AckWait/3 meanwhile, so AckWait can be short (a crashed
+// the message is in progress every AckWait/3 meanwhile, so AckWait can be short (a dead
 // replica's messages come back quickly) while a slow call keeps its message.
-func (w *Worker) handle(l *lane, msg jetstream.Msg) {
+func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
 	start := time.Now()
 	md, err := msg.Metadata()
 	if err != nil {
@@ -189,7 +257,7 @@ func (w *Worker) handle(l *lane, msg jetstream.Msg) {
 	stop := keepInProgress(msg, w.cfg.AckWait/3)
 	defer stop()
 	d := delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}
-	ctx, cancel := context.WithCancel(w.baseCtx)
+	ctx, cancel := context.WithCancel(context.WithValue(w.baseCtx, tokenKey{}, tok))
 	if w.tr != nil {
 		ctx, d.span = w.tr.message(ctx, l, msg, md)
 		d.ctx = ctx
@@ -210,6 +278,9 @@ func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
 		stopped bool
 		t       *time.Timer
 	)
+	// The callback may fire before AfterFunc returns (a short period on a busy host): it
+	// reads t under mu, which is held until t is assigned.
+	mu.Lock()
 	t = time.AfterFunc(period, func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -219,6 +290,7 @@ func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
 		_ = msg.InProgress()
 		t.Reset(period)
 	})
+	mu.Unlock()
 	return func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -231,6 +303,7 @@ func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
 // one, without counting that wait as a failure, and not at all once shutdown began) and bounds the call by HandleTimeout. An
 // ErrUnavailable answer pauses intake; a call that proved the gateway up grows the ramp.
 func (w *Worker) callGateway(ctx context.Context, method string, call func(context.Context) error) error {
+	releaseToken(ctx)
 	if d := w.health.pausedFor(); d > 0 {
 		return pausedError{d}
 	}

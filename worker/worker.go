@@ -105,7 +105,7 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 	w.settler = &settler{js: js, nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
 		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr}
 	for _, p := range pipelines(cfg) {
-		w.lanes = append(w.lanes, &lane{pipeline: p})
+		w.lanes = append(w.lanes, newLane(p))
 	}
 	w.health.onPause = w.onPause
 	if g, ok := gw.(interface{ BreakerOpenFor() time.Duration }); ok {

@@ -1,11 +1,12 @@
 package budget
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eligo-dev/eligo/internal/promreg"
 )
 
 // metrics are the budget's Prometheus series. A nil *metrics records nothing.
@@ -19,47 +20,32 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	if m.wait, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.wait, err = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "eligo_alipay_budget_wait_seconds",
 		Help:    "Time a gateway call waited for the call budget, by method.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"method"})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("budget: register metrics: %w", err)
 	}
-	if m.throttled, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.throttled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eligo_alipay_budget_throttled_total",
 		Help: "Gateway calls that had to wait for the call budget, by method.",
 	}, []string{"method"})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("budget: register metrics: %w", err)
 	}
-	if m.rate, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.rate, err = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "eligo_alipay_budget_rate",
 		Help: "Effective call budget of the fleet in calls per second, by method (lowered by 40005 answers, recovering up to the configured rate).",
 	}, []string{"method"})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("budget: register metrics: %w", err)
 	}
-	if m.fallback, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.fallback, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "eligo_alipay_budget_fallback",
 		Help: "1 while Redis is unreachable and this replica paces its calls locally at the rate divided by the live replicas, else 0.",
 	})); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("budget: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector of the same description already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, fmt.Errorf("budget: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) waited(method string, d time.Duration, throttled bool) {

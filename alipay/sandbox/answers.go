@@ -329,16 +329,8 @@ func (s *Server) serveAnswers(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		writeJSON(w, http.StatusOK, s.Answers())
 	case http.MethodPost:
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-		if err != nil {
-			http.Error(w, "cannot read body", http.StatusBadRequest)
-			return
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
 		var rule AnswerRule
-		if err := dec.Decode(&rule); err != nil {
-			http.Error(w, "answer rule: "+err.Error(), http.StatusBadRequest)
+		if !readStrictJSON(w, r, "answer rule", &rule) {
 			return
 		}
 		added, err := s.AddAnswer(rule)

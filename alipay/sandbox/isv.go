@@ -1,12 +1,9 @@
 package sandbox
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -157,16 +154,8 @@ func (s *Server) serveMerchants(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		writeJSON(w, http.StatusOK, s.isv.list())
 	case http.MethodPost:
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-		if err != nil {
-			http.Error(w, "cannot read body", http.StatusBadRequest)
-			return
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
 		var m Merchant
-		if err := dec.Decode(&m); err != nil {
-			http.Error(w, "merchant: "+err.Error(), http.StatusBadRequest)
+		if !readStrictJSON(w, r, "merchant", &m) {
 			return
 		}
 		if err := s.AddMerchant(m); err != nil {

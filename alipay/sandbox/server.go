@@ -33,7 +33,7 @@ const (
 	// FaultsPath answers GET with the current Faults, replaces them on POST or PUT (JSON body)
 	// and clears them on DELETE.
 	FaultsPath = "/_sandbox/faults"
-	// ResetPath clears crowd groups, histories, stats and faults on POST.
+	// ResetPath clears crowd groups, histories, stats, faults and scripted answers on POST.
 	ResetPath = "/_sandbox/reset"
 	// HistoryPath answers GET ?shop_id=…&crowd_group_id=… with the group's history ([]Op) as JSON.
 	HistoryPath = "/_sandbox/history"
@@ -226,8 +226,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Reset clears crowd groups, histories, stats and faults. The fixture and the quotas stay
-// (their buckets start full again).
+// Reset clears crowd groups, histories, stats, faults, scripted answers and call counts. The
+// fixture, the merchants and the quotas stay (their buckets start full again).
 func (s *Server) Reset() {
 	s.groups.reset()
 	s.stats.reset()

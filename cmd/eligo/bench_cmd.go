@@ -56,6 +56,7 @@ type benchSettings struct {
 	PubProcess     bool
 	RedisURL       string
 	Near           bool
+	Tracing        bool
 	CacheOpTimeout time.Duration
 	Dir            string
 	JSONFile       string
@@ -75,7 +76,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s := newSettings("bench", c.getenv)
 	var cfg benchSettings
 	var paced time.Duration
-	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, costs, or all; launch (not in all)")
+	s.str(&cfg.Scenario, "scenario", "", "hot", "hot, miss, dup, outage, mixed, or all; costs, launch (not in all)")
 	s.integer(&cfg.Quota, "quota", "", 200, "launch: the sandbox's rule.analyze call quota Q in calls per second")
 	s.integer(&cfg.Messages, "messages", "", 0, "checks in the measured phase (0: hot 100000, miss 2000, dup 10000, mixed 50000)")
 	s.integer(&cfg.Inflight, "inflight", "", 64, "worker concurrency per replica, and the ceiling loops' concurrency")
@@ -94,6 +95,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.str(&cfg.Dir, "dir", "", "", "embedded NATS storage directory (default: a new temporary directory, removed afterwards; /dev/shm keeps disk noise out)")
 	s.duration(&cfg.CacheOpTimeout, "cache-op-timeout", "", 0, "Redis cache per-operation timeout (default: the cache's, 50ms)")
 	s.boolean(&cfg.Near, "near", "", false, "with --redis: put an in-process near cache (1s TTL) in front of each replica's Redis cache")
+	s.boolean(&cfg.Tracing, "tracing", "", false, "hot: measure the worker again with OpenTelemetry tracing on (every message sampled), in the same run")
 	s.str(&cfg.JSONFile, "json", "", "", "also write the JSON report to this file")
 	s.str(&cfg.CPUProfile, "cpuprofile", "", "", "write a CPU profile of the measured phase to this file")
 	s.duration(&paced, "paced", "", 5*time.Second, "hot: length of the latency phase at half the measured rate (negative: skip)")
@@ -179,7 +181,7 @@ func runBenchWith(ctx context.Context, c *cli, cfg benchSettings, scenarios []be
 			Scenario: sc, Messages: cfg.Messages, Inflight: cfg.Inflight, Replicas: cfg.Replicas,
 			Keys: cfg.Keys, Latency: cfg.Latency, Duration: cfg.Duration, Rate: cfg.Rate,
 			BreakerTimeout: cfg.BreakerTimeout, Dir: cfg.Dir, NATSURL: cfg.NATSURL, NATSServer: cfg.NATSServer,
-			RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout,
+			RedisURL: cfg.RedisURL, Near: cfg.Near, CacheOpTimeout: cfg.CacheOpTimeout, Tracing: cfg.Tracing,
 			PacedSeconds: cfg.PacedSeconds, Rounds: cfg.Rounds, PacedRate: cfg.PacedRate, Progress: progress, Logger: logger,
 			Quota: cfg.Quota,
 		}

@@ -32,7 +32,7 @@ NATS listens on 127.0.0.1:--nats-port (4222); if that port is taken, a free one 
 printed. --nats-port 0 always picks a free port. A second start reuses --dir.
 
 While it runs, eligo dev leaves <dir>/context.json: eligo status, dlq, watch, check,
-crowdgroup and cache run from the same directory (or with the same ELIGO_DEV_DIR) use its NATS
+crowdgroup, cache and console run from the same directory (or with the same ELIGO_DEV_DIR) use its NATS
 server when neither --nats nor ELIGO_NATS_URL is given, and say so. The file is removed at
 exit; one left by a killed eligo dev is ignored. Logs go to <dir>/dev.log (--log-file - for
 stderr), so they do not interleave with the samples; on exit a summary line is printed.`

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
 	"github.com/eligo-dev/eligo/messages"
 )
@@ -365,13 +366,9 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Errorf("replay --yes did not queue the message:\n%s", done)
 		}
 		// The replayed (still invalid) command is dead-lettered again, marked as a replay.
-		deadline := time.Now().Add(time.Minute)
-		for !strings.Contains(dlqRun("list", "--id", first.ID, "--json"), `"replay":"`+seq+`"`) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the replay of dead letter %s was not dead-lettered again", seq)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		poll.Until(t, time.Minute, "the replay of dead letter "+seq+" to be dead-lettered again", func() bool {
+			return strings.Contains(dlqRun("list", "--id", first.ID, "--json"), `"replay":"`+seq+`"`)
+		})
 		if purged := dlqRun("purge", "--all", "--yes"); !strings.Contains(purged, "deleted") {
 			t.Errorf("purge: %s", purged)
 		}

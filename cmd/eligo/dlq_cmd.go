@@ -205,7 +205,7 @@ func runDLQ(ctx context.Context, c *cli, args []string) error {
 		return printReplay(c.stdout, results, !f.yes, f.asJSON)
 	default: // purge
 		if !f.yes {
-			entries, err := dlqSelected(ctx, d, sel)
+			entries, err := d.Selected(ctx, sel)
 			if err != nil {
 				return err
 			}
@@ -229,28 +229,6 @@ func nonNil(errs ...error) []error {
 		}
 	}
 	return out
-}
-
-// dlqSelected lists what a selection names (for a purge dry run).
-func dlqSelected(ctx context.Context, d *dlq.DLQ, sel dlq.Selection) ([]dlq.Entry, error) {
-	switch {
-	case sel.All:
-		return d.List(ctx, dlq.Filter{})
-	case sel.Filtered:
-		return d.List(ctx, sel.Filter)
-	}
-	var out []dlq.Entry
-	for _, seq := range sel.Seqs {
-		e, err := d.Show(ctx, seq)
-		if errors.Is(err, dlq.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 // shownEntry is a dead letter as printed: the payload as JSON when it is JSON (secrets

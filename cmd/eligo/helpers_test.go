@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -282,5 +284,43 @@ func TestCheckWithoutWorker(t *testing.T) {
 	err = run(context.Background(), args, mapEnv(nil), &stdout, &stderr)
 	if got := exitCode(err, &stderr); got != exitTimeout {
 		t.Errorf("with a stream but no worker: exit %d (%v), want %d", got, err, exitTimeout)
+	}
+}
+
+// TestCheckSendsAppAuthToken: eligo check --app-auth-token-file puts the token in the check
+// it publishes and never prints it.
+func TestCheckSendsAppAuthToken(t *testing.T) {
+	const token = "202612BBcheck0token000000000000000000001"
+	ns := natstest.NewServer(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_CHECKS", Subjects: []string{"eligo.check.analyze"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = run(ctx, []string{"check", "--nats", ns.URL(), "--user-id", devUserID, "--rule-uuid", devRuleUUID,
+		"--app-auth-token-file", file, "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitTimeout {
+		t.Fatalf("exit %d (%v), want %d (no worker)", got, err, exitTimeout)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "eligo.check.analyze")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check messages.AnalyzeCheck
+	if err := json.Unmarshal(m.Data, &check); err != nil || check.AppAuthToken != token {
+		t.Errorf("published check %s: app_auth_token not sent (%v)", m.Data, err)
+	}
+	if out := stdout.String() + stderr.String() + fmt.Sprint(err); strings.Contains(out, token) {
+		t.Errorf("eligo check printed the token: %s", out)
 	}
 }

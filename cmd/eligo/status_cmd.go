@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -19,8 +20,9 @@ import (
 const statusDescription = `
 Show Eligo's streams (messages, bytes, last message), the workers' consumers (backlog,
 awaiting acknowledgement, redeliveries, pause state), the dead-letter depth, and every
-running worker's state (readiness, Alipay circuit breaker, cache), asked over NATS on
-<prefix>.status.worker. --json prints the same as one JSON object.`
+running worker's state (version, readiness, Alipay circuit breaker, cache, intake as calls
+in flight/call slots open of the most it may open, call budget, live replicas it counts),
+asked over NATS on <prefix>.status.worker. --json prints the same as one JSON object.`
 
 // statusReport is what eligo status prints: the worker package's view of the streams and
 // consumers, plus the answers of the running workers.
@@ -182,9 +184,36 @@ func printStatus(w io.Writer, url string, rep statusReport) {
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tINSTANCE\tREADY\tBREAKER\tCACHE\tUP SINCE")
+	fmt.Fprintln(tw, "HOST\tINSTANCE\tVERSION\tREADY\tBREAKER\tCACHE\tINTAKE\tCALL BUDGET\tREPLICAS\tUP SINCE")
 	for _, st := range rep.Workers {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", st.Host, st.Instance, st.Ready, st.Breaker, st.Cache, st.StartedAt.Format(time.RFC3339))
+		replicas := "-"
+		if st.ReplicasSeen > 0 {
+			replicas = strconv.Itoa(st.ReplicasSeen)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Host, st.Instance, orDash(st.Version), st.Ready,
+			st.Breaker, st.Cache, intakeCell(st.Intake), orDash(st.CallBudget), replicas, st.StartedAt.Format(time.RFC3339))
 	}
 	tw.Flush()
+}
+
+// intakeCell shows a worker's intake in one cell: Alipay calls in flight / call slots open
+// (of the most it may open), and how long the intake stays paused, if it is; "-" for a
+// worker that does not report it.
+func intakeCell(in *worker.IntakeStatus) string {
+	if in == nil {
+		return "-"
+	}
+	cell := fmt.Sprintf("%d/%d of %d", in.InFlight, in.Limit, in.Max)
+	if in.PausedFor > 0 {
+		cell += ", paused " + in.PausedFor.Round(time.Second).String()
+	}
+	return cell
+}
+
+// orDash is s, or "-" when s is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

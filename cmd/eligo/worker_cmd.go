@@ -49,6 +49,7 @@ func parseWorkerConfig(s *settings, cfg *workerConfig, args []string) error {
 
 func runWorker(ctx context.Context, c *cli, args []string) error {
 	s, cfg := workerFlags(c.getenv)
+	s.notes = c.stderr // says so when it uses the NATS of an eligo dev running from here
 	if err := parseWorkerConfig(s, cfg, args); err != nil {
 		if errors.Is(err, errHelp) {
 			s.printUsage(c.stdout, workerSynopsis, workerDescription)

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +26,9 @@ import (
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/internal/syncbuf"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 )
@@ -76,6 +77,7 @@ type expect struct {
 	marker    string              // crowd group: the applied-marker state afterwards ("" for none)
 	calls     int64               // gateway calls about the row's user / group
 	log       string              // a worker log line that must appear
+	noConds   bool                // crowd group ok: the result carries no condition (DELETE)
 }
 
 // row is one answer of the table: the sandbox answers the row's user (analyze) or group
@@ -89,7 +91,12 @@ type row struct {
 	// isv: the row works on the ISV merchant's shop / rule, sending token ("" none).
 	isv   bool
 	token string
-	want  expect
+	// cmdOp is the command's operation (default CREATE); exists creates the group first,
+	// straight at the gateway; extra are further scripted answers for the same scope.
+	cmdOp  string
+	exists bool
+	extra  []sandbox.AnswerRule
+	want   expect
 }
 
 func fields(s string) json.RawMessage { return json.RawMessage(s) }
@@ -151,6 +158,11 @@ var table = []row{
 	{name: "crowdgroup 10000 without status, change applied", kind: messages.KindCrowdGroup, op: "CREATE", times: 1,
 		shape: &sandbox.Shape{Apply: true, Fields: fields(`{"crowd_group_id":"%GROUP%","condition_model_list":[` + condJSON + `]}`)},
 		want:  expect{outcome: messages.OutcomeOK, marker: "done", calls: 2}}, // CREATE, then RETRIEVE reconciles
+
+	{name: "crowdgroup DELETE answer lost, RETRIEVE answers 10000 status fail: already deleted", kind: messages.KindCrowdGroup,
+		cmdOp: "DELETE", exists: true, op: "DELETE", times: 1, shape: &sandbox.Shape{Apply: true, Drop: true},
+		extra: []sandbox.AnswerRule{{Operation: "RETRIEVE", Answer: sandbox.Shape{Fields: fields(`{"crowd_group_id":"%GROUP%","status":"fail"}`)}}},
+		want:  expect{outcome: messages.OutcomeOK, marker: "done", calls: 3, noConds: true}}, // CREATE (setup), DELETE, RETRIEVE
 
 	// Gateway error codes.
 	{name: "20000 isp.unknow-error", kind: messages.KindAnalyze,
@@ -246,11 +258,12 @@ var table = []row{
 
 // env is what the rows share: one NATS server, one Redis, one sandbox, one worker process.
 type env struct {
+	alipay *alipay.Client // straight at the gateway, for setup
 	gw     *httptest.Server
 	js     jetstream.JetStream
 	cl     *client.Client
 	cache  *cache.Redis
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 func TestAnswerTable(t *testing.T) {
@@ -299,7 +312,7 @@ func TestAnswerTable(t *testing.T) {
 		"ELIGO_BREAKER_MIN_CALLS=100000",
 		"ELIGO_CROWD_PARTITIONS=8",
 	}
-	stderr := newSyncBuffer()
+	stderr := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -317,7 +330,7 @@ func TestAnswerTable(t *testing.T) {
 	})
 	addrRe := regexp.MustCompile(`"http":"(127\.0\.0\.1:\d+)"`)
 	var base string
-	waitFor(t, time.Minute, "the worker to serve /readyz", func() bool {
+	poll.Until(t, time.Minute, "the worker to serve /readyz", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("worker exited: %v\n%s", waitErr, stderr)
@@ -347,7 +360,15 @@ func TestAnswerTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
+	creds, err := alipay.LoadCredentials(alipay.Files{PrivateKey: keys.Path(sandbox.AppPrivateKeyFile), AlipayPublicKey: keys.Path(sandbox.SandboxPublicKeyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := alipay.New(alipay.Config{Gateway: gw.URL + sandbox.GatewayPath, AppID: appID, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{alipay: direct, gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
 
 	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: isvMerchant, AppAuthToken: tokenOwn, ShopIDs: []string{isvShop}})
 	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: "2088000000000102", AppAuthToken: tokenOther, ShopIDs: []string{"shop-other"}})
@@ -381,13 +402,30 @@ func (e *env) run(t *testing.T, i int, r row) {
 	if r.kind == messages.KindCrowdGroup {
 		method = alipay.MethodCrowdGroupCondSet
 	}
+	cmdOp := r.cmdOp
+	if cmdOp == "" {
+		cmdOp = "CREATE"
+	}
+	if r.exists {
+		_, err := e.alipay.SetCrowdGroup(ctx, alipay.CrowdGroupRequest{Operation: "CREATE", ShopID: shop, CrowdGroupID: group,
+			Describe: "setup", OperatorID: operatorID, AppAuthToken: r.token,
+			ConditionModelList: []alipay.Condition{{LogicalOperator: "GTEQ", Period: "30", OperationValue: "100", OperatorRule: "TRADE_AMT", RuleUnit: "YUAN"}}})
+		if err != nil {
+			t.Fatalf("create the group first: %v", err)
+		}
+	}
+	var rules []sandbox.AnswerRule
 	if r.shape != nil {
-		rule := sandbox.AnswerRule{Method: method, Times: r.times, Answer: *r.shape}
-		rule.Answer.Fields = json.RawMessage(strings.ReplaceAll(string(r.shape.Fields), "%GROUP%", group))
+		rules = append(rules, sandbox.AnswerRule{Times: r.times, Operation: r.op, Answer: *r.shape})
+	}
+	rules = append(rules, r.extra...)
+	for _, rule := range rules {
+		rule.Method = method
+		rule.Answer.Fields = json.RawMessage(strings.ReplaceAll(string(rule.Answer.Fields), "%GROUP%", group))
 		if r.kind == messages.KindAnalyze {
 			rule.UserID = user
 		} else {
-			rule.ShopID, rule.CrowdGroupID, rule.Operation = shop, group, r.op
+			rule.ShopID, rule.CrowdGroupID = shop, group
 		}
 		e.admin(t, http.MethodPost, sandbox.AnswersPath, rule)
 	}
@@ -400,7 +438,7 @@ func (e *env) run(t *testing.T, i int, r row) {
 		if r.token != "" {
 			tok = `,"app_auth_token":"` + r.token + `"`
 		}
-		data = []byte(`{"command_id":"` + id + `","operation":"CREATE","shop_id":"` + shop + `","crowd_group_id":"` + group +
+		data = []byte(`{"command_id":"` + id + `","operation":"` + cmdOp + `","shop_id":"` + shop + `","crowd_group_id":"` + group +
 			`","describe":"爱这家天 😀","operator_id":"` + operatorID + `","condition_model_list":[` + condJSON + `]` + tok + `}`)
 	}
 	res, err := e.cl.PublishRaw(ctx, r.kind, id, data)
@@ -427,7 +465,11 @@ func (e *env) run(t *testing.T, i int, r row) {
 		}
 	default:
 		var c messages.CrowdGroupResult
-		if err := json.Unmarshal(res, &c); err != nil || c.Outcome != messages.OutcomeOK || c.Status != "success" || len(c.ConditionModelList) != 1 {
+		wantConds := 1
+		if r.want.noConds {
+			wantConds = 0
+		}
+		if err := json.Unmarshal(res, &c); err != nil || c.Outcome != messages.OutcomeOK || c.Status != "success" || len(c.ConditionModelList) != wantConds {
 			t.Errorf("result %s, want ok, status success and the condition (%v)", res, err)
 		}
 	}
@@ -539,36 +581,4 @@ func (e *env) marker(t *testing.T, ctx context.Context, id string) string {
 		t.Fatalf("marker %s: %v", entry.Value(), err)
 	}
 	return m.State
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -45,13 +45,13 @@ const (
 	Dup    Scenario = "dup"
 	Outage Scenario = "outage"
 	Mixed  Scenario = "mixed"
-	// Launch: a promotion going live (see LaunchReport); not part of "all".
-	Launch Scenario = "launch"
 	// Costs measures what each thing the worker asks of the server costs: the bare loop
 	// alone, then with one addition at a time (work-queue input, de-duplication ids on
 	// results, the kind header, acked acks, small pull batches, synchronous publishes), and
-	// with all of the worker's together; Rounds times, interleaved.
+	// with all of the worker's together; Rounds times, interleaved. Not part of "all".
 	Costs Scenario = "costs"
+	// Launch: a promotion going live (see LaunchReport); not part of "all".
+	Launch Scenario = "launch"
 )
 
 // Scenarios lists every scenario, in the order `eligo bench --scenario all` runs them.
@@ -138,6 +138,11 @@ type Config struct {
 	// and the worker share the machine, so half the drain rate of a preloaded backlog may
 	// not be sustainable there; set a rate to measure latency at a known load.
 	PacedRate float64
+	// Tracing (hot only) measures the worker phase again with OpenTelemetry tracing on (the
+	// SDK, every message sampled, spans batched to an exporter that drops them), alternating
+	// with the untraced phase for Rounds rounds, and reports Traced and TracedRatio. The
+	// untraced phase is the worker as run without OTEL_* variables.
+	Tracing bool
 	// Quota is the launch scenario's sandbox call quota Q for rule.analyze, in calls per
 	// second (burst Q/10). Default 200.
 	Quota int
@@ -225,6 +230,13 @@ type Report struct {
 	Variants []Phase `json:"variants,omitempty"`
 	// Paced is hot's latency phase at half the measured rate.
 	Paced *Phase `json:"paced,omitempty"`
+	// Traced is hot's worker phase with tracing on (Config.Tracing), and TracedRatio its
+	// throughput over Result's (tracing off), measured in the same run.
+	Traced      *Phase  `json:"traced,omitempty"`
+	TracedRatio float64 `json:"traced_ratio,omitempty"`
+	// TracedCPURatio is the lowest CPU per message with tracing on over the lowest with it
+	// off: steadier than TracedRatio on a busy host.
+	TracedCPURatio float64 `json:"traced_cpu_ratio,omitempty"`
 	// MissRate is the worker's miss throughput measured in the outage run (the drain
 	// reference).
 	MissRate float64 `json:"miss_rate,omitempty"`

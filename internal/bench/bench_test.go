@@ -57,6 +57,26 @@ func TestRunHotEmbedded(t *testing.T) {
 	}
 }
 
+// TestRunHotWithTracing: --tracing measures hot again with tracing on, in the same run, and
+// reports it next to the untraced phase.
+func TestRunHotWithTracing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{
+		Scenario: bench.Hot, Messages: 1_000, Keys: 10, Inflight: 16, PacedSeconds: -1, Tracing: true,
+		Progress: logWriter{t},
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Traced == nil || rep.Traced.Results != 1_000 || rep.Result.Results != 1_000 {
+		t.Fatalf("traced %+v, untraced results %d: want both phases with every answer", rep.Traced, rep.Result.Results)
+	}
+	if rep.TracedRatio <= 0 || rep.TracedCPURatio <= 0 {
+		t.Errorf("traced ratio %v, CPU ratio %v: want positive", rep.TracedRatio, rep.TracedCPURatio)
+	}
+}
+
 // logWriter sends progress lines to the test log.
 type logWriter struct{ t *testing.T }
 

@@ -157,7 +157,7 @@ func (b *bareLoop) start(ctx context.Context) error {
 		if b.costs.Pull > 0 {
 			opts = append(opts, jetstream.PullMaxMessages(b.costs.Pull))
 		}
-		handler := b.asyncHandler(js, out, i)
+		handler := b.asyncHandler(js, out)
 		if b.costs.SyncPublish {
 			opts = []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(max(1, e.cfg.Inflight/4))}
 			handler = b.syncHandler(js, out)
@@ -198,9 +198,9 @@ func (b *bareLoop) ack(msg jetstream.Msg) {
 	_ = msg.Ack()
 }
 
-// asyncHandler publishes without waiting; replica i's acker goroutine acks each input,
+// asyncHandler publishes without waiting; the replica's acker goroutine acks each input,
 // in order, when its result's PubAck arrives.
-func (b *bareLoop) asyncHandler(js jetstream.JetStream, out string, _ int) jetstream.MessageHandler {
+func (b *bareLoop) asyncHandler(js jetstream.JetStream, out string) jetstream.MessageHandler {
 	acks := make(chan pending, ceilingMaxAckPending)
 	b.wg.Go(func() {
 		for p := range acks {

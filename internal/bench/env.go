@@ -26,6 +26,7 @@ import (
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // benchAppID is the Alipay app id the sandbox and the clients share.
@@ -43,9 +44,10 @@ const (
 type env struct {
 	cfg    Config
 	log    *slog.Logger
-	id     string // unique run id, part of every name
-	macKey []byte // the replicas' shared cache MAC key, made on first use
-	prefix string // subject prefix
+	id     string               // unique run id, part of every name
+	macKey []byte               // the replicas' shared cache MAC key, made on first use
+	tp     trace.TracerProvider // the workers' tracing; nil: off
+	prefix string               // subject prefix
 
 	ns      *server.Server // embedded only
 	proc    *natsProcess   // Config.NATSServer only
@@ -264,6 +266,7 @@ func (e *env) workerConfig() worker.Config {
 		BreakerPause:    e.cfg.BreakerTimeout,
 		AppID:           benchAppID,
 		Logger:          e.log,
+		TracerProvider:  e.tp,
 	}
 }
 

@@ -10,15 +10,20 @@ import (
 	"time"
 
 	"github.com/eligo-dev/eligo/alipay/sandbox"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // Targets of the issue, checked by Run.
 const (
-	targetHotRatio    = 0.80
-	targetHotP99MS    = 15.0
-	targetMissRatio   = 0.85
-	targetDrainRatio  = 0.80
-	targetRSSMB       = 150.0
+	// targetHotRatio is against the strongest do-nothing worker (issue 12: 0.6, stretch 0.8).
+	targetHotRatio   = 0.60
+	targetHotP99MS   = 15.0
+	targetMissRatio  = 0.85
+	targetDrainRatio = 0.80
+	targetRSSMB      = 150.0 // embedded: the process also holds the NATS server
+	// targetWorkerRSSMB applies when the server runs in its own process (--nats-server).
+	targetWorkerRSSMB = 64.0
 	defaultStallAfter = 60 * time.Second
 )
 
@@ -83,10 +88,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = r.outage(ctx)
 	case Mixed:
 		err = r.mixed(ctx)
-	case Launch:
-		err = r.launch(ctx, rd)
 	case Costs:
 		err = r.costs(ctx)
+	case Launch:
+		err = r.launch(ctx, rd)
 	}
 	if err != nil {
 		return r.rep, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
@@ -342,7 +347,16 @@ func (r *runner) hot(ctx context.Context) error {
 	}
 	r.target("throughput / bare jetstream loop", fmt.Sprintf(">= %.2f", targetHotRatio), r.rep.Ratio, r.rep.Ratio >= targetHotRatio)
 	r.target("alipay calls (all hits)", "0", float64(r.rep.Result.AlipayCalls), r.rep.Result.AlipayCalls == 0)
-	r.target("rss peak MB", fmt.Sprintf("<= %.0f", targetRSSMB), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= targetRSSMB)
+	rss := targetRSSMB
+	if r.e.proc != nil {
+		rss = targetWorkerRSSMB
+	}
+	r.target("rss peak MB", fmt.Sprintf("<= %.0f", rss), r.rep.Memory.PeakMB, r.rep.Memory.PeakMB <= rss)
+	if r.cfg.Tracing {
+		if err := r.traced(ctx); err != nil {
+			return err
+		}
+	}
 	if r.cfg.PacedSeconds > 0 {
 		rate := r.rep.Result.Throughput / 2
 		if r.cfg.PacedRate > 0 {
@@ -553,6 +567,43 @@ func ratio(a, b float64) float64 {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// traced measures hot's worker phase with tracing on, alternating with another untraced
+// phase, Rounds times, keeping the fastest of each; TracedRatio compares the two.
+func (r *runner) traced(ctx context.Context) error {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
+	phase := r.warmed(r.workerPhase(r.cfg.Messages, r.hotCheck))
+	cpuOn, cpuOff := 0.0, r.rep.Result.CPUPer1k
+	for range r.cfg.Rounds {
+		r.e.tp = tp
+		p, err := phase(ctx, false)
+		r.e.tp = nil
+		if err != nil {
+			return err
+		}
+		if r.rep.Traced == nil || p.Throughput > r.rep.Traced.Throughput {
+			r.rep.Traced = &p
+		}
+		if cpuOn == 0 || p.CPUPer1k < cpuOn {
+			cpuOn = p.CPUPer1k
+		}
+		off, err := phase(ctx, false)
+		if err != nil {
+			return err
+		}
+		if off.Throughput > r.rep.Result.Throughput {
+			r.rep.Result = off
+		}
+		cpuOff = min(cpuOff, off.CPUPer1k)
+	}
+	r.rep.Ratio = ratio(r.rep.Result.Throughput, r.rep.Ceiling.Throughput)
+	r.rep.TracedRatio = ratio(r.rep.Traced.Throughput, r.rep.Result.Throughput)
+	r.rep.TracedCPURatio = ratio(cpuOn, cpuOff)
+	r.progress("tracing on: %.0f/s, %.2f of tracing off (%.0f/s); CPU per message %.2f× tracing off",
+		r.rep.Traced.Throughput, r.rep.TracedRatio, r.rep.Result.Throughput, r.rep.TracedCPURatio)
+	return nil
+}
 
 // costVariants are the costs scenario's loops: the ceiling, each of the worker's additions
 // alone, and the worker's combination (work-queue input, de-duplication id and kind header

@@ -400,7 +400,7 @@ func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
 	if req.DryRun {
-		entries, err := c.selected(ctx, sel)
+		entries, err := c.dlq.Selected(ctx, sel)
 		if err != nil {
 			writeJSONError(w, http.StatusBadGateway, err.Error())
 			return
@@ -419,26 +419,4 @@ func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.Info("dead letters purged", "count", n, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"dry_run": false, "deleted": n})
-}
-
-// selected lists what a selection names, for a purge dry run (as eligo dlq purge does).
-func (c *Console) selected(ctx context.Context, sel dlq.Selection) ([]dlq.Entry, error) {
-	switch {
-	case sel.All:
-		return c.dlq.List(ctx, dlq.Filter{})
-	case sel.Filtered:
-		return c.dlq.List(ctx, sel.Filter)
-	}
-	var out []dlq.Entry
-	for _, seq := range sel.Seqs {
-		e, err := c.dlq.Show(ctx, seq)
-		if errors.Is(err, dlq.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }

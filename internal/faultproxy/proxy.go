@@ -8,7 +8,10 @@
 // them), unless an endpoint gave up and closed its side first. Connections opened during a
 // partition complete their handshake (the proxy's kernel answers it) but reach nothing until
 // the link heals. Nothing is ever reset by the proxy: a connection ends only when an endpoint
-// closes it, or at Close.
+// closes it, or at Close. (Toxiproxy's timeout toxic, the nearest well-kept equivalent, drops
+// the bytes of a blackholed link and cannot tell a reset from a normal close, so a healed
+// link would corrupt the stream and a request abandoned in the partition could not be told
+// apart from one delivered late: the cases the suite needs.)
 package faultproxy
 
 import (

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eligo-dev/eligo/internal/poll"
 )
 
 // echoServer echoes every connection back, byte for byte.
@@ -224,7 +226,7 @@ func TestBlackholeAndClientClose(t *testing.T) {
 			if _, err := c.Write([]byte("hello ")); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, func() bool { return string(rec.bytes()) == "hello " })
+			poll.Until(t, 10*time.Second, "the upstream to receive the held bytes", func() bool { return string(rec.bytes()) == "hello " })
 			p.Set(Blackhole)
 			if _, err := c.Write([]byte("late request")); err != nil {
 				t.Fatal(err)
@@ -236,7 +238,7 @@ func TestBlackholeAndClientClose(t *testing.T) {
 			readSilence(t, dial(t, p), 200*time.Millisecond) // let the proxy see the close
 			p.Set(Pass)
 			if tc.delivered {
-				waitUntil(t, func() bool { return string(rec.bytes()) == "hello late request" })
+				poll.Until(t, 10*time.Second, "the upstream to receive the late request", func() bool { return string(rec.bytes()) == "hello late request" })
 				return
 			}
 			// Nothing more arrives: a fresh connection's bytes overtake any late ones.
@@ -244,21 +246,10 @@ func TestBlackholeAndClientClose(t *testing.T) {
 			if _, err := probe.Write([]byte("|probe")); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, func() bool { return bytes.HasSuffix(rec.bytes(), []byte("|probe")) })
+			poll.Until(t, 10*time.Second, "the upstream to receive the probe", func() bool { return bytes.HasSuffix(rec.bytes(), []byte("|probe")) })
 			if got := string(rec.bytes()); got != "hello |probe" {
 				t.Fatalf("upstream received %q; want the reset connection's held bytes dropped", got)
 			}
 		})
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

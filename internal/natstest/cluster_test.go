@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -52,15 +53,11 @@ func TestClusterKeepsR3StreamWhenLeaderDies(t *testing.T) {
 	publish(50, 100)
 	c.Restart(old)
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := js.Stream(ctx, "R3")
-		if err == nil && info.CachedInfo().State.Msgs == 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream does not hold 100 messages after the leader was killed: %v %+v", err, info)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var info jetstream.Stream
+	if !poll.Within(20*time.Second, func() bool {
+		info, err = js.Stream(ctx, "R3")
+		return err == nil && info.CachedInfo().State.Msgs == 100
+	}) {
+		t.Fatalf("stream does not hold 100 messages after the leader was killed: %v %+v", err, info)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,17 +27,15 @@ func TestJetStreamSurvivesRestart(t *testing.T) {
 	}
 	s.Restart()
 	// The client reconnects by itself; wait for the stream to answer with its message.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := js.Stream(ctx, "T")
-		if err == nil {
-			if info, err := st.Info(ctx); err == nil && info.State.Msgs == 1 {
-				return
-			}
+	if !poll.Within(20*time.Second, func() bool {
+		var st jetstream.Stream
+		if st, err = js.Stream(ctx, "T"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream not back with 1 message after restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		var info *jetstream.StreamInfo
+		info, err = st.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	}) {
+		t.Fatalf("stream not back with 1 message after restart: %v", err)
 	}
 }

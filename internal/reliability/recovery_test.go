@@ -62,7 +62,7 @@ func TestOutageDrain(t *testing.T) {
 // the gateway for healthy until it has been up a while without seeing an outage.
 func TestOutageWithRestarts(t *testing.T) {
 	parallelInShort(t)
-	outage, every := 20*time.Second, 4*time.Second
+	outage, every := 12*time.Second, 3*time.Second
 	if suite.profile.name == "full" {
 		outage, every = 15*time.Minute, time.Minute
 	}

@@ -257,7 +257,7 @@ func ReplayMsg(e Entry) *nats.Msg {
 // stay in the stream; Purge removes them. Per-entry failures are reported in the results;
 // the error is for failures to read the selection.
 func (d *DLQ) Replay(ctx context.Context, sel Selection, dryRun bool) ([]ReplayResult, error) {
-	entries, err := d.selected(ctx, sel)
+	entries, err := d.selected(ctx, sel, false)
 	if err != nil {
 		return nil, fmt.Errorf("dlq replay: %w", err)
 	}
@@ -283,7 +283,9 @@ func (d *DLQ) Replay(ctx context.Context, sel Selection, dryRun bool) ([]ReplayR
 	return out, nil
 }
 
-// Purge deletes the selected dead letters and returns how many it deleted.
+// Purge deletes the selected dead letters and returns how many it deleted. A listed
+// sequence that holds none (already purged, or replayed and purged by another operator) is
+// skipped, as Selected — the dry run — shows it, so a purge is safe to repeat.
 func (d *DLQ) Purge(ctx context.Context, sel Selection) (int, error) {
 	s, err := d.js.Stream(ctx, d.stream)
 	if err != nil {
@@ -299,7 +301,7 @@ func (d *DLQ) Purge(ctx context.Context, sel Selection) (int, error) {
 		}
 		return int(info.State.Msgs), nil
 	}
-	entries, err := d.selected(ctx, sel)
+	entries, err := d.Selected(ctx, sel)
 	if err != nil {
 		return 0, fmt.Errorf("dlq purge: %w", err)
 	}
@@ -316,7 +318,15 @@ func (d *DLQ) Purge(ctx context.Context, sel Selection) (int, error) {
 	return n, nil
 }
 
-func (d *DLQ) selected(ctx context.Context, sel Selection) ([]Entry, error) {
+// Selected returns the dead letters sel names, leaving out listed sequences that hold none:
+// what a dry run of Purge shows. An empty selection is ErrEmptySelection.
+func (d *DLQ) Selected(ctx context.Context, sel Selection) ([]Entry, error) {
+	return d.selected(ctx, sel, true)
+}
+
+// selected returns the dead letters sel names; a listed sequence that holds none is
+// ErrNotFound unless skipMissing.
+func (d *DLQ) selected(ctx context.Context, sel Selection, skipMissing bool) ([]Entry, error) {
 	switch {
 	case sel.All:
 		return d.List(ctx, Filter{})
@@ -326,6 +336,9 @@ func (d *DLQ) selected(ctx context.Context, sel Selection) ([]Entry, error) {
 		out := make([]Entry, 0, len(sel.Seqs))
 		for _, seq := range sel.Seqs {
 			e, err := d.Show(ctx, seq)
+			if skipMissing && errors.Is(err, ErrNotFound) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
