@@ -3,6 +3,8 @@ package worker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -173,5 +175,54 @@ func TestCrowdGroupCutOffClaimant(t *testing.T) {
 	}
 	if _, _, forwarded := gate.counts(); forwarded != 0 {
 		t.Errorf("replica A sent %d UPDATE(s) after its call window", forwarded)
+	}
+}
+
+// TestCrowdClaimCompareAndSet: on a real JetStream bucket, of two attempts that read the
+// same marker state only the first claims; the other's claim, and a stale attempt's "done"
+// or release written against a claim that was since replaced, fail as lost claims and change
+// nothing.
+func TestCrowdClaimCompareAndSet(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	r := e.start(g.client, newMemoryCache(t), testConfig())
+	kv, ctx := r.w.markers, t.Context()
+	key := markerKey("c-cas")
+	claim := func(seq uint64) []byte {
+		b, _ := json.Marshal(marker{State: markerSending, Seq: seq, Delivered: seq})
+		return b
+	}
+
+	// Both read "no marker": the first Create wins, the second is a lost claim.
+	rev1, err := kv.Create(ctx, key, claim(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, key, claim(2)); !claimLost(err) {
+		t.Fatalf("second Create: err %v, want a lost claim", err)
+	}
+	// A later attempt takes over against rev1.
+	rev2, err := kv.Update(ctx, key, claim(3), rev1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first attempt's "done" (or release) against rev1 now fails and is an errClaimed.
+	cmd := crowdCmd("c-cas", string(messages.OperationUpdate), "g1", "100")
+	if _, err := r.w.finishCrowd(ctx, key, rev1, reply{}, cmd, "success", nil); !errors.Is(err, errClaimed) {
+		t.Fatalf("stale done: err %v, want errClaimed", err)
+	}
+	if err := kv.Delete(ctx, key, jetstream.LastRevision(rev1)); !claimLost(err) {
+		t.Fatalf("stale removal: err %v, want a lost claim", err)
+	}
+	mk, rev, _, err := r.w.readMarker(ctx, key)
+	if err != nil || rev != rev2 || mk.State != markerSending || mk.Seq != 3 {
+		t.Fatalf("marker = %+v at revision %d (%v), want the takeover's claim at %d", mk, rev, err, rev2)
+	}
+	// The current claimant records its result.
+	if _, err := r.w.finishCrowd(ctx, key, rev2, reply{}, cmd, "success", nil); err != nil {
+		t.Fatal(err)
+	}
+	if mk, _, _, _ := r.w.readMarker(ctx, key); mk.State != markerDone {
+		t.Fatalf("marker = %+v, want done", mk)
 	}
 }
