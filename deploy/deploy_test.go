@@ -27,6 +27,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/eligo-dev/eligo/internal/natstest"
 )
 
 // userKeys are fresh NKey pairs for the users named in accounts.conf.
@@ -115,25 +117,11 @@ func startNode(t *testing.T) *server.Server {
 	}
 	opts.Cluster = server.ClusterOpts{}
 	opts.Routes = nil
-	opts.Host = "127.0.0.1"
-	opts.Port = -1
+	opts.Host, opts.Port, opts.StoreDir = "", 0, "" // natstest's: loopback, a random port, a temporary directory
 	opts.HTTPHost = ""
 	opts.HTTPPort = 0
-	opts.StoreDir = t.TempDir()
-	opts.NoLog = true
-	opts.NoSigs = true
 	opts.LameDuckDuration = 0
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return natstest.NewServerWithOptions(t, *opts).Server
 }
 
 // permConn is a connection as one user that records permission violations.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"github.com/eligo-dev/eligo/internal/natstest"
 	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/internal/redistest"
+	"github.com/eligo-dev/eligo/internal/sandboxtest"
 	"github.com/eligo-dev/eligo/internal/syncbuf"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
@@ -347,18 +347,8 @@ func startWorker(t *testing.T) (base, gwURL string, ns *natstest.Server) {
 	ns = natstest.NewServer(t)
 	rds := redistest.NewServer(t)
 	const appID = "2021000000000000"
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(appID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(sb)
-	t.Cleanup(gw.Close)
+	g := sandboxtest.NewDemo(t, appID)
+	keys, gw := g.Keys, g.HTTP
 
 	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
 	if err := os.WriteFile(macKey, []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 0o600); err != nil {

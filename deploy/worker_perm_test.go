@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/poll"
+	"github.com/eligo-dev/eligo/internal/sandboxtest"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/worker"
 )
@@ -32,18 +32,8 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	s := startNode(t)
 
 	const appID = "2021000000000000"
-	sk, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := sk.Config(appID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwSrv := httptest.NewServer(sb)
-	defer gwSrv.Close()
+	g := sandboxtest.NewDemo(t, appID)
+	sk, sb, gwSrv := g.Keys, g.Sandbox, g.HTTP
 	gw, err := alipay.New(alipay.Config{
 		Gateway:     gwSrv.URL + sandbox.GatewayPath,
 		AppID:       appID,

@@ -123,20 +123,8 @@ func startNATSWithAccounts(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Host, opts.Port = "127.0.0.1", -1
-	opts.StoreDir = t.TempDir()
-	opts.NoLog, opts.NoSigs = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
+	opts.Host, opts.Port, opts.StoreDir = "", 0, "" // natstest's: loopback, a random port, a temporary directory
+	return natstest.NewServerWithOptions(t, *opts).ClientURL()
 }
 
 func startConsoleEnv(t *testing.T, ctx context.Context) *consoleEnv {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,25 +26,11 @@ import (
 func TestWorkersShareTheCallBudget(t *testing.T) {
 	ns := natstest.NewServer(t)
 	rds := redistest.NewServer(t)
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(devAppID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys, sb, gw := demoGateway(t)
 	if err := sb.SetQuotas(sandbox.Quotas{alipay.MethodRuleAnalyze: {Rate: 0.0001, Burst: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(sb)
-	defer gw.Close()
-	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
-	if err := os.WriteFile(macKey, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	macKey := cacheMACKeyFile(t)
 	env := map[string]string{
 		"ELIGO_CACHE_MAC_KEY_FILE":      macKey,
 		"ELIGO_NATS_URL":                ns.URL(),

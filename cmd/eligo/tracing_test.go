@@ -60,18 +60,7 @@ func TestWorkerExportsTraces(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "")
 
 	ns := natstest.NewServer(t)
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(devAppID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(sb)
-	defer gw.Close()
+	keys, _, gw := demoGateway(t)
 	env := map[string]string{
 		"ELIGO_NATS_URL":                ns.URL(),
 		"ELIGO_ALIPAY_GATEWAY":          gw.URL + sandbox.GatewayPath,

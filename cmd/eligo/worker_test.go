@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,25 +46,11 @@ func TestWorkerCommand(t *testing.T) {
 	ns := natstest.NewServer(t)
 	ns.Stop() // the worker starts first
 	rds := redistest.NewServer(t)
-	keys, err := sandbox.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := keys.Config(devAppID)
-	scfg.Fixture = sandbox.DemoFixture()
-	sb, err := sandbox.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(sb)
-	defer gw.Close()
+	keys, _, gw := demoGateway(t)
 	// Everything the worker starts must be gone once run returns.
 	leakOpt := goleak.IgnoreCurrent()
 
-	macKey := filepath.Join(t.TempDir(), "cache-mac.key")
-	if err := os.WriteFile(macKey, []byte(strings.Repeat("5e", 32)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	macKey := cacheMACKeyFile(t)
 	env := map[string]string{
 		"ELIGO_NATS_URL":                ns.URL(),
 		"ELIGO_REDIS_URL":               rds.URL,

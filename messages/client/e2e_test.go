@@ -13,6 +13,7 @@ import (
 	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/cache"
 	"github.com/eligo-dev/eligo/internal/natstest"
+	"github.com/eligo-dev/eligo/internal/poll"
 	"github.com/eligo-dev/eligo/messages"
 	"github.com/eligo-dev/eligo/messages/client"
 	"github.com/eligo-dev/eligo/worker"
@@ -74,16 +75,15 @@ func TestWithTheWorker(t *testing.T) {
 			t.Errorf("worker Run: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(20 * time.Second); !w.Ready(); {
-		if time.Now().After(deadline) {
-			t.Fatal("worker not ready within 20s")
-		}
+	poll.Until(t, 20*time.Second, "the worker to be ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup, which waits for Run's return
 			t.Fatalf("worker stopped: %v", err)
-		case <-time.After(10 * time.Millisecond): // polling a condition, not synchronising
+		default:
 		}
-	}
+		return w.Ready()
+	})
 
 	c, err := client.New(ns.Connect(), client.Config{Timeout: 15 * time.Second})
 	if err != nil {

@@ -283,7 +283,9 @@ func (d *DLQ) Replay(ctx context.Context, sel Selection, dryRun bool) ([]ReplayR
 	return out, nil
 }
 
-// Purge deletes the selected dead letters and returns how many it deleted.
+// Purge deletes the selected dead letters and returns how many it deleted. A listed
+// sequence that holds none (already purged, or replayed and purged by another operator) is
+// skipped, as Selected — the dry run — shows it, so a purge is safe to repeat.
 func (d *DLQ) Purge(ctx context.Context, sel Selection) (int, error) {
 	s, err := d.js.Stream(ctx, d.stream)
 	if err != nil {
@@ -299,7 +301,7 @@ func (d *DLQ) Purge(ctx context.Context, sel Selection) (int, error) {
 		}
 		return int(info.State.Msgs), nil
 	}
-	entries, err := d.selected(ctx, sel, false)
+	entries, err := d.Selected(ctx, sel)
 	if err != nil {
 		return 0, fmt.Errorf("dlq purge: %w", err)
 	}

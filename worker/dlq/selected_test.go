@@ -16,7 +16,7 @@ import (
 
 // TestSelected: Selected (a purge dry run) names the dead letters a selection holds and
 // leaves out listed sequences that hold none, on a real dead-letter stream; Replay of the
-// same selection still refuses the missing one.
+// same selection still refuses the missing one; Purge deletes what the dry run showed.
 func TestSelected(t *testing.T) {
 	ns := natstest.NewServer(t)
 	js, err := jetstream.New(ns.Connect())
@@ -72,5 +72,16 @@ func TestSelected(t *testing.T) {
 	}
 	if _, err := d.Replay(ctx, dlq.Selection{Seqs: []uint64{1, 99}}, true); !errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("Replay of a missing sequence: err %v, want ErrNotFound", err)
+	}
+	// Purge deletes what the dry run showed, and repeating it deletes nothing and fails not.
+	sel := dlq.Selection{Seqs: []uint64{3, 99}}
+	for i, want := range []int{1, 0} {
+		n, err := d.Purge(ctx, sel)
+		if err != nil || n != want {
+			t.Errorf("Purge #%d of seqs 3, 99 = %d, %v; want %d, nil", i+1, n, err, want)
+		}
+	}
+	if left, err := d.Selected(ctx, dlq.Selection{All: true}); err != nil || len(left) != 2 {
+		t.Errorf("after the purge %d dead letters left (err %v), want 2", len(left), err)
 	}
 }
