@@ -487,7 +487,11 @@ func apiFieldErrors(err error) []messages.FieldError {
 	}
 	var ae *alipay.APIError
 	if !errors.As(err, &ae) {
-		return []messages.FieldError{{Code: messages.CodePermanent, Message: err.Error()}}
+		code := messages.CodePermanent
+		if alipay.ClassOf(err) == alipay.NeedsAttention {
+			code = messages.CodeNeedsAttention
+		}
+		return []messages.FieldError{{Code: code, Message: err.Error()}}
 	}
 	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: cmp.Or(ae.SubMsg, ae.Msg)}}
 }

@@ -656,9 +656,9 @@ func TestUntrustedGatewayCertificate(t *testing.T) {
 	if !errors.As(err, &rej) {
 		t.Fatalf("answer %s, %v; want a rejection", res, err)
 	}
-	if len(rej.Rejection.Errors) == 0 || rej.Rejection.Errors[0].Code != messages.CodePermanent ||
+	if len(rej.Rejection.Errors) == 0 || rej.Rejection.Errors[0].Code != messages.CodeNeedsAttention ||
 		!strings.Contains(rej.Rejection.Errors[0].Message, "gateway TLS certificate") {
-		t.Errorf("rejection errors %+v, want %s naming the gateway TLS certificate", rej.Rejection.Errors, messages.CodePermanent)
+		t.Errorf("rejection errors %+v, want %s naming the gateway TLS certificate", rej.Rejection.Errors, messages.CodeNeedsAttention)
 	}
 	if got := e.deadLetter(t, ctx, id); got != messages.ReasonNeedsAttention {
 		t.Errorf("dead-letter reason %q, want %q", got, messages.ReasonNeedsAttention)
