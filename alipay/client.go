@@ -63,8 +63,11 @@ type Config struct {
 	// Logger receives debug lines per call and a warning per breaker state change, with
 	// component=alipay. Secrets never appear; user ids are hashed. Default: discard.
 	Logger *slog.Logger
-	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class},
-	// eligo_alipay_answers_total{method,code}, eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
+	// Registerer, if set, gets the client's metrics: eligo_alipay_requests_total{method,class}
+	// (one per gateway call, by the class of what the answer finally is: a verified 10000 that
+	// is not a result counts under its *AnswerError's class, not "ok"),
+	// eligo_alipay_answers_total{method,code} (by the gateway's code, 10000 for those),
+	// eligo_alipay_request_duration_seconds{method} and eligo_breaker_state{breaker="alipay"}
 	// (0 closed, 1 half-open, 2 open). Default: no metrics.
 	Registerer prometheus.Registerer
 	// TracerProvider, if set, makes every gateway request an HTTP client span (otelhttp)
@@ -396,11 +399,12 @@ func (c *Client) Analyze(ctx context.Context, req AnalyzeRequest) (AnalyzeRespon
 	if req.BizID != "" {
 		params.Set("biz_id", req.BizID)
 	}
-	res, err := c.call(ctx, m, params, req.AppAuthToken)
-	if err != nil {
-		return AnalyzeResponse{}, err
-	}
-	return decodeAnalyze(res)
+	var out AnalyzeResponse
+	err := c.call(ctx, m, params, req.AppAuthToken, func(res callResult) (err error) {
+		out, err = decodeAnalyze(res)
+		return err
+	})
+	return out, err
 }
 
 // decodeAnalyze turns a verified success node into a result. It is a result only when success
@@ -461,11 +465,12 @@ func (c *Client) SetCrowdGroup(ctx context.Context, req CrowdGroupRequest) (Crow
 	if err != nil {
 		return CrowdGroupResponse{}, &RequestError{Method: m, Field: "biz_content", Reason: "cannot be encoded"}
 	}
-	res, err := c.call(ctx, m, url.Values{"biz_content": {biz}}, req.AppAuthToken)
-	if err != nil {
-		return CrowdGroupResponse{}, err
-	}
-	return decodeCrowdGroup(res)
+	var out CrowdGroupResponse
+	err = c.call(ctx, m, url.Values{"biz_content": {biz}}, req.AppAuthToken, func(res callResult) (err error) {
+		out, err = decodeCrowdGroup(res)
+		return err
+	})
+	return out, err
 }
 
 // decodeCrowdGroup turns a verified success node into a result. condition_model_list may be a
@@ -515,8 +520,9 @@ func marshalBizContent(v any) (string, error) {
 // call waits for the call budget (when there is one) and makes the gateway call; a 40005
 // answer is reported to the budget, and the call waits and is made again as long as ctx
 // lasts. A call the budget held back until ctx ended returns an error matching ErrThrottled
-// (wrapping the last 40005, if any).
-func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
+// (wrapping the last 40005, if any). decode turns a verified success node into the caller's
+// result; its error (an *AnswerError, say) is the call's error.
+func (c *Client) call(ctx context.Context, method string, params url.Values, appAuthToken string, decode func(callResult) error) error {
 	var limited error
 	for {
 		if c.budget != nil {
@@ -524,32 +530,31 @@ func (c *Client) call(ctx context.Context, method string, params url.Values, app
 				if limited != nil {
 					err = limited
 				}
-				return callResult{}, &throttledError{method: method, cause: err}
+				return &throttledError{method: method, cause: err}
 			}
 		}
-		res, err := c.callOnce(ctx, method, params, appAuthToken)
-		if !IsCallLimited(err) {
-			return res, err
-		}
-		if c.budget == nil {
-			return res, err
+		err := c.callOnce(ctx, method, params, appAuthToken, decode)
+		if !IsCallLimited(err) || c.budget == nil {
+			return err
 		}
 		c.budget.CallLimited(method)
 		limited = err
 		if ctx.Err() != nil {
-			return res, &throttledError{method: method, cause: err}
+			return &throttledError{method: method, cause: err}
 		}
 	}
 }
 
-// callOnce runs one gateway call through the breaker and records it.
-func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string) (callResult, error) {
+// callOnce runs one gateway call through the breaker, decodes a verified success with decode
+// (outside the breaker: an answer that is not a result still proves a working gateway) and
+// records the call once, under the class of what it finally is.
+func (c *Client) callOnce(ctx context.Context, method string, params url.Values, appAuthToken string, decode func(callResult) error) error {
 	start := time.Now()
 	if d := c.open.held(start); d > 0 {
 		// Open for longer than gobreaker's first period: the probes failed before.
 		err := &UnavailableError{Method: method, RetryAfter: d, cause: gobreaker.ErrOpenState}
-		c.metrics.observe(method, err, 0)
-		return callResult{}, err
+		c.metrics.observe(method, err, "", 0)
+		return err
 	}
 	res, err := c.cb.Execute(func() (callResult, error) {
 		return c.roundTrip(ctx, method, params, appAuthToken)
@@ -563,7 +568,11 @@ func (c *Client) callOnce(ctx context.Context, method string, params url.Values,
 		err = &UnavailableError{Method: method, RetryAfter: ProbeRetryAfter, Probing: true, cause: err}
 	}
 	elapsed := time.Since(start)
-	c.metrics.observe(method, err, elapsed)
+	code := answerCode(err)
+	if err == nil {
+		err = decode(res)
+	}
+	c.metrics.observe(method, err, code, elapsed)
 	if err != nil && IsClockSkew(err) {
 		c.clock.refused(res.sent, res.date)
 	}
@@ -585,7 +594,7 @@ func (c *Client) callOnce(ctx context.Context, method string, params url.Values,
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "gateway call", attrs...)
 	}
-	return res, err
+	return err
 }
 
 // roundTrip signs, sends and verifies one call. It returns the verified node of a 10000 answer,

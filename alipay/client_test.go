@@ -20,6 +20,8 @@ import (
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const (
@@ -588,10 +590,29 @@ func TestGatewayTLSAndRedirects(t *testing.T) {
 		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
-		c := newClient(t, srv.URL) // the default client does not trust the test CA
+		reg := prometheus.NewPedanticRegistry()
+		// The default client does not trust the test CA.
+		c := newClient(t, srv.URL, func(c *alipay.Config) {
+			c.Registerer = reg
+			c.Breaker = alipay.BreakerSettings{ConsecutiveFailures: 1, OpenTimeout: time.Hour}
+		})
 		_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: testUserID, RuleUUID: "r"})
 		if !errors.Is(err, alipay.ErrCredentials) || alipay.ClassOf(err) != alipay.NeedsAttention {
 			t.Errorf("err = %v (class %v), want a certificate problem needing attention", err, alipay.ClassOf(err))
+		}
+		// The answer table's breaker column: no answer was read, so it counts as a failure.
+		if s := c.BreakerState(); s != "open" {
+			t.Errorf("breaker %s after an untrusted certificate, want open", s)
+		}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP eligo_alipay_requests_total Alipay gateway calls by method and outcome class (ok, retryable, needs_attention, permanent, security, unavailable).
+# TYPE eligo_alipay_requests_total counter
+eligo_alipay_requests_total{class="needs_attention",method="alipay.promorulecenter.rule.analyze"} 1
+`), "eligo_alipay_requests_total"); err != nil {
+			t.Error(err)
+		}
+		if n := testutil.CollectAndCount(reg, "eligo_alipay_answers_total"); n != 0 {
+			t.Errorf("%d eligo_alipay_answers_total series, want none (no answer was read)", n)
 		}
 	})
 	t.Run("redirects are not followed", func(t *testing.T) {

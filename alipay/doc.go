@@ -38,7 +38,8 @@
 //	analyze      10000 success false (e.g. result_code 999)               Retryable       no
 //	             (AnswerError ALIPAY_SUCCESS_FALSE; inference)
 //	analyze      10000 success or triggered absent, null, "" or not a     Retryable       no
-//	             boolean (AnswerError, errors.Is ErrMalformed)
+//	             boolean, e.g. "maybe" or 3 (AnswerError, errors.Is
+//	             ErrMalformed; ALIPAY_TRIGGERED_MAYBE, ALIPAY_TRIGGERED_3)
 //	crowd group  10000 status success; condition_model_list a list or     result          -
 //	             one object (the doc is ambiguous), strings or numbers
 //	crowd group  10000 status fail or any other value (ALIPAY_STATUS_FAIL)  Permanent       no
@@ -61,9 +62,16 @@
 //	both         10000 without sign, a signature that does not verify     Security        yes
 //	both         malformed body, HTTP status other than 200, transport   Retryable       yes
 //	             error, timeout
-//	both         gateway TLS certificate not trusted                      NeedsAttention  yes
+//	both         gateway TLS certificate not trusted (ErrCredentials;     NeedsAttention  yes
+//	             no HTTP request is sent)
 //
 // An answer is never returned as business data unless it is a verified result.
+//
+// With Config.Registerer, each gateway call counts once in eligo_alipay_requests_total under
+// the class of what the answer finally is: "ok" only for a result, so a verified 10000 that is
+// not one counts under its AnswerError's class (Retryable or Permanent), and in
+// eligo_alipay_answers_total under the gateway's code (10000 for it; no code when no answer
+// was read: transport and TLS errors, HTTP errors, bad signatures, breaker refusals).
 //
 // # Breaker
 //

@@ -63,7 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(method string, err error, d time.Duration) {
+// observe records one call: err is what the call finally is (a verified 10000 answer that is
+// not a result is its *AnswerError, class and all), code the gateway code it answered with
+// (see answerCode; "" when no answer was read).
+func (m *metrics) observe(method string, err error, code string, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -75,7 +78,7 @@ func (m *metrics) observe(method string, err error, d time.Duration) {
 		class = ClassOf(err).String()
 	}
 	m.requests.WithLabelValues(method, class).Inc()
-	if code := answerCode(err); code != "" {
+	if code != "" {
 		m.answers.WithLabelValues(method, code).Inc()
 	}
 	m.duration.WithLabelValues(method).Observe(d.Seconds())

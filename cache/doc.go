@@ -22,7 +22,12 @@
 //	release(ctx)
 //
 // The contract suite runs exactly this protocol from many goroutines over two instances
-// and checks that Alipay is called once.
+// and checks that Alipay is called once. Loader.Once runs it; on Redis (and Near over Redis)
+// it folds steps into single round trips: the Lease and the double-check Get are one Lua
+// script, and Set and the lease release another, so a miss costs three round trips (the
+// first Get, lease-and-read, store-and-release) instead of five. The first Get stays a
+// plain MGET: it is a hit's only round trip, and the lease must be taken by the caller that
+// will fetch, which singleflight chooses only after that read.
 //
 // Redis entries are authenticated (Config.MACKey, LoadMACKey): an entry that was not written
 // by a cache holding the deployment's key reads as a miss, is counted as

@@ -47,10 +47,11 @@ type NearConfig struct {
 // invalidation broadcast (every replica calls InvalidateRule), or after TTL at the latest.
 // Lease and WaitFor go to the backend. A Near is safe for concurrent use.
 type Near struct {
-	be  Backend
-	ttl time.Duration
-	max int
-	now func() time.Time
+	be    Backend
+	fused fusedBackend // be's fused operations
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
 
 	mu      sync.RWMutex
 	entries map[string]nearEntry
@@ -75,7 +76,7 @@ func NewNear(be Backend, cfg NearConfig) *Near {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Near{be: be, ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now,
+	return &Near{be: be, fused: fusedOf(be), ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now,
 		entries: make(map[string]nearEntry), gens: make(map[string]uint64)}
 }
 
@@ -135,6 +136,40 @@ func (n *Near) InvalidateRule(ctx context.Context, ruleUUID string) error {
 	}
 	n.mu.Unlock()
 	return n.be.InvalidateRule(ctx, ruleUUID)
+}
+
+// leaseGet is Get from process memory, else the backend's leaseGet (one round trip to
+// Redis for the read and the lease), remembering an answer it finds.
+func (n *Near) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, bool, bool, lease, error) {
+	if maxAge <= 0 {
+		return n.fused.leaseGet(ctx, k, maxAge)
+	}
+	key := k.String()
+	now := n.now()
+	n.mu.RLock()
+	e, ok := n.entries[key]
+	gen := n.gens[k.RuleUUID]
+	n.mu.RUnlock()
+	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
+		return asCached(k, e.r), true, false, lease{}, nil
+	}
+	r, hit, held, l, err := n.fused.leaseGet(ctx, k, maxAge)
+	if hit {
+		n.remember(key, k.RuleUUID, gen, r, now)
+	}
+	return r, hit, held, l, err
+}
+
+// setRelease is Set with the backend's setRelease.
+func (n *Near) setRelease(ctx context.Context, k Key, r messages.AnalyzeResult, l lease) error {
+	n.mu.RLock()
+	gen := n.gens[k.RuleUUID]
+	n.mu.RUnlock()
+	if err := n.fused.setRelease(ctx, k, r, l); err != nil {
+		return err
+	}
+	n.remember(k.String(), k.RuleUUID, gen, r, n.now())
+	return nil
 }
 
 // Lease is the backend's.

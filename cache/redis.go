@@ -21,22 +21,50 @@ const keyVersion = "a2"
 // genSep separates the generation token from the encoded answer in a stored value.
 const genSep = 0
 
-// setScript stores an answer stamped with its rule's generation, in one atomic step.
-// KEYS: generation, value. ARGV: encoded answer, TTL ms, CheckedAt Unix ms, token for a
-// new generation, generation TTL ms. A generation token is "<invalidated at, Unix ms>.<random>";
-// an answer checked before its rule's last invalidation is not stored (returns 0).
+// setScript stores an answer stamped with its rule's generation, in one atomic step, and
+// (with a third key) releases the writer's lease in the same step.
+// KEYS: generation, value[, lease]. ARGV: encoded answer, TTL ms, CheckedAt Unix ms, token for
+// a new generation, generation TTL ms[, lease token]. A generation token is "<invalidated at,
+// Unix ms>.<random>"; an answer checked before its rule's last invalidation is not stored
+// (returns 0). The lease is deleted only if it still holds the given token.
 var setScript = redis.NewScript(`
+local stored = 1
 local g = redis.call('GET', KEYS[1])
 if not g then
   g = ARGV[4]
   redis.call('SET', KEYS[1], g, 'PX', ARGV[5])
 else
   local inv = tonumber(string.match(g, '^%d+'))
-  if inv and tonumber(ARGV[3]) < inv then return 0 end
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  if inv and tonumber(ARGV[3]) < inv then
+    stored = 0
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  end
 end
-redis.call('SET', KEYS[2], g .. '\0' .. ARGV[1], 'PX', ARGV[2])
-return 1
+if stored == 1 then
+  redis.call('SET', KEYS[2], g .. '\0' .. ARGV[1], 'PX', ARGV[2])
+end
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then
+  redis.call('DEL', KEYS[3])
+end
+return stored
+`)
+
+// leaseGetScript reads an answer and, when there is none of the current generation, takes
+// the lease, in one atomic step. KEYS: generation, value, lease. ARGV: lease token, lease
+// TTL ms, "1" to read the value first ("0": take the lease only). Returns {0, generation,
+// value} when a value of the current generation exists (no lease taken: the caller checks
+// its MAC and age), {1} when the lease was taken, {2} when another holder has it.
+var leaseGetScript = redis.NewScript(`
+if ARGV[3] == '1' then
+  local g = redis.call('GET', KEYS[1])
+  if g then
+    local v = redis.call('GET', KEYS[2])
+    if v and string.sub(v, 1, #g + 1) == g .. '\0' then return {0, g, v} end
+  end
+end
+if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+return {2}
 `)
 
 // invalidateScript gives a rule a new generation token stamped with the Redis server's
@@ -309,6 +337,12 @@ func (c *Redis) fail(ctx context.Context, op string, err error) error {
 // answer checked before the last InvalidateRule of its rule is silently not stored. Redis
 // errors are returned wrapping ErrUnavailable; the caller logs them and carries on.
 func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error {
+	return c.setRelease(ctx, k, r, lease{})
+}
+
+// setRelease is Set, and also releases l (when it holds a lease) in the same round trip.
+// On an error, l may still be held.
+func (c *Redis) setRelease(ctx context.Context, k Key, r messages.AnalyzeResult, l lease) error {
 	if err := checkCacheable(k, r); err != nil {
 		c.metrics.count(opSet, resultReject)
 		return fmt.Errorf("cache set: %w", err)
@@ -324,15 +358,21 @@ func (c *Redis) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error 
 	defer end()
 	start := time.Now()
 	keys := c.keys(k, ":v:")
+	if l.token != "" {
+		keys = c.keys(k, ":v:", ":l:") // the lease key is l.key
+	}
 	answer := appendAnswer(make([]byte, 0, 64), r)
-	stored, err := setScript.Run(opCtx, c.client,
-		keys,
+	args := []any{
 		c.mac.appendTag(answer, keys[1], answer),
 		c.cfg.ttlFor(r).Milliseconds(),
 		r.CheckedAt.UnixMilli(),
-		"0."+strconv.FormatUint(rand.Uint64(), 36),
+		"0." + strconv.FormatUint(rand.Uint64(), 36),
 		c.cfg.maxTTL().Milliseconds(),
-	).Int()
+	}
+	if l.token != "" {
+		args = append(args, l.token)
+	}
+	stored, err := setScript.Run(opCtx, c.client, keys, args...).Int()
 	c.metrics.observe(opSet, start)
 	if err != nil {
 		return c.fail(ctx, opSet, err)
@@ -375,13 +415,19 @@ func (c *Redis) InvalidateRule(ctx context.Context, ruleUUID string) error {
 // than once. On a Redis error, held is true, release is a no-op and err wraps
 // ErrUnavailable: the caller proceeds as if it held the lease.
 func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(context.Context), err error) {
+	held, l, err := c.lease(ctx, k)
+	return held, l.release, err
+}
+
+// lease is Lease, returning the lease itself.
+func (c *Redis) lease(ctx context.Context, k Key) (bool, lease, error) {
 	if !c.circuit.allow() {
 		c.metrics.count(opLease, resultBypass)
-		return true, func(context.Context) {}, fmt.Errorf("cache lease: circuit open: %w", ErrUnavailable)
+		return true, lease{}, fmt.Errorf("cache lease: circuit open: %w", ErrUnavailable)
 	}
 	opCtx, end, err := c.begin(ctx)
 	if err != nil {
-		return true, func(context.Context) {}, c.notStarted(opLease, err)
+		return true, lease{}, c.notStarted(opLease, err)
 	}
 	defer end()
 	key := c.keys(k, ":l:")[1]
@@ -390,15 +436,20 @@ func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(conte
 	ok, err := c.client.SetNX(opCtx, key, token, c.cfg.LeaseTTL).Result()
 	c.metrics.observe(opLease, start)
 	if err != nil {
-		return true, func(context.Context) {}, c.fail(ctx, opLease, err)
+		return true, lease{}, c.fail(ctx, opLease, err)
 	}
 	c.circuit.success()
 	if !ok {
 		c.metrics.count(opLease, resultBusy)
-		return false, func(context.Context) {}, nil
+		return false, lease{}, nil
 	}
 	c.metrics.count(opLease, resultHeld)
-	return true, func(ctx context.Context) {
+	return true, c.heldLease(key, token), nil
+}
+
+// heldLease is the lease key holds with token.
+func (c *Redis) heldLease(key, token string) lease {
+	return lease{key: key, token: token, free: func(ctx context.Context) {
 		ctx, end, err := c.begin(ctx)
 		if err != nil {
 			return // the lease expires after LeaseTTL
@@ -406,7 +457,54 @@ func (c *Redis) Lease(ctx context.Context, k Key) (held bool, release func(conte
 		defer end()
 		// Best effort: if this fails the lease simply expires after LeaseTTL.
 		_ = releaseScript.Run(ctx, c.client, []string{key}, token).Err()
-	}, nil
+	}}
+}
+
+// leaseGet reads k's answer and, when there is none of the current generation, takes k's
+// lease, in one round trip (see fusedBackend). An entry of the current generation that is
+// older than maxAge or not authentic costs a second round trip, to take the lease.
+func (c *Redis) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, bool, bool, lease, error) {
+	if !c.circuit.allow() {
+		c.metrics.count(opLease, resultBypass)
+		return messages.AnalyzeResult{}, false, true, lease{}, fmt.Errorf("cache lease: circuit open: %w", ErrUnavailable)
+	}
+	opCtx, end, err := c.begin(ctx)
+	if err != nil {
+		return messages.AnalyzeResult{}, false, true, lease{}, c.notStarted(opLease, err)
+	}
+	keys := c.keys(k, ":v:", ":l:")
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	read := "0"
+	if maxAge > 0 {
+		read = "1"
+	}
+	start := time.Now()
+	res, err := leaseGetScript.Run(opCtx, c.client, keys, token, c.cfg.LeaseTTL.Milliseconds(), read).Slice()
+	c.metrics.observe(opLease, start)
+	end()
+	if err == nil && len(res) == 0 {
+		err = errors.New("empty reply from lease script")
+	}
+	if err != nil {
+		return messages.AnalyzeResult{}, false, true, lease{}, c.fail(ctx, opLease, err)
+	}
+	c.circuit.success()
+	switch st, _ := res[0].(int64); {
+	case st == 1:
+		c.metrics.count(opLease, resultHeld)
+		return messages.AnalyzeResult{}, false, true, c.heldLease(keys[2], token), nil
+	case st == 2:
+		c.metrics.count(opLease, resultBusy)
+		return messages.AnalyzeResult{}, false, false, lease{}, nil
+	case len(res) == 3:
+		if r, ok := c.decode(opGet, k, keys[1], res[1], res[2]); ok && fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
+			c.metrics.count(opGet, resultHit)
+			return r, true, false, lease{}, nil
+		}
+	}
+	// An entry the caller cannot use: take the lease as Lease does.
+	held, l, err := c.lease(ctx, k)
+	return messages.AnalyzeResult{}, false, held, l, err
 }
 
 // Poll intervals of WaitFor: it starts at waitPollMin and doubles up to waitPollMax.

@@ -42,6 +42,10 @@ const (
 	// CodeRetriesExhausted: the message kept failing retryably, MaxAttempts times, while the
 	// gateway was otherwise healthy.
 	CodeRetriesExhausted = "RETRIES_EXHAUSTED"
+	// CodeNeedsAttention: the worker's own setup kept the request from being answered (its
+	// credentials, permissions or the gateway's TLS certificate) without an Alipay code of
+	// its own, until ELIGO_ATTENTION_ATTEMPTS ran out.
+	CodeNeedsAttention = "NEEDS_ATTENTION"
 )
 
 // Limits every decoder enforces. Field lengths count characters (Unicode code points), as

@@ -160,7 +160,7 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.deadLetter(d, letter{id: id, code: messages.ReasonNeedsAttention, errors: apiFieldErrors(err),
 			reason: "still refused after " + strconv.FormatUint(d.md.NumDelivered, 10) + " attempts: " + err.Error()})
 	case class == alipay.NeedsAttention:
-		s.logMsg(slog.LevelError, "Alipay refused the worker's credentials or permissions; fix the configuration (message retried later)",
+		s.logMsg(slog.LevelError, "the worker's Alipay setup needs attention (credentials, permissions, clock or gateway certificate); fix the configuration (message retried later)",
 			d, id, err)
 		_ = d.msg.NakWithDelay(spread(s.cfg.AttentionDelay))
 		s.outcome(d, outcomeAttention)
@@ -494,7 +494,11 @@ func apiFieldErrors(err error) []messages.FieldError {
 	}
 	var ae *alipay.APIError
 	if !errors.As(err, &ae) {
-		return []messages.FieldError{{Code: messages.CodePermanent, Message: err.Error()}}
+		code := messages.CodePermanent
+		if alipay.ClassOf(err) == alipay.NeedsAttention {
+			code = messages.CodeNeedsAttention
+		}
+		return []messages.FieldError{{Code: code, Message: err.Error()}}
 	}
 	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: cmp.Or(ae.SubMsg, ae.Msg)}}
 }

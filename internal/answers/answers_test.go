@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +147,15 @@ var table = []row{
 		want:  exhausted(maxTries)},
 	{name: "analyze 10000 triggered empty", kind: messages.KindAnalyze,
 		shape: &sandbox.Shape{Fields: fields(`{"result_code":"000","success":"true","triggered":""}`)},
+		want:  exhausted(maxTries)},
+	{name: "analyze 10000 triggered not a boolean: maybe", kind: messages.KindAnalyze,
+		shape: &sandbox.Shape{Fields: fields(`{"result_code":"000","success":"true","triggered":"maybe"}`)},
+		want:  exhausted(maxTries)},
+	{name: "analyze 10000 triggered not a boolean: 3", kind: messages.KindAnalyze,
+		shape: &sandbox.Shape{Fields: fields(`{"result_code":"000","success":"true","triggered":3}`)},
+		want:  exhausted(maxTries)},
+	{name: "analyze 10000 success not a boolean", kind: messages.KindAnalyze,
+		shape: &sandbox.Shape{Fields: fields(`{"result_code":"000","success":"yes","triggered":"true"}`)},
 		want:  exhausted(maxTries)},
 
 	// 10000 crowd-group answers.
@@ -288,15 +300,58 @@ func TestAnswerTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	stderr := startWorker(t, ns.URL(), rds.URL, macFile, gw.URL+sandbox.GatewayPath, keys, maxTries)
+
+	nc := ns.Connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(nc, client.Config{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := alipay.LoadCredentials(alipay.Files{PrivateKey: keys.Path(sandbox.AppPrivateKeyFile), AlipayPublicKey: keys.Path(sandbox.SandboxPublicKeyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := alipay.New(alipay.Config{Gateway: gw.URL + sandbox.GatewayPath, AppID: appID, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{alipay: direct, gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
+
+	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: isvMerchant, AppAuthToken: tokenOwn, ShopIDs: []string{isvShop}})
+	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: "2088000000000102", AppAuthToken: tokenOther, ShopIDs: []string{"shop-other"}})
+
+	t.Run("rows", func(t *testing.T) {
+		for i, r := range table {
+			t.Run(r.name, func(t *testing.T) {
+				t.Parallel()
+				e.run(t, i, r)
+			})
+		}
+	})
+	for _, tok := range []string{tokenOwn, tokenOther} {
+		if strings.Contains(stderr.String(), tok) {
+			t.Errorf("the worker logged an app_auth_token")
+		}
+	}
+}
+
+// startWorker starts an eligo worker process on NATS natsURL and Redis redisURL, calling the
+// gateway at gateway, with ELIGO_MAX_ATTEMPTS and ELIGO_ATTENTION_ATTEMPTS set to attempts, and
+// returns its log once it serves /readyz. The process ends with the test.
+func startWorker(t *testing.T, natsURL, redisURL, macFile, gateway string, keys sandbox.Keys, attempts int) *syncbuf.Buffer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	cmd := exec.CommandContext(ctx, eligoBin, "worker")
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"ELIGO_NATS_URL=" + ns.URL(),
-		"ELIGO_REDIS_URL=" + rds.URL,
+		"ELIGO_NATS_URL=" + natsURL,
+		"ELIGO_REDIS_URL=" + redisURL,
 		"ELIGO_CACHE_MAC_KEY_FILE=" + macFile,
-		"ELIGO_ALIPAY_GATEWAY=" + gw.URL + sandbox.GatewayPath,
+		"ELIGO_ALIPAY_GATEWAY=" + gateway,
 		"ELIGO_ALIPAY_APP_ID=" + appID,
 		"ELIGO_ALIPAY_PRIVATE_KEY_FILE=" + keys.Path(sandbox.AppPrivateKeyFile),
 		"ELIGO_ALIPAY_PUBLIC_KEY_FILE=" + keys.Path(sandbox.SandboxPublicKeyFile),
@@ -304,8 +359,8 @@ func TestAnswerTable(t *testing.T) {
 		"ELIGO_HTTP_ADDR=127.0.0.1:0",
 		"ELIGO_LOG_FORMAT=json",
 		"ELIGO_LOG_LEVEL=info",
-		"ELIGO_MAX_ATTEMPTS=" + fmt.Sprint(maxTries),
-		"ELIGO_ATTENTION_ATTEMPTS=" + fmt.Sprint(maxTries),
+		"ELIGO_MAX_ATTEMPTS=" + fmt.Sprint(attempts),
+		"ELIGO_ATTENTION_ATTEMPTS=" + fmt.Sprint(attempts),
 		"ELIGO_ATTENTION_DELAY=200ms",
 		// The rows fail on purpose, many at once: the breaker must not turn them into an outage.
 		"ELIGO_BREAKER_FAILURES=100000",
@@ -351,41 +406,7 @@ func TestAnswerTable(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	nc := ns.Connect()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.New(nc, client.Config{Timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := alipay.LoadCredentials(alipay.Files{PrivateKey: keys.Path(sandbox.AppPrivateKeyFile), AlipayPublicKey: keys.Path(sandbox.SandboxPublicKeyFile)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct, err := alipay.New(alipay.Config{Gateway: gw.URL + sandbox.GatewayPath, AppID: appID, Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{alipay: direct, gw: gw, js: js, cl: cl, cache: cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey}), stderr: stderr}
-
-	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: isvMerchant, AppAuthToken: tokenOwn, ShopIDs: []string{isvShop}})
-	e.admin(t, http.MethodPost, sandbox.MerchantsPath, sandbox.Merchant{MerchantID: "2088000000000102", AppAuthToken: tokenOther, ShopIDs: []string{"shop-other"}})
-
-	t.Run("rows", func(t *testing.T) {
-		for i, r := range table {
-			t.Run(r.name, func(t *testing.T) {
-				t.Parallel()
-				e.run(t, i, r)
-			})
-		}
-	})
-	for _, tok := range []string{tokenOwn, tokenOther} {
-		if strings.Contains(stderr.String(), tok) {
-			t.Errorf("the worker logged an app_auth_token")
-		}
-	}
+	return stderr
 }
 
 // run publishes the row's input, scripted as the row says, and checks the outcome.
@@ -522,7 +543,7 @@ func (e *env) admin(t *testing.T, method, path string, v any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.gw.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,4 +602,81 @@ func (e *env) marker(t *testing.T, ctx context.Context, id string) string {
 		t.Fatalf("marker %s: %v", entry.Value(), err)
 	}
 	return m.State
+}
+
+// TestUntrustedGatewayCertificate is the README row "gateway TLS certificate not trusted": the
+// sandbox served over TLS with a certificate the worker does not trust (httptest's own, not in
+// the system roots). No request reaches the gateway; each delivery is one failed handshake, an
+// attention retry, and only the ELIGO_ATTENTION_ATTEMPTS-th dead-letters the check
+// (needs_attention). Nothing is published as a result, nothing cached.
+func TestUntrustedGatewayCertificate(t *testing.T) {
+	const attempts = 3
+	ns := natstest.NewServer(t)
+	rds := redistest.NewServer(t)
+	keys, err := sandbox.EnsureKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.New(keys.Config(appID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewUnstartedServer(sb)
+	var hellos atomic.Int64
+	gw.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		hellos.Add(1)
+		return nil, nil
+	}}
+	gw.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	gw.StartTLS()
+	t.Cleanup(func() { sb.Close(); gw.Close() })
+	macKey := []byte(hex.EncodeToString(cache.NewMACKey()))
+	macFile := filepath.Join(t.TempDir(), "cache-mac.key")
+	if err := os.WriteFile(macFile, macKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr := startWorker(t, ns.URL(), rds.URL, macFile, gw.URL+sandbox.GatewayPath, keys, attempts)
+
+	nc := ns.Connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(nc, client.Config{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{gw: gw, js: js, cl: cl, stderr: stderr}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const id, user = "ans-tls", "2088000000600001"
+	data, _ := json.Marshal(messages.AnalyzeCheck{RequestID: id, UserID: user, RuleUUID: ruleUUID})
+	res, err := cl.PublishRaw(ctx, messages.KindAnalyze, id, data)
+	var rej *client.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("answer %s, %v; want a rejection", res, err)
+	}
+	if len(rej.Rejection.Errors) == 0 || rej.Rejection.Errors[0].Code != messages.CodeNeedsAttention ||
+		!strings.Contains(rej.Rejection.Errors[0].Message, "gateway TLS certificate") {
+		t.Errorf("rejection errors %+v, want %s naming the gateway TLS certificate", rej.Rejection.Errors, messages.CodeNeedsAttention)
+	}
+	if got := e.deadLetter(t, ctx, id); got != messages.ReasonNeedsAttention {
+		t.Errorf("dead-letter reason %q, want %q", got, messages.ReasonNeedsAttention)
+	}
+	// One handshake per delivery: the check was dead-lettered at the attempts-th, not before.
+	if n := hellos.Load(); n != attempts {
+		t.Errorf("%d TLS handshakes, want %d (one per delivery)", n, attempts)
+	}
+	if n := strings.Count(stderr.String(), "the worker's Alipay setup needs attention"); n != attempts-1 {
+		t.Errorf("%d attention retries logged, want %d", n, attempts-1)
+	}
+	var calls struct{ Calls int64 }
+	e.admin(t, http.MethodGet, sandbox.CallsPath+"?"+url.Values{"method": {alipay.MethodRuleAnalyze}, "user_id": {user}}.Encode(), &calls)
+	if calls.Calls != 0 {
+		t.Errorf("gateway calls = %d, want 0 (no request over an untrusted connection)", calls.Calls)
+	}
+	c := cache.NewRedis(rds.Client(), cache.Config{Namespace: messages.DefaultPrefix, MACKey: macKey})
+	if _, err := c.Get(ctx, cache.Key{AppID: appID, RuleUUID: ruleUUID, UserID: user}, time.Hour); err == nil {
+		t.Error("an answer was cached")
+	}
 }
