@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eligo-dev/eligo/alipay"
@@ -33,6 +34,8 @@ type health struct {
 	lastOutage  time.Time
 	// paused is closed and replaced when a new pause starts.
 	paused chan struct{}
+	// answered: a call got a signed answer since the worker started (see healthy).
+	answered atomic.Bool
 }
 
 func newHealth(now func() time.Time, pauseLen time.Duration) *health {
@@ -134,13 +137,43 @@ func (h *health) outage() bool {
 	return h.circuit != alipay.CircuitClosed
 }
 
-// healthy reports whether the breaker is closed and no outage was seen within two pause
-// lengths. Only then are exhausted retries dead-lettered.
+// healthy reports whether the gateway has answered this worker since it started, the
+// breaker is closed and no outage was seen within two pause lengths. Only then are exhausted
+// retries dead-lettered: a worker started during an outage (its breaker closed, its failure
+// counters shared with the fleet) cannot tell the outage from a message that keeps failing
+// until it has seen the gateway answer.
 func (h *health) healthy() bool {
+	if !h.answered.Load() {
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.circuit == alipay.CircuitClosed &&
 		(h.lastOutage.IsZero() || h.now().Sub(h.lastOutage) > 2*h.pauseLen)
+}
+
+// gatewayAnswered records that a call got an answer the gateway signed (a result or a
+// verified refusal): the gateway is up.
+func (h *health) gatewayAnswered() {
+	if !h.answered.Load() {
+		h.answered.Store(true)
+	}
+}
+
+// provesUp reports whether a gateway call's err came with an answer the gateway signed,
+// which proves the gateway up: no error, a 10000 answer that is not a result, or a signed
+// error answer. Transport and HTTP errors, breaker refusals, unsigned and badly signed
+// answers prove nothing.
+func provesUp(err error) bool {
+	if err == nil {
+		return true
+	}
+	var an *alipay.AnswerError
+	if errors.As(err, &an) {
+		return true
+	}
+	var ae *alipay.APIError
+	return errors.As(err, &ae) && !ae.Unsigned() && alipay.ClassOf(err) != alipay.Security
 }
 
 // errNoSlot: no call slot freed up within HandleTimeout; the message is handed back, not

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,14 +13,19 @@ import (
 
 // TestHealthPause: the breaker's signal (or an ErrUnavailable answer) pauses intake until
 // a deadline; a pause during a pause starts no new one; exhausted retries may be
-// dead-lettered only with the breaker closed and two pause lengths after the last outage.
+// dead-lettered only once the gateway has answered, with the breaker closed and two pause
+// lengths after the last outage.
 func TestHealthPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHealth(time.Now, time.Second)
 		var starts []time.Time
 		h.onPause = func(until time.Time) { starts = append(starts, until) }
-		if !h.healthy() || h.outage() || h.pausedFor() != 0 {
-			t.Fatal("a new health is not healthy and open")
+		if h.healthy() || h.outage() || h.pausedFor() != 0 {
+			t.Fatal("a new health is healthy (before any answer) or not open")
+		}
+		h.gatewayAnswered()
+		if !h.healthy() {
+			t.Fatal("not healthy after the gateway answered")
 		}
 		sig := h.pauseSignal()
 		h.circuitChanged(alipay.CircuitOpen)
@@ -143,4 +150,27 @@ func TestHealthPauseFollowsTheBreaker(t *testing.T) {
 			t.Errorf("local pause %s, want the configured 30s", got)
 		}
 	})
+}
+
+// TestProvesUp: only an answer the gateway signed proves it up; transport and HTTP errors,
+// breaker refusals and unsigned or badly signed answers do not.
+func TestProvesUp(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"success", nil, true},
+		{"signed_refusal", &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "40004", SubCode: "INVALID_PARAMETER"}, true},
+		{"signed_20000", fmt.Errorf("analyze: %w", &alipay.APIError{Method: alipay.MethodRuleAnalyze, Code: "20000"}), true},
+		{"breaker_refusal", fmt.Errorf("analyze: %w", alipay.ErrUnavailable), false},
+		{"transport", errors.New("dial tcp: connection refused"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := provesUp(tt.err); got != tt.want {
+				t.Errorf("provesUp(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
 }

@@ -337,6 +337,9 @@ func (w *Worker) callGateway(ctx context.Context, method string, call func(conte
 	}
 	cancel()
 	w.slots.release(err == nil || alipay.ClassOf(err) == alipay.Permanent)
+	if provesUp(err) {
+		w.health.gatewayAnswered()
+	}
 	w.countCall(method, err)
 	return err
 }

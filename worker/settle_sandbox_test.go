@@ -75,9 +75,10 @@ func TestSettleOnSandbox(t *testing.T) {
 				if got := e.msgCount(DefaultResultsStream); got != 0 {
 					t.Errorf("results = %d, want none yet", got)
 				}
-				if got := counterValue(r.w.m.messages.WithLabelValues(string(messages.KindCrowdGroup), outcomeAttention)); got != 1 {
-					t.Errorf("needs_attention outcomes = %v, want 1", got)
-				}
+				// The consumer shows the message pending before the settle counts it.
+				poll.Until(t, 10*time.Second, "one needs_attention outcome", func() bool {
+					return counterValue(r.w.m.messages.WithLabelValues(string(messages.KindCrowdGroup), outcomeAttention)) == 1
+				})
 			}
 			if tt.reason == "" {
 				if got := e.msgCount(messages.DeadLetterStream); got != 0 {
