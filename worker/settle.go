@@ -430,14 +430,15 @@ func (s *settler) publishFailed(d delivery, err error) {
 
 // storeFull reports whether a publish was refused for lack of storage: JetStream API errors
 // 10077 (store failed: maximum bytes or messages, storage resources exceeded), 10023
-// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded).
+// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded), and
+// 10002 (resource limits exceeded for account: the account's max_file or max_mem reached).
 func storeFull(err error) bool {
 	var ae *jetstream.APIError
 	if !errors.As(err, &ae) {
 		return false
 	}
 	switch ae.ErrorCode {
-	case 10077, 10023, 10047, 10028:
+	case 10077, 10023, 10047, 10028, 10002:
 		return true
 	}
 	return false

@@ -4,6 +4,8 @@ package natstest
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -104,4 +106,21 @@ func (s *Server) Connect(opts ...nats.Option) *nats.Conn {
 func Start(t testing.TB) *nats.Conn {
 	t.Helper()
 	return NewServer(t).Connect()
+}
+
+// NewServerWithConfig starts a server from nats-server configuration text (accounts, users,
+// account JetStream limits, …) written to a file in a temporary directory, so the server's
+// Reload re-reads that file. Host, port, StoreDir, logging and signals are filled in as by
+// NewServerWithOptions and must be left out of conf.
+func NewServerWithConfig(t testing.TB, conf string) *Server {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatalf("natstest: write config: %v", err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("natstest: config: %v", err)
+	}
+	return NewServerWithOptions(t, *opts)
 }
