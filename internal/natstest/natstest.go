@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,4 +124,29 @@ func NewServerWithConfig(t testing.TB, conf string) *Server {
 		t.Fatalf("natstest: config: %v", err)
 	}
 	return NewServerWithOptions(t, *opts)
+}
+
+// ReloadConfig applies new configuration text to a server started by NewServerWithConfig as a configuration
+// reload does (nats-server --signal reload): what conf changes, such as an account's
+// JetStream limits, takes effect without a restart. Host, port and storage stay as they are.
+func (s *Server) ReloadConfig(conf string) error {
+	path := s.opts.ConfigFile
+	if path == "" {
+		return fmt.Errorf("natstest: reload: the server was not started by NewServerWithConfig")
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("natstest: write config: %w", err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return fmt.Errorf("natstest: config: %w", err)
+	}
+	opts.Host, opts.Port = s.opts.Host, s.opts.Port
+	opts.JetStream, opts.StoreDir = true, s.opts.StoreDir
+	opts.NoLog, opts.NoSigs = true, true
+	if err := s.Server.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("natstest: reload: %w", err)
+	}
+	s.opts = *opts
+	return nil
 }
