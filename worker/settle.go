@@ -135,6 +135,12 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.handBack(d, spread(s.cfg.BackoffBase))
 	case errors.Is(err, alipay.ErrUnavailable):
 		s.handBack(d, spread(s.health.pause()))
+	case storeFull(err):
+		// JetStream had no room for a write the handler needed (a crowd-group command's
+		// applied-marker, when the account's storage limit is reached): the message is fine
+		// and every message would fail alike. Stop this replica's intake for a pause and hand
+		// the message back after it, without using up an attempt, as publishFailed does.
+		s.handBack(d, spread(s.health.pauseLocal()))
 	case errors.Is(err, alipay.ErrThrottled):
 		// Held back by the app's call quota until the handler's time ran out: the message
 		// waits its turn again without using up an attempt.
