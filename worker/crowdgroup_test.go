@@ -99,7 +99,7 @@ func TestCrowdGroupAppliedOnce(t *testing.T) {
 				}
 			}
 			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
-			poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			poll.Until(t, 30*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			res := e.readAll(DefaultResultsStream, "")[0]
 			var got messages.CrowdGroupResult
 			if err := json.Unmarshal(res.Data(), &got); err != nil {
@@ -284,7 +284,7 @@ func TestCrowdGroupLostAnswer(t *testing.T) {
 			}
 			e.start(client, newMemoryCache(t), testConfig())
 			e.publish(messages.Subjects{}.CrowdGroupCommand(), tt.cmd.CommandID, tt.cmd, nil)
-			poll.Until(t, 10*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
+			poll.Until(t, 30*time.Second, "result", func() bool { return e.msgCount(DefaultResultsStream) == 1 })
 			var got messages.CrowdGroupResult
 			if err := json.Unmarshal(e.readAll(DefaultResultsStream, "")[0].Data(), &got); err != nil {
 				t.Fatal(err)

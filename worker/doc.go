@@ -97,6 +97,35 @@
 // asks for (CREATE/UPDATE: same conditions; DELETE: the group is gone, which Alipay and the
 // sandbox report as 40004). Results go to eligo.result.crowdgroup.<shop_id>.
 //
+// MaxAckPending 1 alone does not make one attempt at a time: a replica cut off from NATS
+// without a reset keeps working while its in-progress acks are held, AckWait passes and the
+// server hands the command to another replica; a delivery held in the partition reaches its
+// replica only when the link heals, after the command was handed on; and acks and naks act
+// on the stream sequence, so a nak held in a partition can release a later delivery early.
+// So the "sending" marker is a claim, fenced by the bucket's revisions:
+//
+//   - The claim is a compare-and-set against the revision the attempt read (Create when
+//     there was no marker). Of two attempts that read the same state only one claims; the
+//     other is left to it (outcome "superseded": no ack, no nak, since either would act on
+//     the claimant's delivery). A claim that lands late (held in a partition) fails.
+//   - An attempt calls Alipay only within its call window: HandleTimeout from the moment it
+//     sent the claim (the wait for a call slot included); the call's context ends there.
+//   - An attempt that finds another attempt's claim waits until the claim is 2×HandleTimeout
+//     old (that window, and as long again for a request Alipay received just before it was
+//     given up; the age by the server's clock: the bucket's stream info carries the server's
+//     time), keeping its delivery with in-progress acks and watching the marker, then reads
+//     it again: unchanged, it reads the group back and claims against that revision; done,
+//     it republishes the result; otherwise it is superseded. An attempt that ends with
+//     nothing in flight (a verified answer, or nothing sent) releases its claim (released:
+//     true), so the next one need not wait; a call that timed out does not.
+//   - "done", the release and the removal after a refusal are compared and set against the
+//     attempt's own claim, so a stale attempt never overwrites a newer claim.
+//
+// So the calls of two attempts never overlap, and a later command of the group (released
+// only after this one's ack) never meets a late request of an earlier one. The price: when
+// a replica is lost with a call in flight, the ordered lane stalls for about the longer of
+// AckWait and 2×HandleTimeout after its claim (20 s with the defaults), instead of AckWait.
+//
 // # Settle policy
 //
 //	handler outcome                          settle

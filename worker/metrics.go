@@ -21,6 +21,9 @@ const (
 	outcomeAttention   = "needs_attention"
 	outcomeHandedBack  = "handed_back" // shutdown
 	outcomeSettleError = "settle_error"
+	// outcomeSuperseded: another delivery of the same crowd-group command holds its claim;
+	// this one is left to that delivery (neither acked nor handed back).
+	outcomeSuperseded = "superseded"
 )
 
 type metrics struct {

@@ -122,6 +122,13 @@ func (s *settler) fail(d delivery, id string, err error) {
 	)
 	class := alipay.ClassOf(err)
 	switch {
+	case errors.Is(err, errClaimed):
+		// Another delivery of this crowd-group command claimed it (a replica that received
+		// its delivery late, or whose delivery the server handed on while it was cut off):
+		// that delivery settles the message (acks and naks go by stream sequence). A nak
+		// here would hand the message out again while the claimant still works on it.
+		s.logMsg(slog.LevelInfo, "left to the delivery that claimed it", d, id, err)
+		s.outcome(d, outcomeSuperseded)
 	case errors.As(err, &ve):
 		s.deadLetter(d, letter{id: cmp.Or(id, ve.ID), code: messages.ReasonInvalid, reason: err.Error(), errors: ve.Errors})
 	case errors.As(err, &ue) && ue.Probing:
