@@ -136,6 +136,8 @@
 //	                                         then TermWithReason; if a publish fails: NakWithDelay(backoff)
 //	result / dead letter not stored for lack     no Ack; this replica's own intake stops for BreakerPause and the
 //	of room (stream or account storage limit)    message comes back after it (not at a growing backoff)
+//	a handler write refused for lack of room     the same, and no failed attempt is counted: a full account
+//	(applied-marker, full account: 10002)        never dead-letters a command
 //	Retryable, Security, infrastructure      NakWithDelay(min(cap, base·2^(n-1)) ±50% jitter); a Security
 //	                                         failure (bad response signature) is logged at error level and
 //	                                         its answer is never cached or published; while the breaker is

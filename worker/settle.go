@@ -142,6 +142,12 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.handBack(d, spread(s.cfg.BackoffBase))
 	case errors.Is(err, alipay.ErrUnavailable):
 		s.handBack(d, spread(s.health.pause()))
+	case storeFull(err):
+		// JetStream had no room for a write the handler needed (a crowd-group command's
+		// applied-marker, when the account's storage limit is reached): the message is fine
+		// and every message would fail alike. Stop this replica's intake for a pause and hand
+		// the message back after it, without using up an attempt, as publishFailed does.
+		s.handBack(d, spread(s.health.pauseLocal()))
 	case errors.Is(err, alipay.ErrThrottled):
 		// Held back by the app's call quota until the handler's time ran out: the message
 		// waits its turn again without using up an attempt.
@@ -437,14 +443,15 @@ func (s *settler) publishFailed(d delivery, err error) {
 
 // storeFull reports whether a publish was refused for lack of storage: JetStream API errors
 // 10077 (store failed: maximum bytes or messages, storage resources exceeded), 10023
-// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded).
+// (insufficient resources), 10047 and 10028 (storage or memory resources exceeded), and
+// 10002 (resource limits exceeded for account: the account's max_file or max_mem reached).
 func storeFull(err error) bool {
 	var ae *jetstream.APIError
 	if !errors.As(err, &ae) {
 		return false
 	}
 	switch ae.ErrorCode {
-	case 10077, 10023, 10047, 10028:
+	case 10077, 10023, 10047, 10028, 10002:
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eligo-dev/eligo/alipay"
 	"github.com/eligo-dev/eligo/internal/poll"
@@ -125,6 +126,15 @@ func TestSettle(t *testing.T) {
 				}
 				return nil
 			}, maxAttempts: 2, result: true, minCalls: 4, notPaused: true},
+		{name: "no_room_in_jetstream_is_handed_back_not_a_failed_attempt",
+			fail: func(n int) error {
+				if n <= 3 {
+					// As a crowd-group applied-marker write fails in a full account.
+					return fmt.Errorf("write applied marker: %w", &jetstream.APIError{Code: 400, ErrorCode: 10002,
+						Description: "resource limits exceeded for account"})
+				}
+				return nil
+			}, maxAttempts: 2, result: true, minCalls: 4},
 		{name: "exhausted_retries_are_dead_lettered", fail: func(int) error { return retryable },
 			maxAttempts: 3, reason: messages.ReasonExhausted, minCalls: 3},
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/eligo-dev/eligo/internal/natstest"
 )
 
-// TestStoreFull: the publish errors of a real JetStream whose stream is at its storage limit
-// are recognised as "no room", and other publish failures are not.
+// TestStoreFull: the publish errors of a real JetStream whose stream, or whose account, is at
+// its storage limit are recognised as "no room", and other publish failures are not.
 func TestStoreFull(t *testing.T) {
 	srv := natstest.NewServer(t)
 	nc := srv.Connect()
@@ -43,6 +43,28 @@ func TestStoreFull(t *testing.T) {
 		}
 		return nil
 	}
+	// An account at its JetStream storage limit (max_file) refuses a publish into a stream
+	// that has no limit of its own: JetStream's 10002, "resource limits exceeded for account".
+	acct := natstest.NewServerWithConfig(t, `accounts {
+  ELIGO { jetstream { max_file: 2048, max_mem: 0 }, users: [{user: w, password: w}] }
+}`)
+	ajs, err := jetstream.New(acct.Connect(nats.UserInfo("w", "w")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.CreateStream(ctx, jetstream.StreamConfig{Name: "ACCOUNT", Subjects: []string{"full.account"}}); err != nil {
+		t.Fatal(err)
+	}
+	var accountErr error
+	for range 100 {
+		if _, accountErr = ajs.Publish(ctx, "full.account", make([]byte, 100)); accountErr != nil {
+			break
+		}
+	}
+	var accountAPI *jetstream.APIError
+	if !errors.As(accountErr, &accountAPI) || accountAPI.ErrorCode != 10002 {
+		t.Errorf("account at max_file: publish error %v, want JetStream API error 10002", accountErr)
+	}
 	tests := []struct {
 		name string
 		err  error
@@ -50,6 +72,7 @@ func TestStoreFull(t *testing.T) {
 	}{
 		{"stream at MaxBytes", publishUntilRefused("full.bytes"), true},
 		{"stream at MaxMsgs", publishUntilRefused("full.msgs"), true},
+		{"account at max_file", accountErr, true},
 		{"no stream for the subject", publishUntilRefused("nowhere"), false},
 		{"timeout", context.DeadlineExceeded, false},
 		{"other API error", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamNotFound}, false},

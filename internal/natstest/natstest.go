@@ -3,7 +3,10 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -104,4 +107,46 @@ func (s *Server) Connect(opts ...nats.Option) *nats.Conn {
 func Start(t testing.TB) *nats.Conn {
 	t.Helper()
 	return NewServer(t).Connect()
+}
+
+// NewServerWithConfig starts a server from nats-server configuration text (accounts, users,
+// account JetStream limits, …) written to a file in a temporary directory, so the server's
+// Reload re-reads that file. Host, port, StoreDir, logging and signals are filled in as by
+// NewServerWithOptions and must be left out of conf.
+func NewServerWithConfig(t testing.TB, conf string) *Server {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatalf("natstest: write config: %v", err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("natstest: config: %v", err)
+	}
+	return NewServerWithOptions(t, *opts)
+}
+
+// ReloadConfig applies new configuration text to a server started by NewServerWithConfig as a configuration
+// reload does (nats-server --signal reload): what conf changes, such as an account's
+// JetStream limits, takes effect without a restart. Host, port and storage stay as they are.
+func (s *Server) ReloadConfig(conf string) error {
+	path := s.opts.ConfigFile
+	if path == "" {
+		return fmt.Errorf("natstest: reload: the server was not started by NewServerWithConfig")
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("natstest: write config: %w", err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return fmt.Errorf("natstest: config: %w", err)
+	}
+	opts.Host, opts.Port = s.opts.Host, s.opts.Port
+	opts.JetStream, opts.StoreDir = true, s.opts.StoreDir
+	opts.NoLog, opts.NoSigs = true, true
+	if err := s.Server.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("natstest: reload: %w", err)
+	}
+	s.opts = *opts
+	return nil
 }

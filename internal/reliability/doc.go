@@ -11,7 +11,8 @@
 // cluster killed; Redis killed and restarted empty; a full Alipay outage and a mix of every
 // other gateway fault, with each published answer compared with the sandbox's truth; network
 // partitions without a reset between one worker and NATS, Redis or the gateway (through
-// internal/faultproxy); the results and dead-letter streams out of storage; one worker's
+// internal/faultproxy); the results and dead-letter streams out of storage, each at its own
+// limit and, account-wide, at the NATS account's JetStream storage limit; one worker's
 // clock skewed; outages with a growing breaker period and with workers restarted during
 // them; kill -9 of the worker holding the ordered lane's command; a soak with periodic
 // faults and a resource curve; a poisoned Redis cache; hostile

@@ -1,12 +1,19 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
+	"net/url"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eligo-dev/eligo/internal/natstest"
 )
 
 // 9. JetStream out of storage: mid-run the results stream and the dead-letter stream reach
@@ -49,6 +56,105 @@ func TestJetStreamFull(t *testing.T) {
 		drain = time.Since(last)
 	}
 	e.finish("JetStream full (results + dead-letter streams)", fmt.Sprintf("results and dead-letter streams at their storage limit (DiscardNew) for %s at ~30%%, then space returned; drain counted from then", hold), drain)
+}
+
+// 9b. JetStream out of storage, account-wide: Eligo's NATS account has a JetStream file
+// storage limit (jetstream { max_file }), as in a deployment where every account gets a
+// quota. Mid-run the operator lowers it to what the account holds, by a configuration
+// reload: every publish into any of the account's streams (results, dead letters, inputs) is
+// refused with JetStream's "resource limits exceeded for account" (10002). No input may be
+// acked; when a second reload raises the limit, processing resumes by itself. The time to
+// drain counts from the moment space returns.
+func TestJetStreamFullAccount(t *testing.T) {
+	parallelInShort(t)
+	password := rand.Text()
+	suite.secrets.Add("NATS password", password)
+	conf := func(maxFile int64) string {
+		return fmt.Sprintf(`accounts {
+  ELIGO {
+    jetstream { max_file: %d }
+    users: [{user: eligo, password: %q}]
+  }
+}`, maxFile, password)
+	}
+	const roomy = 1 << 30
+	ns := natstest.NewServerWithConfig(t, conf(roomy))
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("eligo", password)
+	e := newEnv(t, envOptions{nats: ns, natsURL: u.String(),
+		clientOpts: []nats.Option{nats.UserInfo("eligo", password)}})
+	e.startWorkers("w")
+	account, err := ns.LookupAccount("ELIGO")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := 10 * time.Second
+	if suite.profile.name == "full" {
+		hold = time.Minute
+	}
+	n := suite.profile.messages / 2
+	m := newMix("acct", n)
+	published := make(chan error, 1)
+	go func() { published <- e.publishMix(m) }()
+	var freed time.Time
+	var storedSettling, storedLate, usedAtFull, usedLate, ceiling uint64
+	e.atProgress(n, []float64{0.3}, func(int) {
+		usedAtFull = account.JetStreamUsage().Store
+		if err := ns.ReloadConfig(conf(int64(usedAtFull))); err != nil {
+			t.Fatalf("lower the account's storage limit: %v", err)
+		}
+		// A publish stored between the reading and the reload may leave the account just
+		// over its new limit: then it may not grow at all.
+		ceiling = max(usedAtFull, account.JetStreamUsage().Store)
+		before := e.streamMsgs(e.stream("RESULTS"))
+		t.Logf("account storage limit lowered to the %d bytes it holds at %d outcomes", usedAtFull, e.watcher.Settled(e.ledger))
+		time.Sleep(hold / 2) // the full account itself
+		mid := e.streamMsgs(e.stream("RESULTS"))
+		time.Sleep(hold / 2)
+		storedSettling, storedLate = mid-before, e.streamMsgs(e.stream("RESULTS"))-mid
+		usedLate = account.JetStreamUsage().Store
+		if err := ns.ReloadConfig(conf(roomy)); err != nil {
+			t.Fatalf("raise the account's storage limit: %v", err)
+		}
+		freed = time.Now()
+	})
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	// Unlike a stream's own limit, an account's is shared: an input acked just after the
+	// limit was lowered (its result already stored) leaves the work-queue stream and frees
+	// room that a few results then take. Once those in-flight settles are done the account
+	// stays full and nothing more is stored.
+	t.Logf("results stored while full: %d in the first half of the hold, %d in the second; the account holds %d of %d bytes",
+		storedSettling, storedLate, usedLate, usedAtFull)
+	if storedLate != 0 {
+		t.Errorf("%d results stored in the second half of the hold, in a full account", storedLate)
+	}
+	if usedLate > ceiling {
+		t.Errorf("the account holds %d bytes, over its %d-byte limit (%d bytes when the limit took effect)", usedLate, usedAtFull, ceiling)
+	}
+	e.waitSettled(suite.profile.settle)
+	drain := time.Since(freed)
+	if last := e.ledger.LastSent(); last.After(freed) {
+		drain = time.Since(last)
+	}
+	// The workers met the account's limit itself, not some other failure.
+	refused := 0
+	for _, p := range e.workers {
+		b, err := os.ReadFile(p.log.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused += bytes.Count(b, []byte("err_code=10002"))
+	}
+	if refused == 0 {
+		t.Error("no worker logged a publish refused with 10002 (resource limits exceeded for account)")
+	}
+	t.Logf("%d publishes refused with 10002 in the worker logs", refused)
+	e.finish("JetStream full (account storage limit)", fmt.Sprintf("the account's jetstream max_file lowered by a config reload to the %d bytes it held at ~30%%, for %s, then raised; drain counted from then", usedAtFull, hold), drain)
 }
 
 // fillStreams sets each stream's MaxBytes to what it holds, with DiscardNew, so that every
