@@ -167,7 +167,10 @@
 // however long, dead-letters nothing. The count is of retryable failures only, kept per
 // message in the key-value bucket (written only on failures, removed once settled); deliveries
 // handed back during a pause or a shutdown do not count, and the backoff grows with the
-// failures, not the deliveries. A bare Nak is used only on shutdown.
+// failures, not the deliveries. Exhausted retries are dead-lettered only while the gateway is
+// healthy: the breaker closed, no outage for two pauses, and a signed answer seen since the
+// worker started (a worker started during an outage has a closed breaker and would otherwise
+// take the outage for a failing message). A bare Nak is used only on shutdown.
 //
 // # Outages
 //
