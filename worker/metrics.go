@@ -1,13 +1,13 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eligo-dev/eligo/cache"
+	"github.com/eligo-dev/eligo/internal/promreg"
 	"github.com/eligo-dev/eligo/messages"
 )
 
@@ -97,25 +97,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var err error
-	reg1 := func(c prometheus.Collector) prometheus.Collector {
-		if err != nil {
-			return c
+	for _, r := range []func() error{
+		func() (e error) { m.messages, e = promreg.Register(reg, m.messages); return },
+		func() (e error) { m.duration, e = promreg.Register(reg, m.duration); return },
+		func() (e error) { m.gatewayCalls, e = promreg.Register(reg, m.gatewayCalls); return },
+		func() (e error) { m.cache, e = promreg.Register(reg, m.cache); return },
+		func() (e error) { m.coalesced, e = promreg.Register(reg, m.coalesced); return },
+		func() (e error) { m.intakePaused, e = promreg.Register(reg, m.intakePaused); return },
+		func() (e error) { m.intakeLimit, e = promreg.Register(reg, m.intakeLimit); return },
+		func() (e error) { m.backlog, e = promreg.Register(reg, m.backlog); return },
+		func() (e error) { m.ackPending, e = promreg.Register(reg, m.ackPending); return },
+		func() (e error) { m.deadLetters, e = promreg.Register(reg, m.deadLetters); return },
+		func() (e error) { m.invalidations, e = promreg.Register(reg, m.invalidations); return },
+	} {
+		if err = r(); err != nil {
+			break
 		}
-		var got prometheus.Collector
-		got, err = register(reg, c)
-		return got
 	}
-	m.messages = reg1(m.messages).(*prometheus.CounterVec)
-	m.duration = reg1(m.duration).(*prometheus.HistogramVec)
-	m.gatewayCalls = reg1(m.gatewayCalls).(*prometheus.CounterVec)
-	m.cache = reg1(m.cache).(*prometheus.CounterVec)
-	m.coalesced = reg1(m.coalesced).(prometheus.Counter)
-	m.intakePaused = reg1(m.intakePaused).(prometheus.Gauge)
-	m.intakeLimit = reg1(m.intakeLimit).(prometheus.Gauge)
-	m.backlog = reg1(m.backlog).(*prometheus.GaugeVec)
-	m.ackPending = reg1(m.ackPending).(*prometheus.GaugeVec)
-	m.deadLetters = reg1(m.deadLetters).(*prometheus.CounterVec)
-	m.invalidations = reg1(m.invalidations).(prometheus.Counter)
 	if err != nil {
 		return nil, fmt.Errorf("register worker metrics: %w", err)
 	}
@@ -126,19 +124,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.cacheSkip = m.cache.WithLabelValues("skip")
 	m.cacheError = m.cache.WithLabelValues("error")
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under the same
-// description (several Workers in one process share one registry).
-func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *metrics) outcome(kind messages.Kind, outcome string) {
