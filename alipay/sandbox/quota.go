@@ -233,12 +233,6 @@ func (p *peakMeter) get() int64 {
 	return p.peak
 }
 
-func (p *peakMeter) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sec, p.n, p.peak = 0, 0, 0
-}
-
 // rates meters the gateway calls per method.
 type rates struct {
 	mu sync.Mutex
