@@ -100,7 +100,7 @@ func TestJetStreamFullAccount(t *testing.T) {
 	published := make(chan error, 1)
 	go func() { published <- e.publishMix(m) }()
 	var freed time.Time
-	var storedSettling, storedLate, usedAtFull, usedLate, ceiling uint64
+	var storedSettling, storedLate, usedAtFull, usedMid, usedLate, ceiling uint64
 	e.atProgress(n, []float64{0.3}, func(int) {
 		usedAtFull = account.JetStreamUsage().Store
 		if err := ns.ReloadConfig(conf(int64(usedAtFull))); err != nil {
@@ -113,6 +113,7 @@ func TestJetStreamFullAccount(t *testing.T) {
 		t.Logf("account storage limit lowered to the %d bytes it holds at %d outcomes", usedAtFull, e.watcher.Settled(e.ledger))
 		time.Sleep(hold / 2) // the full account itself
 		mid := e.streamMsgs(e.stream("RESULTS"))
+		usedMid = account.JetStreamUsage().Store
 		time.Sleep(hold / 2)
 		storedSettling, storedLate = mid-before, e.streamMsgs(e.stream("RESULTS"))-mid
 		usedLate = account.JetStreamUsage().Store
@@ -133,8 +134,11 @@ func TestJetStreamFullAccount(t *testing.T) {
 	if storedLate != 0 {
 		t.Errorf("%d results stored in the second half of the hold, in a full account", storedLate)
 	}
-	if usedLate > ceiling {
-		t.Errorf("the account holds %d bytes, over its %d-byte limit (%d bytes when the limit took effect)", usedLate, usedAtFull, ceiling)
+	// A store that passed the server's limit check before the reload may still land just
+	// after it (the server checks, then writes), so the first half may end a message over the
+	// limit; the second half must not grow at all.
+	if usedLate > max(ceiling, usedMid) {
+		t.Errorf("the account grew to %d bytes in the second half of the hold, over its %d-byte limit (%d bytes when the limit took effect, %d at mid-hold)", usedLate, usedAtFull, ceiling, usedMid)
 	}
 	e.waitSettled(suite.profile.settle)
 	drain := time.Since(freed)
