@@ -213,6 +213,7 @@ func (c alipaySettings) validate(s *settings) []error {
 type workerSettings struct {
 	RedisURL         string
 	HTTPAddr         string
+	Pprof            bool
 	Concurrency      int
 	CacheTTL         time.Duration
 	CacheNegativeTTL time.Duration
@@ -242,6 +243,7 @@ func bindRedis(s *settings, p *string) {
 func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	bindRedis(s, &c.RedisURL)
 	s.str(&c.HTTPAddr, "http-addr", "ELIGO_HTTP_ADDR", httpDefault, "address serving /metrics, /healthz and /readyz; empty disables")
+	s.boolean(&c.Pprof, "pprof", "ELIGO_PPROF", false, "also serve Go's profiles (/debug/pprof/) on the HTTP address; keep that address private")
 	s.integer(&c.Concurrency, "concurrency", "ELIGO_CONCURRENCY", worker.DefaultConcurrency, "Alipay calls in flight from this worker (cache misses and crowd-group commands; a cache hit takes none)")
 	s.duration(&c.CacheTTL, "cache-ttl", "ELIGO_CACHE_TTL", cache.DefaultTTL, "how long a triggered analyze answer is cached")
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")

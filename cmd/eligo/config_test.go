@@ -58,6 +58,7 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 		SignType    string
 		HTTPAddr    string
 		StrictUnits bool
+		Pprof       bool
 	}
 	defaults := got{NATSURL: defaultNATSURL, Prefix: "eligo", Concurrency: 32, CacheTTL: 5 * time.Minute, SignType: "RSA2", HTTPAddr: ":8080"}
 	tests := []struct {
@@ -70,9 +71,9 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 		{
 			"env overrides defaults",
 			withEnv(base, "ELIGO_NATS_URL", "nats://env:4222", "ELIGO_CONCURRENCY", "4", "ELIGO_CACHE_TTL", "1m",
-				"ELIGO_SUBJECT_PREFIX", "acme.eligo", "ELIGO_ALIPAY_SIGN_TYPE", "RSA", "ELIGO_STRICT_UNITS", "true"),
+				"ELIGO_SUBJECT_PREFIX", "acme.eligo", "ELIGO_ALIPAY_SIGN_TYPE", "RSA", "ELIGO_STRICT_UNITS", "true", "ELIGO_PPROF", "true"),
 			nil,
-			got{NATSURL: "nats://env:4222", Prefix: "acme.eligo", Concurrency: 4, CacheTTL: time.Minute, SignType: "RSA", HTTPAddr: ":8080", StrictUnits: true},
+			got{NATSURL: "nats://env:4222", Prefix: "acme.eligo", Concurrency: 4, CacheTTL: time.Minute, SignType: "RSA", HTTPAddr: ":8080", StrictUnits: true, Pprof: true},
 		},
 		{
 			"flags override env",
@@ -102,7 +103,7 @@ func TestWorkerConfigPrecedence(t *testing.T) {
 			g := got{
 				NATSURL: cfg.NATS.URL, Prefix: cfg.NATS.Prefix, Concurrency: cfg.Worker.Concurrency,
 				CacheTTL: cfg.Worker.CacheTTL, SignType: cfg.Alipay.SignType, HTTPAddr: cfg.Worker.HTTPAddr,
-				StrictUnits: cfg.Worker.StrictUnits,
+				StrictUnits: cfg.Worker.StrictUnits, Pprof: cfg.Worker.Pprof,
 			}
 			if diff := cmp.Diff(tt.want, g); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)

@@ -61,6 +61,7 @@ func TestWorkerCommand(t *testing.T) {
 		"ELIGO_ALIPAY_PUBLIC_KEY_FILE":  keys.Path(sandbox.SandboxPublicKeyFile),
 		"ELIGO_HTTP_ADDR":               "127.0.0.1:0",
 		"ELIGO_LOG_LEVEL":               "info",
+		"ELIGO_PPROF":                   "true",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -165,6 +166,10 @@ func TestWorkerCommand(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+
+	if code, body := httpGet(t, base+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine with ELIGO_PPROF=true = %d %.80q, want 200 and a goroutine profile", code, body)
 	}
 
 	msg, err := nc.Request(statusSubject(messages.DefaultPrefix), nil, 10*time.Second)

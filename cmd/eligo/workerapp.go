@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -255,6 +256,15 @@ func newWorkerApp(ctx context.Context, cfg workerAppConfig, logger *slog.Logger)
 			}
 			_, _ = rw.Write([]byte("ready\n"))
 		})
+		if cfg.Worker.Pprof {
+			// Registered on this mux only: net/http/pprof's init adds them to
+			// http.DefaultServeMux, which Eligo never serves.
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 		a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { a.httpDone <- ignoreServerClosed(a.httpSrv.Serve(a.httpLn)) }()
 		logger.Info("serving /metrics, /healthz and /readyz", "http", a.httpLn.Addr().String())
