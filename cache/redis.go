@@ -126,6 +126,8 @@ type Redis struct {
 	slots chan struct{}
 	// unauth remembers the keys whose unauthenticated entries were logged.
 	unauth onceLog
+	// reads gathers concurrent Gets into pipelines.
+	reads getBatch
 }
 
 // NewRedis returns a cache on client c. c must have ContextTimeoutEnabled set so that
@@ -143,8 +145,10 @@ func NewRedis(c redis.UniversalClient, cfg Config) *Redis {
 		key = NewMACKey()
 		cfg.Logger.Warn("no cache MAC key configured: using a random one, so this cache cannot read entries stored by other processes")
 	}
-	return &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m), mac: newEntryMAC(key),
+	r := &Redis{client: c, cfg: cfg, ns: escape(cfg.Namespace), metrics: m, circuit: newCircuit(cfg, m), mac: newEntryMAC(key),
 		slots: make(chan struct{}, poolSize(c))}
+	r.reads.c = r
+	return r
 }
 
 func contextTimeoutEnabled(c redis.UniversalClient) bool {
@@ -258,25 +262,23 @@ func (c *Redis) keys(k Key, kinds ...string) []string {
 // CheckedAt; maxAge <= 0 means any age within the TTL). The answer carries the identity
 // fields of k, Source messages.SourceCache and an empty RequestID. It returns ErrMiss when
 // there is no usable answer, and an error wrapping ErrUnavailable when Redis is down, slow
-// or bypassed; the caller treats both as a miss. A hit is one round trip.
+// or bypassed; the caller treats both as a miss. A hit is one MGET, sent in a pipeline
+// with the other callers' reads when Gets arrive faster than Redis answers (getBatch).
 func (c *Redis) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error) {
 	if !c.circuit.allow() {
 		c.metrics.count(opGet, resultBypass)
 		return messages.AnalyzeResult{}, fmt.Errorf("cache get: circuit open: %w", ErrUnavailable)
 	}
-	opCtx, end, err := c.begin(ctx)
-	if err != nil {
-		return messages.AnalyzeResult{}, c.notStarted(opGet, err)
-	}
-	defer end()
 	start := time.Now()
 	keys := c.keys(k, ":v:")
-	vals, err := c.client.MGet(opCtx, keys...).Result()
+	vals, err := c.reads.mget(ctx, keys)
 	c.metrics.observe(opGet, start)
 	if err != nil {
-		return messages.AnalyzeResult{}, c.fail(ctx, opGet, err)
+		// The batch told the circuit what its round trip found; a caller that gave up
+		// waiting, or a batch that found no free connection, tells it nothing.
+		c.metrics.count(opGet, resultError)
+		return messages.AnalyzeResult{}, fmt.Errorf("cache %s: %w: %w", opGet, ErrUnavailable, err)
 	}
-	c.circuit.success()
 	r, ok := c.decode(opGet, k, keys[1], vals[0], vals[1])
 	if !ok || !fresh(r.CheckedAt, c.cfg.Now(), maxAge) {
 		c.metrics.count(opGet, resultMiss)

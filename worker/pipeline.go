@@ -214,7 +214,7 @@ func (w *Worker) read(l *lane, it jetstream.MessagesContext, stop <-chan struct{
 	}
 }
 
-// receive hands a message (and its handler token, nil after stop) to its own goroutine,
+// receive hands a message (and its handler token, nil after stop) to the worker's crew,
 // or hands it back at once when the worker is stopping or, for a gated lane, while intake
 // is paused.
 func (w *Worker) receive(l *lane, msg jetstream.Msg, tok *token) {
@@ -236,11 +236,14 @@ func (w *Worker) receive(l *lane, msg jetstream.Msg, tok *token) {
 		}
 	}
 	w.inflight.Add(1)
-	go func() {
-		defer w.inflight.Done()
-		defer tok.release()
-		w.handle(l, msg, tok)
-	}()
+	w.crew.do(job{l: l, msg: msg, tok: tok})
+}
+
+// runJob handles one message on a crew goroutine.
+func (w *Worker) runJob(j job) {
+	defer w.inflight.Done()
+	defer j.tok.release()
+	w.handle(j.l, j.msg, j.tok)
 }
 
 // handle runs one message through its lane's handler and settles it, telling the server

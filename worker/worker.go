@@ -68,6 +68,8 @@ type Worker struct {
 	// intakeCtx is Run's context: it ends when shutdown begins.
 	intakeCtx context.Context
 	inflight  sync.WaitGroup
+	// crew runs the handlers (set by Run before the lanes start).
+	crew *crew
 	// pauseReq carries a pause deadline to the goroutine that pauses the server consumers.
 	pauseReq chan time.Time
 }
@@ -207,6 +209,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe %s: %w", w.subj.CacheInvalidate(), err)
 	}
 
+	w.crew = newCrew(w.runJob)
+	defer w.crew.stop() // after the drain: only idle members are left
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		loops.Go(func() { w.consumeLoop(ctx, l) })
