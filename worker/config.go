@@ -42,6 +42,8 @@ const (
 	DefaultStatsInterval     = 15 * time.Second
 	DefaultMaxAckPending     = 1000
 	defaultSettleTimeout     = 5 * time.Second
+	// settleClockPeriod is how often a PubAck wait checks its defaultSettleTimeout.
+	settleClockPeriod        = 250 * time.Millisecond
 	minAckWait               = 300 * time.Millisecond
 	defaultPullExpiry        = 5 * time.Second
 	defaultMinServerMajor    = 2

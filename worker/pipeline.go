@@ -246,9 +246,9 @@ func (w *Worker) runJob(j job) {
 	w.handle(j.l, j.msg, j.tok)
 }
 
-// handle runs one message through its lane's handler and settles it, telling the server
-// the message is in progress every AckWait/3 meanwhile, so AckWait can be short (a dead
-// replica's messages come back quickly) while a slow call keeps its message.
+// handle runs one message through its lane's handler and settles it (the crew keeps it in
+// progress meanwhile). The message's context carries its handler token and ends only when
+// the drain deadline passes: nothing a handler starts outlives it.
 func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
 	start := time.Now()
 	md, err := msg.Metadata()
@@ -257,48 +257,17 @@ func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
 		w.log.Error("message without metadata", "kind", l.kind, "err", err)
 		return
 	}
-	stop := keepInProgress(msg, w.cfg.AckWait/3)
-	defer stop()
 	d := delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}
-	ctx, cancel := context.WithCancel(context.WithValue(w.baseCtx, tokenKey{}, tok))
+	ctx := context.WithValue(w.baseCtx, tokenKey{}, tok)
 	if w.tr != nil {
 		ctx, d.span = w.tr.message(ctx, l, msg, md)
 		d.ctx = ctx
 		defer d.span.End()
 	}
 	rep, herr := l.handle(w, ctx, msg, md)
-	cancel()
 	w.settler.settle(d, rep, herr)
 	if !rep.routed {
 		w.m.observe(l.kind, time.Since(start))
-	}
-}
-
-// keepInProgress sends msg.InProgress every period until stop is called.
-func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       *time.Timer
-	)
-	// The callback may fire before AfterFunc returns (a short period on a busy host): it
-	// reads t under mu, which is held until t is assigned.
-	mu.Lock()
-	t = time.AfterFunc(period, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		_ = msg.InProgress()
-		t.Reset(period)
-	})
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		t.Stop()
 	}
 }
 

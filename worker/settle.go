@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -69,6 +70,8 @@ type settler struct {
 	// stopped reports whether the drain deadline passed: hand back at once.
 	stopped func() bool
 	tr      *tracer // nil: tracing off
+	// clock bounds the PubAck waits (ticking while the worker runs).
+	clock *coarseClock
 }
 
 // settle applies the settle policy to one handled message.
@@ -92,13 +95,11 @@ func (s *settler) settle(d delivery, rep reply, err error) {
 // succeed publishes the result, replies, then acknowledges: never before the result is
 // stored.
 func (s *settler) succeed(d delivery, rep reply) {
-	ctx, cancel := s.ctx()
-	defer cancel()
 	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
 	if m.Header == nil {
 		m.Header = eventHeader(d, "res:")
 	}
-	if err := s.publishSpan(ctx, d, "publish result", m); err != nil {
+	if err := s.publishSpan(d, "publish result", m); err != nil {
 		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
 		s.publishFailed(d, err)
 		return
@@ -106,7 +107,7 @@ func (s *settler) succeed(d delivery, rep reply) {
 	if !rep.routed {
 		s.replyTo(d, rep.payload)
 	}
-	s.ack(ctx, d, rep.id)
+	s.ack(d, rep.id)
 	s.forgetFailures(d.md)
 	if !rep.routed {
 		s.outcome(d, outcomeOK)
@@ -214,11 +215,13 @@ func (s *settler) handBack(d delivery, delay time.Duration) {
 
 // ack acknowledges; an ordered lane's ack is confirmed (DoubleAck), so the next message is
 // released only after it is recorded.
-func (s *settler) ack(ctx context.Context, d delivery, id string) {
+func (s *settler) ack(d delivery, id string) {
 	if !d.ordered {
 		_ = d.msg.Ack()
 		return
 	}
+	ctx, cancel := s.ctx()
+	defer cancel()
 	if err := d.msg.DoubleAck(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.logMsg(slog.LevelWarn, "ack", d, id, err)
 	}
@@ -228,13 +231,11 @@ func (s *settler) ack(ctx context.Context, d delivery, id string) {
 // publishes the rejection event (and replies), then terminates the message. If a publish
 // fails, the message is retried later instead.
 func (s *settler) deadLetter(d delivery, l letter) {
-	ctx, cancel := s.ctx()
-	defer cancel()
 	s.logMsg(slog.LevelWarn, "dead-lettering", d, l.id, errors.New(l.reason), "reason_code", l.code)
 	if d.span != nil {
 		d.span.SetAttributes(attrReason.String(string(l.code)))
 	}
-	if err := s.publishSpan(ctx, d, "publish dead letter", s.deadLetterMsg(d, l)); err != nil {
+	if err := s.publishSpan(d, "publish dead letter", s.deadLetterMsg(d, l)); err != nil {
 		s.logMsg(slog.LevelError, "dead-letter copy", d, l.id, err)
 		s.publishFailed(d, err)
 		return
@@ -250,7 +251,7 @@ func (s *settler) deadLetter(d delivery, l letter) {
 		payload = []byte(`{"kind":"` + string(d.kind) + `","outcome":"rejected","errors":[]}`)
 	}
 	rej := &nats.Msg{Subject: s.subj.Rejected(d.kind), Data: payload, Header: eventHeader(d, "rej:")}
-	if err := s.publishSpan(ctx, d, "publish rejection", rej); err != nil {
+	if err := s.publishSpan(d, "publish rejection", rej); err != nil {
 		s.logMsg(slog.LevelError, "publish rejection", d, l.id, err)
 		s.publishFailed(d, err) // the dead-letter copy is de-duplicated on the next attempt
 		return
@@ -298,31 +299,36 @@ func (s *settler) deadLetterMsg(d delivery, l letter) *nats.Msg {
 }
 
 // publishSpan is publish with a span under the settle span when the message is traced.
-func (s *settler) publishSpan(ctx context.Context, d delivery, name string, m *nats.Msg) error {
+func (s *settler) publishSpan(d delivery, name string, m *nats.Msg) error {
 	if d.span == nil {
-		return s.publish(ctx, m)
+		return s.publish(m)
 	}
 	_, span := s.tr.child(d.sctx, name, attribute.String("messaging.destination.name", m.Subject))
-	err := s.publish(ctx, m)
+	err := s.publish(m)
 	endSpan(span, err)
 	return err
 }
 
 // publish stores m in its stream: published asynchronously (no request/reply round trip
-// per message) and its PubAck awaited, so that nothing is acknowledged before its outcome
-// is stored.
-func (s *settler) publish(ctx context.Context, m *nats.Msg) error {
+// per message) and its PubAck awaited, for at most defaultSettleTimeout, so that nothing is
+// acknowledged before its outcome is stored.
+func (s *settler) publish(m *nats.Msg) error {
 	f, err := s.js.PublishMsgAsync(m)
 	if err != nil {
 		return err
 	}
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	deadline := time.Now().Add(defaultSettleTimeout)
+	for {
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
+		case <-s.clock.next():
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no PubAck within %s: %w", defaultSettleTimeout, context.DeadlineExceeded)
+			}
+		}
 	}
 }
 

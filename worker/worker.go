@@ -105,7 +105,8 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 	}
 	w.tr = newTracer(cfg.TracerProvider)
 	w.settler = &settler{js: js, nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
-		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr}
+		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr,
+		clock: newCoarseClock(settleClockPeriod)}
 	for _, p := range pipelines(cfg) {
 		w.lanes = append(w.lanes, newLane(p))
 	}
@@ -209,8 +210,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe %s: %w", w.subj.CacheInvalidate(), err)
 	}
 
-	w.crew = newCrew(w.runJob)
+	w.crew = newCrew(w.runJob, max(w.cfg.AckWait/3, time.Millisecond))
 	defer w.crew.stop() // after the drain: only idle members are left
+	stopClock := make(chan struct{})
+	clockDone := make(chan struct{})
+	go func() { defer close(clockDone); w.settler.clock.run(stopClock) }()
+	defer func() { close(stopClock); <-clockDone }()
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		loops.Go(func() { w.consumeLoop(ctx, l) })
