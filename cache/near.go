@@ -31,8 +31,9 @@ type NearConfig struct {
 	// again; it bounds how stale a replica can be when it misses an invalidation broadcast.
 	// Default 1s.
 	TTL time.Duration
-	// MaxEntries bounds the entries held; when full, the whole near cache is dropped (it
-	// refills from the backend within one TTL). Default 10,000.
+	// MaxEntries bounds the entries held. A new key that finds the cache full drops the
+	// expired entries, or all of them when none has expired (it refills from the backend
+	// within one TTL). Default 10,000.
 	MaxEntries int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -107,10 +108,25 @@ func (n *Near) remember(key, rule string, gen uint64, r messages.AnalyzeResult, 
 	if n.gens[rule] != gen {
 		return
 	}
+	if _, refresh := n.entries[key]; !refresh && len(n.entries) >= n.max {
+		n.makeRoom(now)
+	}
+	n.entries[key] = nearEntry{r: r, rule: rule, gen: gen, expires: now.Add(n.ttl)}
+}
+
+// makeRoom drops the expired entries, or every entry when none has expired (the near cache
+// refills from the backend within one TTL). Called with n.mu held, when a new key finds the
+// cache full: at most once per TTL while the working set is larger than MaxEntries, and
+// never while it fits (a refreshed key takes no new room).
+func (n *Near) makeRoom(now time.Time) {
+	for key, e := range n.entries {
+		if !now.Before(e.expires) {
+			delete(n.entries, key)
+		}
+	}
 	if len(n.entries) >= n.max {
 		clear(n.entries)
 	}
-	n.entries[key] = nearEntry{r: r, rule: rule, gen: gen, expires: now.Add(n.ttl)}
 }
 
 // Set writes r to the backend and, when that succeeded, to process memory.

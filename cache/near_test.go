@@ -152,3 +152,53 @@ func TestNear(t *testing.T) {
 		}
 	})
 }
+
+// TestNearFull: a working set as large as MaxEntries stays in memory (a refreshed key takes
+// no new room, so a full cache is not dropped every time an entry expires); a new key that
+// finds the cache full makes room from the expired entries first.
+func TestNearFull(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	m := cache.NewMemory(cache.Config{Now: clk.now})
+	t.Cleanup(func() { _ = m.Close() })
+	be := &countingBackend{Backend: m}
+	n := cache.NewNear(be, cache.NearConfig{TTL: time.Second, MaxEntries: 3, Now: clk.now})
+	keys := []cache.Key{testKey("2088000000000001"), testKey("2088000000000002"), testKey("2088000000000003"), testKey("2088000000000004")}
+	for _, k := range keys {
+		a := testAnswer(k)
+		a.CheckedAt = clk.now()
+		if err := m.Set(ctx, k, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(k cache.Key) {
+		t.Helper()
+		if _, err := n.Get(ctx, k, time.Hour); err != nil {
+			t.Fatalf("Get(%s): %v", k.UserID, err)
+		}
+	}
+	read(keys[0]) // t=0: near until 1s
+	clk.add(500 * time.Millisecond)
+	read(keys[1]) // t=0.5: near until 1.5s
+	read(keys[2])
+	clk.add(600 * time.Millisecond)
+	read(keys[0]) // t=1.1: expired, refreshed in place (the cache is full)
+	before := be.gets.Load()
+	read(keys[0])
+	read(keys[1])
+	read(keys[2])
+	if got := be.gets.Load() - before; got != 0 {
+		t.Errorf("after a key was refreshed in a full cache, the live entries cost %d backend reads, want 0", got)
+	}
+	clk.add(500 * time.Millisecond)
+	read(keys[3]) // t=1.6: keys[1] and keys[2] expired; keys[0] (until 2.1s) stays
+	before = be.gets.Load()
+	read(keys[0])
+	read(keys[3])
+	if got := be.gets.Load() - before; got != 0 {
+		t.Errorf("after a new key found the cache full, the live entries cost %d backend reads, want 0", got)
+	}
+	if got := be.gets.Load(); got != 5 {
+		t.Errorf("backend reads = %d, want 5 (3 to fill, 1 refresh, 1 new key)", got)
+	}
+}

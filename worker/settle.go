@@ -59,7 +59,6 @@ type letter struct {
 // documentation). It reads gateway health; it never drives it, except that a call refused
 // with alipay.ErrUnavailable starts a pause.
 type settler struct {
-	js      jetstream.JetStream
 	nc      *nats.Conn
 	subj    messages.Subjects
 	cfg     Config
@@ -72,6 +71,8 @@ type settler struct {
 	tr      *tracer // nil: tracing off
 	// clock bounds the PubAck waits (ticking while the worker runs).
 	clock *coarseClock
+	// pub publishes outcomes and hands back their PubAcks (started while the worker runs).
+	pub *pubAcks
 }
 
 // settle applies the settle policy to one handled message.
@@ -313,19 +314,18 @@ func (s *settler) publishSpan(d delivery, name string, m *nats.Msg) error {
 // per message) and its PubAck awaited, for at most defaultSettleTimeout, so that nothing is
 // acknowledged before its outcome is stored.
 func (s *settler) publish(m *nats.Msg) error {
-	f, err := s.js.PublishMsgAsync(m)
+	res, cancel, err := s.pub.publish(m)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(defaultSettleTimeout)
 	for {
 		select {
-		case <-f.Ok():
-			return nil
-		case err := <-f.Err():
+		case err := <-res:
 			return err
 		case <-s.clock.next():
 			if time.Now().After(deadline) {
+				cancel()
 				return fmt.Errorf("no PubAck within %s: %w", defaultSettleTimeout, context.DeadlineExceeded)
 			}
 		}

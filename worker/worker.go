@@ -104,9 +104,9 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 		pauseReq:  make(chan time.Time, 1),
 	}
 	w.tr = newTracer(cfg.TracerProvider)
-	w.settler = &settler{js: js, nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
+	w.settler = &settler{nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
 		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr,
-		clock: newCoarseClock(settleClockPeriod)}
+		clock: newCoarseClock(settleClockPeriod), pub: newPubAcks(nc)}
 	for _, p := range pipelines(cfg) {
 		w.lanes = append(w.lanes, newLane(p))
 	}
@@ -210,6 +210,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe %s: %w", w.subj.CacheInvalidate(), err)
 	}
 
+	if err := w.settler.pub.start(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer w.settler.pub.stop()
 	w.crew = newCrew(w.runJob, max(w.cfg.AckWait/3, time.Millisecond))
 	defer w.crew.stop() // after the drain: only idle members are left
 	stopClock := make(chan struct{})
