@@ -45,7 +45,9 @@ type NearConfig struct {
 // InvalidateRule drops the rule's near entries before invalidating the backend. A check
 // whose backend read started before an invalidation in this process never fills the near
 // cache. Invalidations made by another process reach this one only through the worker's
-// invalidation broadcast (every replica calls InvalidateRule), or after TTL at the latest.
+// invalidation broadcast (every replica calls InvalidateRule), or after TTL at the latest;
+// the worker calls Forget when its connection drops, so a broadcast missed then does not
+// wait for the TTL.
 // Lease and WaitFor go to the backend. A Near is safe for concurrent use.
 type Near struct {
 	be    Backend
@@ -57,6 +59,7 @@ type Near struct {
 	mu      sync.RWMutex
 	entries map[string]nearEntry
 	gens    map[string]uint64 // rule → local invalidation count
+	epoch   uint64            // Forget count
 }
 
 type nearEntry struct {
@@ -88,7 +91,7 @@ func (n *Near) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.A
 	now := n.now()
 	n.mu.RLock()
 	e, ok := n.entries[key]
-	gen := n.gens[k.RuleUUID]
+	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
 		return asCached(k, e.r), nil
@@ -97,15 +100,16 @@ func (n *Near) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.A
 	if err != nil {
 		return r, err
 	}
-	n.remember(key, k.RuleUUID, gen, r, now)
+	n.remember(key, k.RuleUUID, gen, epoch, r, now)
 	return r, nil
 }
 
-// remember stores r unless the rule was invalidated since gen was read.
-func (n *Near) remember(key, rule string, gen uint64, r messages.AnalyzeResult, now time.Time) {
+// remember stores r unless the rule was invalidated, or the near cache forgotten, since
+// gen and epoch were read.
+func (n *Near) remember(key, rule string, gen, epoch uint64, r messages.AnalyzeResult, now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.gens[rule] != gen {
+	if n.gens[rule] != gen || n.epoch != epoch {
 		return
 	}
 	if _, refresh := n.entries[key]; !refresh && len(n.entries) >= n.max {
@@ -132,13 +136,23 @@ func (n *Near) makeRoom(now time.Time) {
 // Set writes r to the backend and, when that succeeded, to process memory.
 func (n *Near) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error {
 	n.mu.RLock()
-	gen := n.gens[k.RuleUUID]
+	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if err := n.be.Set(ctx, k, r); err != nil {
 		return err
 	}
-	n.remember(k.String(), k.RuleUUID, gen, r, n.now())
+	n.remember(k.String(), k.RuleUUID, gen, epoch, r, n.now())
 	return nil
+}
+
+// Forget drops every near entry, and keeps reads already under way from storing theirs:
+// the worker calls it when its NATS connection drops and comes back, since invalidation
+// broadcasts sent meanwhile were missed.
+func (n *Near) Forget() {
+	n.mu.Lock()
+	n.epoch++
+	clear(n.entries)
+	n.mu.Unlock()
 }
 
 // InvalidateRule drops the rule's near entries, then invalidates the backend.
@@ -164,14 +178,14 @@ func (n *Near) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messa
 	now := n.now()
 	n.mu.RLock()
 	e, ok := n.entries[key]
-	gen := n.gens[k.RuleUUID]
+	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
 		return asCached(k, e.r), true, false, lease{}, nil
 	}
 	r, hit, held, l, err := n.fused.leaseGet(ctx, k, maxAge)
 	if hit {
-		n.remember(key, k.RuleUUID, gen, r, now)
+		n.remember(key, k.RuleUUID, gen, epoch, r, now)
 	}
 	return r, hit, held, l, err
 }
@@ -179,12 +193,12 @@ func (n *Near) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messa
 // setRelease is Set with the backend's setRelease.
 func (n *Near) setRelease(ctx context.Context, k Key, r messages.AnalyzeResult, l lease) error {
 	n.mu.RLock()
-	gen := n.gens[k.RuleUUID]
+	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if err := n.fused.setRelease(ctx, k, r, l); err != nil {
 		return err
 	}
-	n.remember(k.String(), k.RuleUUID, gen, r, n.now())
+	n.remember(k.String(), k.RuleUUID, gen, epoch, r, n.now())
 	return nil
 }
 

@@ -226,6 +226,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Go(func() { w.consumeLoop(ctx, l) })
 	}
 	loops.Go(func() { w.pollStats(ctx) })
+	loops.Go(func() { w.forgetOnReconnect(ctx) })
 	loops.Go(func() { w.pauseConsumers(ctx) })
 	w.log.Info("worker running", "concurrency", w.cfg.Concurrency)
 
@@ -344,6 +345,33 @@ func (w *Worker) pollStats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// forgetter is a cache that keeps answers in process memory (cache.Near).
+type forgetter interface{ Forget() }
+
+// forgetOnReconnect drops the answers this replica keeps in memory whenever its NATS
+// connection drops and again when it is back: invalidation broadcasts (core NATS) sent
+// meanwhile never arrive, and the near cache's TTL would otherwise be the only bound.
+func (w *Worker) forgetOnReconnect(ctx context.Context) {
+	f, ok := w.rc.(forgetter)
+	if !ok {
+		return
+	}
+	status := w.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED)
+	defer w.nc.RemoveStatusListener(status)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st, ok := <-status:
+			if !ok {
+				return
+			}
+			f.Forget()
+			w.log.Info("NATS connection changed: answers kept in memory dropped (invalidations may have been missed)", "status", st.String())
 		}
 	}
 }

@@ -22,9 +22,12 @@ const (
 	defaultAlipayGateway  = "https://openapi.alipay.com/gateway.do"
 	defaultAlipayTimeout  = 10 * time.Second
 	defaultWorkerHTTPAddr = ":8080"
-	// defaultCacheNearTTL keeps hot keys in process memory for a second in front of Redis:
-	// one Redis round trip per key, replica and second instead of one per check.
-	defaultCacheNearTTL = time.Second
+	// defaultCacheNearTTL keeps hot keys in process memory for five seconds in front of
+	// Redis: one Redis round trip per key, replica and five seconds instead of one per
+	// check. Invalidations reach the memory at once through the broadcast, and a replica
+	// drops it all when its NATS connection drops (when a broadcast could be missed), so the
+	// TTL only bounds a broadcast lost without a disconnection.
+	defaultCacheNearTTL = 5 * time.Second
 	// defaultCacheOpTimeout bounds a Redis operation. It is above cache.DefaultOpTimeout
 	// because a busy 2-core host can take longer than 50ms for a round trip, and a timed-out
 	// lease lets every replica call Alipay for the same key.
@@ -249,7 +252,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.duration(&c.CacheNegativeTTL, "cache-negative-ttl", "ELIGO_CACHE_NEGATIVE_TTL", cache.DefaultNegativeTTL, "how long a not-triggered analyze answer is cached")
 	s.duration(&c.CacheMaxAge, "cache-max-age", "ELIGO_CACHE_MAX_AGE", worker.DefaultCacheMaxAge, "oldest cached answer served to a check without max_age_s")
 	s.integer(&c.CacheMaxEntries, "cache-max-entries", "ELIGO_CACHE_MAX_ENTRIES", 100000, "size bound of the in-process cache (without Redis)")
-	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after a missed invalidation); 0 disables the near cache")
+	s.duration(&c.CacheNearTTL, "cache-near-ttl", "ELIGO_CACHE_NEAR_TTL", defaultCacheNearTTL, "with Redis: how long a replica serves an answer from process memory before asking Redis again (bounds staleness after an invalidation broadcast lost without a disconnection); 0 disables the near cache")
 	s.duration(&c.CacheOpTimeout, "cache-op-timeout", "ELIGO_CACHE_OP_TIMEOUT", defaultCacheOpTimeout, "bound of one Redis operation; a slower one counts as a miss (the cache fails open)")
 	s.str(&c.CacheMACKeyFile, "cache-mac-key-file", "ELIGO_CACHE_MAC_KEY_FILE", "", "file with the secret (at least 32 bytes, e.g. `openssl rand -hex 32`) that authenticates Redis cache entries, the same for every replica; required by eligo worker with Redis (eligo dev makes one per run)")
 	s.integer(&c.BreakerFailures, "breaker-failures", "ELIGO_BREAKER_FAILURES", 5, "consecutive gateway failures that open the circuit breaker")
