@@ -26,20 +26,23 @@
 //  1. Each lane reads its consumer with Messages (the client pulls and watches idle
 //     heartbeats on its own goroutine; nothing the worker does can stall it) and takes the
 //     next message only when it holds one of the lane's handler tokens, so a busy
-//     replica pulls less instead of blocking the client. receive starts a goroutine for the
-//     message, or hands it back at once when the worker is stopping or, for a gated lane,
-//     while intake is paused. A message gives its token back when it starts waiting for an
-//     Alipay call slot, so cache hits are never stuck behind calls.
-//  2. handle sends msg.InProgress every AckWait/3 until the message is settled, so a slow
-//     call keeps its message while AckWait stays short (a dead replica's messages, an ordered
-//     crowd-group command included, come back within AckWait), and runs the lane's handler.
+//     replica pulls less instead of blocking the client. receive hands the message to the
+//     crew (crew.go: reused goroutines, an idle one or a new one), or hands it back at once
+//     when the worker is stopping or, for a gated lane, while intake is paused. A message
+//     gives its token back when it starts waiting for an Alipay call slot, so cache hits are
+//     never stuck behind calls.
+//  2. While a crew member holds a message, the crew tells the server it is in progress every
+//     AckWait/3 (the first time within 2×AckWait/3), so a slow call keeps its message while
+//     AckWait stays short (a dead replica's messages, an ordered crowd-group command
+//     included, come back within AckWait); handle runs the lane's handler.
 //  3. The handler decodes and validates with package messages (once; an invalid message is
 //     an error carrying *messages.ValidationError), then answers: analyze through
 //     cache.Loader.Once, crowd-group commands through the applied-marker protocol below. Every
 //     Alipay call goes through callGateway, which takes one of Config.Concurrency call slots
 //     (a cache hit takes none) and bounds the call by HandleTimeout.
-//  4. The settler (settle.go) publishes the result asynchronously and waits for its PubAck,
-//     replies to Eligo-Reply-To, then acks: never before the result is stored. A failure is
+//  4. The settler (settle.go) publishes the result asynchronously (pubacks.go: the
+//     JetStream async-publish protocol, its PubAcks read without a JSON decode) and waits for
+//     its PubAck, replies to Eligo-Reply-To, then acks: never before the result is stored. A failure is
 //     settled by the table under Settle policy.
 //
 // Gateway health is one value (health.go) fed by the breaker's typed signal
