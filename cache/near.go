@@ -57,14 +57,13 @@ type Near struct {
 	now   func() time.Time
 
 	mu      sync.RWMutex
-	entries map[string]nearEntry
+	entries map[Key]nearEntry // a struct key: no string built per lookup
 	gens    map[string]uint64 // rule → local invalidation count
 	epoch   uint64            // Forget count
 }
 
 type nearEntry struct {
 	r       messages.AnalyzeResult
-	rule    string
 	gen     uint64
 	expires time.Time
 }
@@ -81,16 +80,15 @@ func NewNear(be Backend, cfg NearConfig) *Near {
 		cfg.Now = time.Now
 	}
 	return &Near{be: be, fused: fusedOf(be), ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now,
-		entries: make(map[string]nearEntry), gens: make(map[string]uint64)}
+		entries: make(map[Key]nearEntry), gens: make(map[string]uint64)}
 }
 
 // Get returns the answer for k from process memory when it was fetched within TTL and is
 // no older than maxAge, else from the backend (and remembers it).
 func (n *Near) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.AnalyzeResult, error) {
-	key := k.String()
 	now := n.now()
 	n.mu.RLock()
-	e, ok := n.entries[key]
+	e, ok := n.entries[k]
 	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
@@ -100,22 +98,22 @@ func (n *Near) Get(ctx context.Context, k Key, maxAge time.Duration) (messages.A
 	if err != nil {
 		return r, err
 	}
-	n.remember(key, k.RuleUUID, gen, epoch, r, now)
+	n.remember(k, gen, epoch, r, now)
 	return r, nil
 }
 
 // remember stores r unless the rule was invalidated, or the near cache forgotten, since
 // gen and epoch were read.
-func (n *Near) remember(key, rule string, gen, epoch uint64, r messages.AnalyzeResult, now time.Time) {
+func (n *Near) remember(k Key, gen, epoch uint64, r messages.AnalyzeResult, now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.gens[rule] != gen || n.epoch != epoch {
+	if n.gens[k.RuleUUID] != gen || n.epoch != epoch {
 		return
 	}
-	if _, refresh := n.entries[key]; !refresh && len(n.entries) >= n.max {
+	if _, refresh := n.entries[k]; !refresh && len(n.entries) >= n.max {
 		n.makeRoom(now)
 	}
-	n.entries[key] = nearEntry{r: r, rule: rule, gen: gen, expires: now.Add(n.ttl)}
+	n.entries[k] = nearEntry{r: r, gen: gen, expires: now.Add(n.ttl)}
 }
 
 // makeRoom drops the expired entries, or every entry when none has expired (the near cache
@@ -123,9 +121,9 @@ func (n *Near) remember(key, rule string, gen, epoch uint64, r messages.AnalyzeR
 // cache full: at most once per TTL while the working set is larger than MaxEntries, and
 // never while it fits (a refreshed key takes no new room).
 func (n *Near) makeRoom(now time.Time) {
-	for key, e := range n.entries {
+	for k, e := range n.entries {
 		if !now.Before(e.expires) {
-			delete(n.entries, key)
+			delete(n.entries, k)
 		}
 	}
 	if len(n.entries) >= n.max {
@@ -141,7 +139,7 @@ func (n *Near) Set(ctx context.Context, k Key, r messages.AnalyzeResult) error {
 	if err := n.be.Set(ctx, k, r); err != nil {
 		return err
 	}
-	n.remember(k.String(), k.RuleUUID, gen, epoch, r, n.now())
+	n.remember(k, gen, epoch, r, n.now())
 	return nil
 }
 
@@ -159,9 +157,9 @@ func (n *Near) Forget() {
 func (n *Near) InvalidateRule(ctx context.Context, ruleUUID string) error {
 	n.mu.Lock()
 	n.gens[ruleUUID]++
-	for key, e := range n.entries {
-		if e.rule == ruleUUID {
-			delete(n.entries, key)
+	for k := range n.entries {
+		if k.RuleUUID == ruleUUID {
+			delete(n.entries, k)
 		}
 	}
 	n.mu.Unlock()
@@ -174,10 +172,9 @@ func (n *Near) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messa
 	if maxAge <= 0 {
 		return n.fused.leaseGet(ctx, k, maxAge)
 	}
-	key := k.String()
 	now := n.now()
 	n.mu.RLock()
-	e, ok := n.entries[key]
+	e, ok := n.entries[k]
 	gen, epoch := n.gens[k.RuleUUID], n.epoch
 	n.mu.RUnlock()
 	if ok && e.gen == gen && now.Before(e.expires) && fresh(e.r.CheckedAt, now, maxAge) {
@@ -185,7 +182,7 @@ func (n *Near) leaseGet(ctx context.Context, k Key, maxAge time.Duration) (messa
 	}
 	r, hit, held, l, err := n.fused.leaseGet(ctx, k, maxAge)
 	if hit {
-		n.remember(key, k.RuleUUID, gen, epoch, r, now)
+		n.remember(k, gen, epoch, r, now)
 	}
 	return r, hit, held, l, err
 }
@@ -198,7 +195,7 @@ func (n *Near) setRelease(ctx context.Context, k Key, r messages.AnalyzeResult, 
 	if err := n.fused.setRelease(ctx, k, r, l); err != nil {
 		return err
 	}
-	n.remember(k.String(), k.RuleUUID, gen, epoch, r, n.now())
+	n.remember(k, gen, epoch, r, n.now())
 	return nil
 }
 

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/eligo-dev/eligo/internal/jsonscan"
 )
@@ -28,6 +29,33 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 		return c, p.End()
 	}
 	var seen uint8
+	// The string fields' bytes (slices of data) until the whole object has been read; then
+	// they become substrings of one string holding just them (one allocation per check, and
+	// an answer cached under the check's ids does not keep the whole message alive).
+	var fields [5]struct {
+		dst *string
+		b   []byte
+	}
+	nf := 0
+	done := func() (AnalyzeCheck, bool) {
+		if !p.End() {
+			return AnalyzeCheck{}, false
+		}
+		n := 0
+		for _, f := range fields[:nf] {
+			n += len(f.b)
+		}
+		var sb strings.Builder
+		sb.Grow(n)
+		for _, f := range fields[:nf] {
+			sb.Write(f.b)
+		}
+		all, at := sb.String(), 0
+		for _, f := range fields[:nf] {
+			*f.dst, at = all[at:at+len(f.b)], at+len(f.b)
+		}
+		return c, true
+	}
 	for {
 		p.WS()
 		key, ok := p.plainBytes()
@@ -66,9 +94,12 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			return AnalyzeCheck{}, false
 		case dst != nil:
 			seen |= bit
-			if *dst, ok = p.plainString(); !ok {
+			b, ok := p.plainBytes()
+			if !ok {
 				return AnalyzeCheck{}, false
 			}
+			fields[nf].dst, fields[nf].b = dst, b
+			nf++
 		default:
 			seen |= bit
 			n, ok := p.integer()
@@ -82,7 +113,7 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			continue
 		}
 		if p.Byte('}') {
-			return c, p.End()
+			return done()
 		}
 		return AnalyzeCheck{}, false
 	}
@@ -91,17 +122,6 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 // fastParser reads the analyze check's tokens; jsonscan.Scanner reads the JSON grammar.
 type fastParser struct {
 	jsonscan.Scanner
-}
-
-// plainString reads a string without escapes or control characters.
-// Each value is its own string (not a substring of one copy of data), so an answer cached
-// under the check's ids does not keep the whole message alive.
-func (p *fastParser) plainString() (string, bool) {
-	b, ok := p.plainBytes()
-	if !ok {
-		return "", false
-	}
-	return string(b), true
 }
 
 // plainBytes reads a string without escapes or control characters and returns its bytes

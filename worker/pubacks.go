@@ -113,23 +113,23 @@ func (p *pubAcks) failAll(err error) {
 }
 
 // publish sends m with a reply subject for its PubAck; the PubAck (nil, or the error)
-// arrives on the returned channel, unless cancel is called first.
-func (p *pubAcks) publish(m *nats.Msg) (res <-chan error, cancel func(), err error) {
+// arrives on the returned channel, unless forget(id) is called first.
+func (p *pubAcks) publish(m *nats.Msg) (res <-chan error, id uint64, err error) {
 	pa := &pubAck{msg: m, res: make(chan error, 1)}
 	p.mu.Lock()
 	if p.sub == nil {
 		p.mu.Unlock()
-		return nil, nil, errors.New("publish: the worker is not running")
+		return nil, 0, errors.New("publish: the worker is not running")
 	}
 	p.next++
-	id := p.next
+	id = p.next
 	p.pending[id] = pa
 	p.mu.Unlock()
 	if err := p.send(m, id); err != nil {
 		p.forget(id)
-		return nil, nil, err
+		return nil, 0, err
 	}
-	return pa.res, func() { p.forget(id) }, nil
+	return pa.res, id, nil
 }
 
 func (p *pubAcks) send(m *nats.Msg, id uint64) error {
@@ -138,6 +138,7 @@ func (p *pubAcks) send(m *nats.Msg, id uint64) error {
 	return p.nc.PublishMsg(m)
 }
 
+// forget drops a publish whose PubAck is no longer awaited.
 func (p *pubAcks) forget(id uint64) {
 	p.mu.Lock()
 	delete(p.pending, id)

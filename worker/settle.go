@@ -314,7 +314,7 @@ func (s *settler) publishSpan(d delivery, name string, m *nats.Msg) error {
 // per message) and its PubAck awaited, for at most defaultSettleTimeout, so that nothing is
 // acknowledged before its outcome is stored.
 func (s *settler) publish(m *nats.Msg) error {
-	res, cancel, err := s.pub.publish(m)
+	res, id, err := s.pub.publish(m)
 	if err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func (s *settler) publish(m *nats.Msg) error {
 			return err
 		case <-s.clock.next():
 			if time.Now().After(deadline) {
-				cancel()
+				s.pub.forget(id)
 				return fmt.Errorf("no PubAck within %s: %w", defaultSettleTimeout, context.DeadlineExceeded)
 			}
 		}
@@ -339,8 +339,8 @@ func (s *settler) publish(m *nats.Msg) error {
 func eventHeader(d delivery, idPrefix string) nats.Header {
 	in := d.msg.Headers()
 	h := make(nats.Header, 4)
-	h[messages.HeaderMsgID] = []string{idPrefix + inputMsgID(in, d.md)}
-	h[messages.HeaderKind] = []string{string(d.kind)}
+	h[messages.HeaderMsgID] = []string{prefixedMsgID(idPrefix, in, d.md)}
+	h[messages.HeaderKind] = kindHeader(d.kind)
 	if d.span != nil {
 		injectTrace(d, h) // traced: the event is a child of the worker's span
 	} else {
@@ -373,6 +373,34 @@ func (s *settler) replyTo(d delivery, payload []byte) {
 		copyTrace(h, in)
 	}
 	_ = s.nc.PublishMsg(&nats.Msg{Subject: to, Data: payload, Header: h})
+}
+
+// kindHeaders holds the Eligo-Kind header value of each kind, shared by every event (a
+// published header is only read).
+var kindHeaders = map[messages.Kind][]string{
+	messages.KindAnalyze:    {string(messages.KindAnalyze)},
+	messages.KindCrowdGroup: {string(messages.KindCrowdGroup)},
+}
+
+// kindHeader is the Eligo-Kind header value of kind.
+func kindHeader(kind messages.Kind) []string {
+	if v, ok := kindHeaders[kind]; ok {
+		return v
+	}
+	return []string{string(kind)}
+}
+
+// prefixedMsgID is prefix + inputMsgID(h, md), built in one allocation.
+func prefixedMsgID(prefix string, h nats.Header, md *jetstream.MsgMetadata) string {
+	if v := h[messages.HeaderRoutedID]; len(v) > 0 && v[0] != "" {
+		return prefix + v[0]
+	}
+	if v := h[messages.HeaderMsgID]; len(v) > 0 && v[0] != "" {
+		return prefix + v[0]
+	}
+	var buf [96]byte
+	b := append(append(append(buf[:0], prefix...), md.Stream...), ':')
+	return string(strconv.AppendUint(b, md.Sequence.Stream, 10))
 }
 
 // inputMsgID is the Nats-Msg-Id the input was published with (for a routed crowd-group
