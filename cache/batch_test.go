@@ -5,35 +5,11 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/eligo-dev/eligo/internal/poll"
 )
-
-// mgetTrips counts the round trips that carry MGETs (connection setup commands aside).
-type mgetTrips struct{ n atomic.Int64 }
-
-func (c *mgetTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *mgetTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == "mget" {
-			c.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (c *mgetTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "mget" {
-			c.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // holdConnections takes every connection slot of c, so that operations (and read batches)
 // wait in begin until the returned func gives them back.
@@ -61,7 +37,7 @@ func TestGetBatchesConcurrentReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	trips := &mgetTrips{}
+	trips := &roundTrips{only: "mget"}
 	f.rc.client.AddHook(trips)
 	for range 2 {
 		give := holdConnections(f.rc)

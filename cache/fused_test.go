@@ -15,19 +15,30 @@ import (
 	"github.com/eligo-dev/eligo/messages"
 )
 
-// roundTrips counts the round trips a go-redis client makes (a pipeline counts once).
-type roundTrips struct{ n atomic.Int64 }
+// roundTrips counts the round trips a go-redis client makes (a pipeline counts once); with
+// only set, just those whose (first) command has that name, so that connection setup
+// commands do not count.
+type roundTrips struct {
+	n    atomic.Int64
+	only string
+}
+
+func (c *roundTrips) counts(cmd redis.Cmder) bool { return c.only == "" || cmd.Name() == c.only }
 
 func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		if c.counts(cmd) {
+			c.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(1)
+		if len(cmds) > 0 && c.counts(cmds[0]) {
+			c.n.Add(1)
+		}
 		return next(ctx, cmds)
 	}
 }
