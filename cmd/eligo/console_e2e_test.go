@@ -304,6 +304,16 @@ func dlqDepth(t *testing.T, ctx context.Context, js jetstream.JetStream) uint64 
 	return info.State.Msgs
 }
 
+// clickNow clicks the element sel selects in one step inside the page, retrying until it
+// exists. The console re-renders its tables as it polls, so a row's node found by one
+// DevTools call may be gone by the next (chromedp.Click resolves the node, then its box,
+// then dispatches the mouse events: "Could not find node with given id").
+func clickNow(t *testing.T, browser context.Context, wait time.Duration, sel string) {
+	t.Helper()
+	browsertest.WaitFor(t, browser, wait, "to click "+sel,
+		fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.click(); return true })()`, sel), pageDiag)
+}
+
 // pageDiag describes the page when a wait fails.
 const pageDiag = `JSON.stringify({conn: document.querySelector("#conn")?.textContent,
 	breaker: document.querySelector("#breaker-summary")?.textContent,
@@ -400,9 +410,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	waitFor("the filter leaves the one permanent refusal", `(() => { const rows = document.querySelectorAll("#dlq tbody tr[data-seq]");
 		return rows.length === 1 && rows[0].dataset.id === "fix-me-1" })()`)
-	if err := chromedp.Do(browser, chromedp.Click(`#dlq tbody tr[data-id="fix-me-1"] td.whycell`)); err != nil {
-		t.Fatal(err)
-	}
+	clickNow(t, browser, wait, `#dlq tbody tr[data-id="fix-me-1"] td.whycell`)
 	waitFor("the detail view shows the payload", `document.querySelector("#detail-payload") !== null`)
 	payload, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.querySelector("#detail-payload").textContent`))
 	if err != nil {
@@ -478,12 +486,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("clearing the filter lists all four again", `document.querySelectorAll("#dlq tbody tr[data-seq]").length === 4`)
-	if err := chromedp.Do(browser,
-		chromedp.Click(`#dlq tbody tr[data-id="bad-1"] input[type=checkbox]`),
-		chromedp.Click(`#dlq tbody tr[data-id="bad-2"] input[type=checkbox]`),
-	); err != nil {
-		t.Fatal(err)
-	}
+	clickNow(t, browser, wait, `#dlq tbody tr[data-id="bad-1"] input[type=checkbox]`)
+	clickNow(t, browser, wait, `#dlq tbody tr[data-id="bad-2"] input[type=checkbox]`)
 	waitFor("two are selected", `document.querySelector("#sel-count").textContent === "2 selected" && !document.querySelector("#purge-selected").disabled`)
 	if err := chromedp.Do(browser, chromedp.Click("#purge-selected")); err != nil {
 		t.Fatal(err)
@@ -517,9 +521,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitFor("the read-only console lists the dead letters", `document.querySelectorAll("#dlq tbody tr[data-seq]").length === 2 &&
 		document.querySelector("#mode").textContent === "read-only"`)
 	waitFor("its replay and purge buttons are disabled", `["#replay-selected", "#replay-filter", "#purge-selected", "#purge-filter"].every(s => document.querySelector(s).disabled)`)
-	if err := chromedp.Do(browser, chromedp.Click(`#dlq tbody tr[data-id="fix-me-1"] td.whycell`)); err != nil {
-		t.Fatal(err)
-	}
+	clickNow(t, browser, wait, `#dlq tbody tr[data-id="fix-me-1"] td.whycell`)
 	waitFor("the detail's replay button is disabled", `document.querySelector("#replay-one")?.disabled === true`)
 	seq, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.querySelector('#dlq tbody tr[data-id="fix-me-1"]').dataset.seq`))
 	if err != nil {
