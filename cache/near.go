@@ -21,7 +21,7 @@ type Backend interface {
 
 // Defaults applied by NewNear to zero NearConfig fields.
 const (
-	DefaultNearTTL        = time.Second
+	DefaultNearTTL        = 5 * time.Second
 	DefaultNearMaxEntries = 10_000
 )
 
@@ -29,7 +29,7 @@ const (
 type NearConfig struct {
 	// TTL is how long an answer is served from process memory before the backend is asked
 	// again; it bounds how stale a replica can be when it misses an invalidation broadcast.
-	// Default 1s.
+	// Default 5s.
 	TTL time.Duration
 	// MaxEntries bounds the entries held. A new key that finds the cache full drops the
 	// expired entries, or all of them when none has expired (it refills from the backend

@@ -27,7 +27,7 @@ const (
 	// check. Invalidations reach the memory at once through the broadcast, and a replica
 	// drops it all when its NATS connection drops (when a broadcast could be missed), so the
 	// TTL only bounds a broadcast lost without a disconnection.
-	defaultCacheNearTTL = 5 * time.Second
+	defaultCacheNearTTL = cache.DefaultNearTTL
 	// defaultCacheOpTimeout bounds a Redis operation. It is above cache.DefaultOpTimeout
 	// because a busy 2-core host can take longer than 50ms for a round trip, and a timed-out
 	// lease lets every replica call Alipay for the same key.
