@@ -29,33 +29,9 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 		return c, p.End()
 	}
 	var seen uint8
-	// The string fields' bytes (slices of data) until the whole object has been read; then
-	// they become substrings of one string holding just them (one allocation per check, and
-	// an answer cached under the check's ids does not keep the whole message alive).
-	var fields [5]struct {
-		dst *string
-		b   []byte
-	}
+	// The string fields' bytes (slices of data) until the whole object has been read.
+	var fields [5]fieldBytes
 	nf := 0
-	done := func() (AnalyzeCheck, bool) {
-		if !p.End() {
-			return AnalyzeCheck{}, false
-		}
-		n := 0
-		for _, f := range fields[:nf] {
-			n += len(f.b)
-		}
-		var sb strings.Builder
-		sb.Grow(n)
-		for _, f := range fields[:nf] {
-			sb.Write(f.b)
-		}
-		all, at := sb.String(), 0
-		for _, f := range fields[:nf] {
-			*f.dst, at = all[at:at+len(f.b)], at+len(f.b)
-		}
-		return c, true
-	}
 	for {
 		p.WS()
 		key, ok := p.plainBytes()
@@ -113,9 +89,38 @@ func fastAnalyzeCheck(data []byte) (AnalyzeCheck, bool) {
 			continue
 		}
 		if p.Byte('}') {
-			return done()
+			if !p.End() {
+				return AnalyzeCheck{}, false
+			}
+			setStrings(fields[:nf])
+			return c, true
 		}
 		return AnalyzeCheck{}, false
+	}
+}
+
+// fieldBytes is a string field's destination and its bytes in the input.
+type fieldBytes struct {
+	dst *string
+	b   []byte
+}
+
+// setStrings sets each field to its bytes as substrings of one string holding just them:
+// one allocation per check, and an answer cached under the check's ids does not keep the
+// whole message alive.
+func setStrings(fields []fieldBytes) {
+	n := 0
+	for _, f := range fields {
+		n += len(f.b)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, f := range fields {
+		sb.Write(f.b)
+	}
+	all, at := sb.String(), 0
+	for _, f := range fields {
+		*f.dst, at = all[at:at+len(f.b)], at+len(f.b)
 	}
 }
 

@@ -25,7 +25,7 @@ func newCoarseClock(period time.Duration) *coarseClock {
 // next is closed at the next tick (never while the clock is not running).
 func (c *coarseClock) next() <-chan struct{} { return *c.cur.Load() }
 
-// run ticks until stop is closed.
+// run ticks until stop is closed (Worker.Run runs it with during).
 func (c *coarseClock) run(stop <-chan struct{}) {
 	t := time.NewTicker(c.period)
 	defer t.Stop()

@@ -26,7 +26,7 @@ import (
 // As nats.go does: a publish answered "no responders" (the stream has no leader right now,
 // e.g. during an election) is sent again after noResponderWait, up to noResponderRetries
 // times, then fails with jetstream.ErrNoStreamResponse; a disconnection fails every pending
-// publish with nats.ErrDisconnected, since their PubAcks are lost with it. An error PubAck
+// publish with nats.ErrDisconnected (failAll), since their PubAcks are lost with it. An error PubAck
 // is returned as the *jetstream.APIError the stream sent (so callers can read its error
 // code, e.g. 10077 when the stream is full).
 type pubAcks struct {
@@ -37,8 +37,6 @@ type pubAcks struct {
 	sub     *nats.Subscription
 	next    uint64
 	pending map[uint64]*pubAck
-	status  chan nats.Status
-	done    chan struct{}
 }
 
 // pubAck is one publish waiting for its PubAck.
@@ -59,7 +57,7 @@ func newPubAcks(nc *nats.Conn) *pubAcks {
 	return &pubAcks{nc: nc, prefix: nc.NewInbox() + ".", pending: make(map[uint64]*pubAck)}
 }
 
-// start subscribes to the inbox and watches the connection; stop undoes it.
+// start subscribes to the inbox; stop undoes it.
 func (p *pubAcks) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -68,41 +66,23 @@ func (p *pubAcks) start() error {
 		return fmt.Errorf("subscribe to PubAcks: %w", err)
 	}
 	p.sub = sub
-	p.status = p.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
-	p.done = make(chan struct{})
-	go p.watch(p.status, p.done)
 	return nil
 }
 
 func (p *pubAcks) stop() {
 	p.mu.Lock()
-	sub, status, done := p.sub, p.status, p.done
-	p.sub, p.status, p.done = nil, nil, nil
+	sub := p.sub
+	p.sub = nil
 	p.mu.Unlock()
 	if sub == nil {
 		return
 	}
 	_ = sub.Unsubscribe()
-	p.nc.RemoveStatusListener(status)
-	close(done)
 	p.failAll(errors.New("worker stopped"))
 }
 
-// watch fails the pending publishes when the connection drops.
-func (p *pubAcks) watch(status <-chan nats.Status, done <-chan struct{}) {
-	for {
-		select {
-		case <-done:
-			return
-		case _, ok := <-status:
-			if !ok {
-				return
-			}
-			p.failAll(nats.ErrDisconnected)
-		}
-	}
-}
-
+// failAll fails every pending publish with err: the worker calls it when the connection
+// drops (Worker.watchConnection), since their PubAcks are lost with it.
 func (p *pubAcks) failAll(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

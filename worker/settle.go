@@ -405,15 +405,7 @@ func prefixedMsgID(prefix string, h nats.Header, md *jetstream.MsgMetadata) stri
 
 // inputMsgID is the Nats-Msg-Id the input was published with (for a routed crowd-group
 // command, the command's own), or <stream>:<seq> when it had none.
-func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string {
-	if v := h[messages.HeaderRoutedID]; len(v) > 0 && v[0] != "" {
-		return v[0]
-	}
-	if v := h[messages.HeaderMsgID]; len(v) > 0 && v[0] != "" {
-		return v[0]
-	}
-	return md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
-}
+func inputMsgID(h nats.Header, md *jetstream.MsgMetadata) string { return prefixedMsgID("", h, md) }
 
 // attemptsKey names a message's failure counter.
 func attemptsKey(md *jetstream.MsgMetadata) string {

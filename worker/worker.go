@@ -217,16 +217,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.settler.pub.stop()
 	w.crew = newCrew(w.runJob, max(w.cfg.AckWait/3, time.Millisecond))
 	defer w.crew.stop() // after the drain: only idle members are left
-	stopClock := make(chan struct{})
-	clockDone := make(chan struct{})
-	go func() { defer close(clockDone); w.settler.clock.run(stopClock) }()
-	defer func() { close(stopClock); <-clockDone }()
+	// Until the drain is over (handlers still publish while it lasts):
+	defer during(w.settler.clock.run)()
+	defer during(w.watchConnection())()
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		loops.Go(func() { w.consumeLoop(ctx, l) })
 	}
 	loops.Go(func() { w.pollStats(ctx) })
-	loops.Go(func() { w.forgetOnReconnect(ctx) })
 	loops.Go(func() { w.pauseConsumers(ctx) })
 	w.log.Info("worker running", "concurrency", w.cfg.Concurrency)
 
@@ -349,29 +347,44 @@ func (w *Worker) pollStats(ctx context.Context) {
 	}
 }
 
+// during runs f in a goroutine and returns what stops it (closes its stop channel) and
+// waits for it to return.
+func during(f func(stop <-chan struct{})) (stopAndWait func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); f(stop) }()
+	return func() { close(stop); <-done }
+}
+
 // forgetter is a cache that keeps answers in process memory (cache.Near).
 type forgetter interface{ Forget() }
 
-// forgetOnReconnect drops the answers this replica keeps in memory whenever its NATS
-// connection drops and again when it is back: invalidation broadcasts (core NATS) sent
-// meanwhile never arrive, and the near cache's TTL would otherwise be the only bound.
-func (w *Worker) forgetOnReconnect(ctx context.Context) {
-	f, ok := w.rc.(forgetter)
-	if !ok {
-		return
-	}
-	status := w.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED)
-	defer w.nc.RemoveStatusListener(status)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case st, ok := <-status:
-			if !ok {
+// watchConnection follows the NATS connection (listening from the call on) with the loop
+// it returns, until stop. When the connection drops, the publishes waiting for a PubAck
+// fail at once (their PubAcks are lost with it; the settler hands the messages back). When
+// it drops and again when it is back, the answers this replica keeps in memory are
+// forgotten: invalidation broadcasts (core NATS) sent meanwhile never arrive, and the near
+// cache's TTL would otherwise be the only bound.
+func (w *Worker) watchConnection() (loop func(stop <-chan struct{})) {
+	near, _ := w.rc.(forgetter)
+	status := w.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED, nats.CLOSED)
+	return func(stop <-chan struct{}) {
+		defer w.nc.RemoveStatusListener(status)
+		for {
+			select {
+			case <-stop:
 				return
+			case st, ok := <-status:
+				if !ok {
+					return
+				}
+				if st != nats.CONNECTED {
+					w.settler.pub.failAll(nats.ErrDisconnected)
+				}
+				if near != nil {
+					near.Forget()
+					w.log.Info("NATS connection changed: answers kept in memory dropped (invalidations may have been missed)", "status", st.String())
+				}
 			}
-			f.Forget()
-			w.log.Info("NATS connection changed: answers kept in memory dropped (invalidations may have been missed)", "status", st.String())
 		}
 	}
 }
