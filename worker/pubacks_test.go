@@ -9,8 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eligo-dev/eligo/internal/natstest"
 )
 
 func TestParsePubAck(t *testing.T) {
@@ -70,12 +68,8 @@ func FuzzParsePubAck(f *testing.F) {
 // one to a subject without a stream fails with ErrNoStreamResponse after its retries. (A
 // disconnection failing what is pending: TestConnectionDrop.)
 func TestPubAcks(t *testing.T) {
-	ns := natstest.NewServer(t)
-	nc := ns.Connect()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEnv(t)
+	nc, js := e.nc, e.js
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for _, cfg := range []jetstream.StreamConfig{
@@ -113,7 +107,7 @@ func TestPubAcks(t *testing.T) {
 			t.Errorf("publish %s: %v", s, err)
 		}
 	}
-	if n := streamMsgs(t, js, "OPEN"); n != 2 {
+	if n := e.msgCount("OPEN"); n != 2 {
 		t.Errorf("stream OPEN holds %d messages, want 2 (the repeated id de-duplicated)", n)
 	}
 	var ae *jetstream.APIError
@@ -129,17 +123,4 @@ func TestPubAcks(t *testing.T) {
 	if got := nc.Stats().OutMsgs - before; got != 1+noResponderRetries {
 		t.Errorf("a publish to a subject without a stream went out %d times, want %d (1 and %d retries)", got, 1+noResponderRetries, noResponderRetries)
 	}
-}
-
-func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	s, err := js.Stream(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
 }
