@@ -132,6 +132,15 @@ func TestRealWorkerWithinItsPermissions(t *testing.T) {
 	if _, err := op.Request(subj.CacheInvalidate(), []byte(`{"rule_uuid":"3f1e6b0c9a2d4e5f8a7b6c5d4e3f2a1b"}`), 10*time.Second); err != nil {
 		t.Errorf("operator cache invalidation: %v", err)
 	}
+	// The worker purges the checks it acknowledged, within its permissions.
+	poll.Until(t, 20*time.Second, "the acknowledged check purged", func() bool {
+		s, err := wjs.Stream(ctx, "ELIGO_CHECKS")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 0 && info.State.LastSeq > 0
+	})
 	wc.clean(t, "worker")
 	pub.clean(t, "publisher")
 	op.clean(t, "operator")

@@ -40,6 +40,7 @@ const (
 	DefaultDLQMaxAge         = 30 * 24 * time.Hour
 	DefaultMarkerTTL         = 30 * 24 * time.Hour
 	DefaultStatsInterval     = 15 * time.Second
+	DefaultPurgeInterval     = time.Second
 	DefaultMaxAckPending     = 1000
 	defaultSettleTimeout     = 5 * time.Second
 	// settleClockPeriod is how often a PubAck wait checks its defaultSettleTimeout.
@@ -56,7 +57,9 @@ const (
 type Config struct {
 	// Prefix is the first subject token(s) of every Eligo subject. Default "eligo".
 	Prefix string
-	// ChecksStream holds analyze checks (work-queue retention). Default "ELIGO_CHECKS".
+	// ChecksStream holds analyze checks. Default "ELIGO_CHECKS". It has limits retention and
+	// no limits: the worker purges what the analyze consumer acknowledged every
+	// PurgeInterval (an existing work-queue stream of that name is kept as it is).
 	ChecksStream string
 	// CommandsStream holds crowd-group commands (work-queue retention). Default "ELIGO_COMMANDS".
 	CommandsStream string
@@ -157,6 +160,9 @@ type Config struct {
 	MarkerTTL time.Duration
 	// StatsInterval is how often consumer backlog is polled for metrics. Default 15s.
 	StatsInterval time.Duration
+	// PurgeInterval is how often a replica purges the analyze checks acknowledged so far
+	// (everything up to the analyze consumer's ack floor) from the ChecksStream. Default 1s.
+	PurgeInterval time.Duration
 	// AppID namespaces cache keys (the Alipay app id). Default "".
 	AppID string
 	// StrictUnits rejects crowd-group conditions whose rule_unit differs from the rule's
@@ -243,6 +249,7 @@ func (c Config) withDefaults() (Config, error) {
 	defD(&c.DLQMaxAge, DefaultDLQMaxAge)
 	defD(&c.MarkerTTL, DefaultMarkerTTL)
 	defD(&c.StatsInterval, DefaultStatsInterval)
+	defD(&c.PurgeInterval, DefaultPurgeInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -6,7 +6,8 @@
 //
 // Setup creates or updates, idempotently (any replica, any time):
 //
-//	ELIGO_CHECKS    eligo.check.analyze        work queue; durable pull consumer eligo-analyze
+//	ELIGO_CHECKS    eligo.check.analyze        limits, no limits; durable pull consumer eligo-analyze;
+//	                                           acknowledged checks purged every PurgeInterval (purge.go)
 //	ELIGO_COMMANDS  eligo.cmd.crowdgroup       work queue; durable pull consumer eligo-crowdgroup
 //	ELIGO_RESULTS   eligo.result.>, eligo.rejected.>   limits, MaxAge 7d (replayable)
 //	ELIGO_DLQ       eligo.dlq.<kind>           limits, MaxAge 30d (see package worker/dlq)
@@ -41,9 +42,20 @@
 //     Alipay call goes through callGateway, which takes one of Config.Concurrency call slots
 //     (a cache hit takes none) and bounds the call by HandleTimeout.
 //  4. The settler (settle.go) publishes the result asynchronously (pubacks.go: the
-//     JetStream async-publish protocol, its PubAcks read without a JSON decode) and waits for
-//     its PubAck, replies to Eligo-Reply-To, then acks: never before the result is stored. A failure is
-//     settled by the table under Settle policy.
+//     JetStream async-publish protocol, its PubAcks read without a JSON decode); when the
+//     PubAck arrives it replies to Eligo-Reply-To, then acks: never before the result is
+//     stored. A quick success on its first delivery (a cache hit) does not hold its crew
+//     member or handler token meanwhile: the PubAck's arrival finishes it on the PubAck
+//     subscription's goroutine (settler.succeedLater; the wait is bounded by
+//     min(5s, AckWait/2), enforced by pubAcks.expire), so what bounds the checks in flight is
+//     MaxAckPending, not the handler tokens. Everything else waits for its PubAck on its
+//     crew member. A failure is settled by the table under Settle policy.
+//  5. The checks stream has limits retention: every PurgeInterval each replica purges it
+//     up to the analyze consumer's ack floor (purge.go), so a check leaves the stream only
+//     after it was acknowledged or terminated, as in a work queue, but the server drops
+//     whole blocks instead of writing a tombstone for every acknowledged check (about a
+//     sixth of nats-server's CPU per check). A checks stream created as a work queue by an
+//     earlier Eligo is kept as it is (retention cannot change on a live stream).
 //
 // Gateway health is one value (health.go) fed by the breaker's typed signal
 // (Gateway.WatchCircuit, alipay.CircuitState) and by calls refused with
@@ -204,7 +216,8 @@
 // eligo_worker_cache_requests_total{result}, eligo_worker_coalesced_total,
 // eligo_worker_intake_paused, eligo_worker_intake_limit, eligo_worker_backlog{consumer},
 // eligo_worker_ack_pending{consumer}, eligo_worker_dead_letters_total{kind,reason},
-// eligo_worker_cache_invalidations_total. The Alipay client exports its own
-// eligo_alipay_* series and the breaker state. HealthHandler serves /healthz and /readyz.
+// eligo_worker_cache_invalidations_total, eligo_worker_purged_total{stream}. The Alipay
+// client exports its own eligo_alipay_* series and the breaker state. HealthHandler serves
+// /healthz and /readyz.
 // Logs are slog records with kind, id, stream_seq and delivered; user ids are never logged.
 package worker

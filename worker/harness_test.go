@@ -61,6 +61,7 @@ func testConfig() Config {
 		DrainTimeout:  5 * time.Second,
 		LeaseWait:     time.Second,
 		StatsInterval: 200 * time.Millisecond,
+		PurgeInterval: 50 * time.Millisecond,
 		AppID:         "2021000000000001",
 	}
 }

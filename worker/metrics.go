@@ -35,6 +35,7 @@ type metrics struct {
 	intakePaused  prometheus.Gauge
 	intakeLimit   prometheus.Gauge
 	backlog       *prometheus.GaugeVec
+	purged        *prometheus.CounterVec
 	ackPending    *prometheus.GaugeVec
 	deadLetters   *prometheus.CounterVec
 	invalidations prometheus.Counter
@@ -87,6 +88,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "eligo_worker_ack_pending",
 			Help: "Messages delivered but not yet acknowledged, per consumer (polled).",
 		}, []string{"consumer"}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eligo_worker_purged_total",
+			Help: "Acknowledged input messages purged from a limits-retention input stream, per stream.",
+		}, []string{"stream"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eligo_worker_dead_letters_total",
 			Help: "Messages copied to the dead-letter stream, by kind and reason code.",
@@ -107,6 +112,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		func() (e error) { m.intakeLimit, e = promreg.Register(reg, m.intakeLimit); return },
 		func() (e error) { m.backlog, e = promreg.Register(reg, m.backlog); return },
 		func() (e error) { m.ackPending, e = promreg.Register(reg, m.ackPending); return },
+		func() (e error) { m.purged, e = promreg.Register(reg, m.purged); return },
 		func() (e error) { m.deadLetters, e = promreg.Register(reg, m.deadLetters); return },
 		func() (e error) { m.invalidations, e = promreg.Register(reg, m.invalidations); return },
 	} {

@@ -30,6 +30,10 @@ type pipeline struct {
 	// ordered: one message in flight across the fleet (MaxAckPending 1), acknowledged with
 	// DoubleAck, so that the next is released only after this one's ack is recorded.
 	ordered bool
+	// purged: the input stream has limits retention and the worker purges what the lane's
+	// consumer acknowledged (see purger); false for a work-queue stream, where the server
+	// removes each acknowledged message itself.
+	purged bool
 	// gated: the handler calls the gateway, so the pipeline stops while intake is paused
 	// and its consumer is paused on the server with the others.
 	gated bool
@@ -40,10 +44,11 @@ type pipeline struct {
 // pipelines is the table of Eligo's input lanes for cfg (defaults filled in).
 func pipelines(cfg Config) []pipeline {
 	s := cfg.subjects()
-	checks := inputStream(cfg, cfg.ChecksStream, "Eligo analyze checks", s.AnalyzeCheck())
+	checks := inputStream(cfg, cfg.ChecksStream, "Eligo analyze checks (acknowledged ones are purged by the workers)", s.AnalyzeCheck())
+	checks.Retention = jetstream.LimitsPolicy
 	commands := inputStream(cfg, cfg.CommandsStream, "Eligo crowd-group commands", s.CrowdGroupCommand())
 	out := []pipeline{{
-		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, handlers: max(64, 2*cfg.Concurrency), gated: true,
+		kind: messages.KindAnalyze, stream: checks, pull: cfg.PullBatch, handlers: max(64, 2*cfg.Concurrency), gated: true, purged: true,
 		consumer: consumerConfig(cfg, cfg.AnalyzeConsumer, "Eligo analyze checks, shared by all worker replicas",
 			s.AnalyzeCheck(), cfg.MaxAckPending),
 		handle: (*Worker).handleAnalyze,
@@ -81,7 +86,8 @@ func pipelines(cfg Config) []pipeline {
 }
 
 // inputStream is a work-queue stream: a message is removed once acked or terminated (a
-// dead letter is copied out before it is terminated).
+// dead letter is copied out before it is terminated). The checks stream changes it to
+// limits retention and is purged up to its consumer's ack floor instead (see purger).
 func inputStream(cfg Config, name, desc, subject string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name: name, Description: desc, Subjects: []string{subject},
@@ -102,6 +108,9 @@ func consumerConfig(cfg Config, name, desc, filter string, maxAckPending int) je
 type lane struct {
 	pipeline
 	cons jetstream.Consumer
+	// keptWorkQueue: the lane is purged, but Setup found its stream already existing with
+	// work-queue retention and kept it so (the server removes acked messages: no purge).
+	keptWorkQueue bool
 	// work holds one token per message being handled (handlers of them at once): the lane
 	// reads its next message only with a token in hand, so a busy replica pulls less and a
 	// burst does not become thousands of concurrent cache reads. A message gives its token
@@ -241,21 +250,24 @@ func (w *Worker) receive(l *lane, msg jetstream.Msg, tok *token) {
 
 // runJob handles one message on a crew goroutine.
 func (w *Worker) runJob(j job) {
-	defer w.inflight.Done()
 	defer j.tok.release()
-	w.handle(j.l, j.msg, j.tok)
+	if !w.handle(j.l, j.msg, j.tok) {
+		w.inflight.Done()
+	}
 }
 
 // handle runs one message through its lane's handler and settles it (the crew keeps it in
 // progress meanwhile). The message's context carries its handler token and ends only when
-// the drain deadline passes: nothing a handler starts outlives it.
-func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
+// the drain deadline passes: nothing a handler starts outlives it. A quick success is
+// settled by its result's PubAck (settler.succeedLater): handle returns true then, and the
+// message leaves the worker's in-flight count when it is settled.
+func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) (later bool) {
 	start := time.Now()
 	md, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to settle.
 		w.log.Error("message without metadata", "kind", l.kind, "err", err)
-		return
+		return false
 	}
 	d := delivery{kind: l.kind, msg: msg, md: md, ordered: l.ordered}
 	ctx := context.WithValue(w.baseCtx, tokenKey{}, tok)
@@ -265,10 +277,18 @@ func (w *Worker) handle(l *lane, msg jetstream.Msg, tok *token) {
 		defer d.span.End()
 	}
 	rep, herr := l.handle(w, ctx, msg, md)
+	if herr == nil && w.settler.settlesLater(d, rep, time.Since(start)) {
+		w.settler.succeedLater(d, rep, func() {
+			w.m.observe(l.kind, time.Since(start))
+			w.inflight.Done()
+		})
+		return true
+	}
 	w.settler.settle(d, rep, herr)
 	if !rep.routed {
 		w.m.observe(l.kind, time.Since(start))
 	}
+	return false
 }
 
 // callGateway runs one Alipay call within a call slot (waiting at most HandleTimeout for

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ import (
 // the stream answers there), without its per-message costs on Eligo's hot path. A PubAck
 // that reports success is recognised without a JSON decode (the decode was about a tenth
 // of the worker's CPU per cache hit), pending publishes are keyed by a number rather than
-// a string, and each waits on one channel.
+// a string, and each waits on one channel or is finished by a continuation (publishThen).
 //
 // As nats.go does: a publish answered "no responders" (the stream has no leader right now,
 // e.g. during an election) is sent again after noResponderWait, up to noResponderRetries
@@ -39,11 +40,23 @@ type pubAcks struct {
 	pending map[uint64]*pubAck
 }
 
-// pubAck is one publish waiting for its PubAck.
+// pubAck is one publish waiting for its PubAck: a publisher waiting on res (publish), or
+// a continuation (publishThen).
 type pubAck struct {
 	msg     *nats.Msg
-	res     chan error // buffered 1: the handler never blocks
+	res     chan error  // buffered 1: the handler never blocks
+	then    func(error) // called once with the outcome, instead of res
+	expires int64       // then's deadline (Unix nanoseconds), enforced by expire
 	retries int
+}
+
+// done hands the publish its outcome.
+func (pa *pubAck) done(err error) {
+	if pa.then != nil {
+		pa.then(err)
+		return
+	}
+	pa.res <- err
 }
 
 const (
@@ -85,10 +98,72 @@ func (p *pubAcks) stop() {
 // drops (Worker.watchConnection), since their PubAcks are lost with it.
 func (p *pubAcks) failAll(err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	failed := make([]*pubAck, 0, len(p.pending))
 	for id, pa := range p.pending {
 		delete(p.pending, id)
-		pa.res <- err
+		failed = append(failed, pa)
+	}
+	p.mu.Unlock()
+	for _, pa := range failed {
+		pa.done(err)
+	}
+}
+
+// publishThen sends m with a reply subject for its PubAck and returns at once; then is
+// called exactly once with the outcome (nil, or the error): on the PubAck subscription's
+// goroutine when the PubAck arrives (so then must not block), by expire once deadline
+// passed without one, or by failAll. When m cannot be sent, publishThen returns the error
+// and then is never called.
+func (p *pubAcks) publishThen(m *nats.Msg, deadline time.Time, then func(error)) error {
+	pa := &pubAck{msg: m, then: then, expires: deadline.UnixNano()}
+	p.mu.Lock()
+	if p.sub == nil {
+		p.mu.Unlock()
+		return errors.New("publish: the worker is not running")
+	}
+	p.next++
+	id := p.next
+	p.pending[id] = pa
+	p.mu.Unlock()
+	if err := p.send(m, id); err != nil {
+		p.forget(id)
+		return err
+	}
+	return nil
+}
+
+// expire fails, with a deadline error, every continuation whose deadline is before now
+// (Worker.Run calls it every settleClockPeriod); its PubAck, should it come later, is
+// ignored.
+func (p *pubAcks) expire(now time.Time) {
+	t := now.UnixNano()
+	var late []*pubAck
+	p.mu.Lock()
+	for id, pa := range p.pending {
+		if pa.then != nil && pa.expires < t {
+			delete(p.pending, id)
+			late = append(late, pa)
+		}
+	}
+	p.mu.Unlock()
+	for _, pa := range late {
+		pa.done(fmt.Errorf("no PubAck by the deadline: %w", context.DeadlineExceeded))
+	}
+}
+
+// expireEvery runs expire every period until stop.
+func (p *pubAcks) expireEvery(period time.Duration) func(stop <-chan struct{}) {
+	return func(stop <-chan struct{}) {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				p.expire(now)
+			}
+		}
 	}
 }
 
@@ -143,7 +218,7 @@ func (p *pubAcks) onReply(m *nats.Msg) {
 	delete(p.pending, id)
 	p.mu.Unlock()
 	if ok {
-		pa.res <- parsePubAck(m.Data)
+		pa.done(parsePubAck(m.Data))
 	}
 }
 
@@ -158,7 +233,7 @@ func (p *pubAcks) noResponders(id uint64) {
 	switch {
 	case !ok:
 	case pa.retries >= noResponderRetries:
-		pa.res <- jetstream.ErrNoStreamResponse
+		pa.done(jetstream.ErrNoStreamResponse)
 	default:
 		pa.retries++ // only this goroutine (the subscription's) touches retries
 		time.AfterFunc(noResponderWait, func() {
@@ -174,7 +249,7 @@ func (p *pubAcks) noResponders(id uint64) {
 				delete(p.pending, id)
 				p.mu.Unlock()
 				if still {
-					pa.res <- err
+					pa.done(err)
 				}
 			}
 		})

@@ -115,6 +115,46 @@ func (s *settler) succeed(d delivery, rep reply) {
 	}
 }
 
+// settlesLater reports whether a handled message's success may be finished by its result's
+// PubAck (succeedLater) instead of by the handler waiting for it: a plain first delivery of
+// an unordered lane, without a span, handled within a quarter of AckWait (the crew keeps a
+// message in progress only while a handler holds it; the PubAck wait is bounded by half of
+// AckWait, so the message is acked or handed back well within AckWait).
+func (s *settler) settlesLater(d delivery, rep reply, handled time.Duration) bool {
+	return !d.ordered && d.span == nil && !rep.routed && d.md.NumDelivered <= 1 && handled < s.cfg.AckWait/4
+}
+
+// succeedLater is succeed without waiting: it publishes the result and returns; when the
+// PubAck arrives, the message is replied to and acknowledged on the PubAck subscription's
+// goroutine (never before the result is stored), and done is called. A failed publish is
+// handed back as succeed does, on a goroutine of its own (counting the failure may take a
+// round trip), before done.
+func (s *settler) succeedLater(d delivery, rep reply, done func()) {
+	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
+	if m.Header == nil {
+		m.Header = eventHeader(d, "res:")
+	}
+	failed := func(err error) {
+		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
+		s.publishFailed(d, err)
+		done()
+	}
+	wait := min(defaultSettleTimeout, s.cfg.AckWait/2)
+	err := s.pub.publishThen(m, time.Now().Add(wait), func(err error) {
+		if err != nil {
+			go failed(err)
+			return
+		}
+		s.replyTo(d, rep.payload)
+		_ = d.msg.Ack()
+		s.outcome(d, outcomeOK)
+		done()
+	})
+	if err != nil {
+		failed(err)
+	}
+}
+
 // fail decides what a failed message needs: dead-letter, hand back later, or retry.
 func (s *settler) fail(d delivery, id string, err error) {
 	var (

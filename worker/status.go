@@ -32,6 +32,12 @@ type ConsumerStatus struct {
 	AckPending int `json:"ack_pending"`
 	// Redelivered is the number of pending messages delivered more than once.
 	Redelivered int `json:"redelivered"`
+	// Filter is the consumer's filter subject.
+	Filter string `json:"filter_subject,omitempty"`
+	// AckFloor is the stream sequence up to which every message of the consumer is
+	// acknowledged; the checks stream keeps acknowledged checks until a worker's purge
+	// (every PurgeInterval) removes what is up to it.
+	AckFloor uint64 `json:"ack_floor"`
 	// Waiting is the number of outstanding pull requests (roughly, busy replicas).
 	Waiting int `json:"waiting"`
 	// Paused is true while the consumer is paused (the Alipay breaker is open).
@@ -83,7 +89,7 @@ func Status(ctx context.Context, js jetstream.JetStream, cfg Config) (StatusRepo
 	}
 	for _, p := range pipelines(cfg) {
 		stream, name := p.stream.Name, p.consumer.Durable
-		cs := ConsumerStatus{Stream: stream, Name: name}
+		cs := ConsumerStatus{Stream: stream, Name: name, Filter: p.consumer.FilterSubject}
 		cons, err := js.Consumer(ctx, stream, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
@@ -96,7 +102,7 @@ func Status(ctx context.Context, js jetstream.JetStream, cfg Config) (StatusRepo
 			}
 			cs.Exists = true
 			cs.Backlog, cs.AckPending, cs.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
-			cs.Waiting = info.NumWaiting
+			cs.Waiting, cs.AckFloor = info.NumWaiting, info.AckFloor.Stream
 			cs.Paused, cs.PauseRemaining = info.Paused, info.PauseRemaining
 		}
 		rep.Consumers = append(rep.Consumers, cs)

@@ -137,7 +137,21 @@ func (w *Worker) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: nats-server %s is too old, need >= 2.10", w.nc.ConnectedServerVersion())
 	}
 	pause := !w.cfg.DisablePause && (major > 2 || minor >= defaultPauseServerMinor)
+	keptWQ := map[string]bool{}
 	for _, sc := range streamConfigs(w.cfg) {
+		if w.purgedStream(sc.Name) {
+			wq, err := keepWorkQueue(ctx, w.js, sc.Name)
+			if err != nil {
+				return fmt.Errorf("worker setup: stream %s: %w", sc.Name, err)
+			}
+			if wq {
+				sc.Retention = jetstream.WorkQueuePolicy
+				keptWQ[sc.Name] = true
+				w.log.Info("keeping the existing work-queue stream: the server deletes each acknowledged check, "+
+					"which costs it more per check than the purges of a limits-retention stream; "+
+					"delete the stream while it is empty and restart a worker to recreate it", "stream", sc.Name)
+			}
+		}
 		if _, err := w.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("worker setup: stream %s: %w", sc.Name, err)
 		}
@@ -163,6 +177,7 @@ func (w *Worker) Setup(ctx context.Context) error {
 	w.mu.Lock()
 	for i, l := range w.lanes {
 		l.cons = cons[i]
+		l.keptWorkQueue = keptWQ[l.stream.Name]
 	}
 	w.markers = kv
 	w.pauseSupported = pause
@@ -171,6 +186,16 @@ func (w *Worker) Setup(ctx context.Context) error {
 	w.log.Info("streams and consumers ready", "server_version", w.nc.ConnectedServerVersion(),
 		"consumer_pause", pause)
 	return nil
+}
+
+// purgedStream reports whether stream is the input of a purged lane.
+func (w *Worker) purgedStream(stream string) bool {
+	for _, l := range w.lanes {
+		if l.purged && l.stream.Name == stream {
+			return true
+		}
+	}
+	return false
 }
 
 // serverVersion returns the connected server's major and minor version (0, 0 if unknown).
@@ -220,6 +245,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Until the drain is over (handlers still publish while it lasts):
 	defer during(w.settler.clock.run)()
 	defer during(w.watchConnection())()
+	defer during(w.settler.pub.expireEvery(settleClockPeriod))()
+	defer during(w.purgeLoop)()
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		loops.Go(func() { w.consumeLoop(ctx, l) })

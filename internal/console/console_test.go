@@ -236,7 +236,7 @@ func newTestConsole(t *testing.T, cfg Config) (*Console, *httptest.Server, jetst
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: worker.DefaultChecksStream, Subjects: []string{"eligo.check.analyze"}, Retention: jetstream.WorkQueuePolicy},
+		{Name: worker.DefaultChecksStream, Subjects: []string{"eligo.check.analyze"}},
 		{Name: worker.DefaultResultsStream, Subjects: []string{"eligo.result.>", "eligo.rejected.*"}},
 		{Name: messages.DeadLetterStream, Subjects: []string{"eligo.dlq.*"}},
 	} {
@@ -527,5 +527,58 @@ func TestBeforeAnyWorkerTheDeadLetterListSaysWhy(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusOK || len(got.Entries) != 0 || !strings.Contains(got.Note, "a worker creates it") {
 		t.Errorf("status %d, %+v", res.StatusCode, got)
+	}
+}
+
+// TestOldestWaitingIsAfterTheAckFloor: the checks stream keeps acknowledged checks until
+// a worker purges them, so the oldest waiting check is the first after the consumer's ack
+// floor, not the stream's first message.
+func TestOldestWaitingIsAfterTheAckFloor(t *testing.T) {
+	c, _, js := newTestConsole(t, Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, worker.DefaultChecksStream, jetstream.ConsumerConfig{
+		Durable: worker.DefaultAnalyzeConsumer, FilterSubject: "eligo.check.analyze", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"w-1", "w-2", "w-3"} {
+		if _, err := js.Publish(ctx, "eligo.check.analyze", []byte(`{"request_id":"`+id+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(ctx, worker.DefaultChecksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := s.GetMsg(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sample(ctx)
+	st := c.snapshot()
+	var got *Consumer
+	for i := range st.Consumers {
+		if st.Consumers[i].Name == worker.DefaultAnalyzeConsumer {
+			got = &st.Consumers[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no %s consumer in the sample: %+v", worker.DefaultAnalyzeConsumer, st.Consumers)
+	}
+	if got.AckFloor != 2 || got.Backlog != 1 {
+		t.Errorf("ack floor %d, backlog %d; want 2 and 1", got.AckFloor, got.Backlog)
+	}
+	if want := st.Time.Sub(third.Time); got.OldestWaiting != want {
+		t.Errorf("oldest waiting = %s, want %s (since the third check, the first not acknowledged)", got.OldestWaiting, want)
 	}
 }

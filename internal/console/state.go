@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eligo-dev/eligo/worker"
 )
 
@@ -33,8 +35,8 @@ type State struct {
 // Consumer is a consumer's status plus the age of its oldest waiting message.
 type Consumer struct {
 	worker.ConsumerStatus
-	// OldestWaiting is how long the oldest message still in the consumer's (work-queue)
-	// stream has waited; 0 when nothing waits.
+	// OldestWaiting is how long the oldest message the consumer has not acknowledged has
+	// waited (since it was published); 0 when nothing waits.
 	OldestWaiting time.Duration `json:"oldest_waiting"`
 }
 
@@ -64,18 +66,12 @@ func (c *Console) sample(ctx context.Context) {
 		st.Err = err.Error()
 	}
 	st.ServerVersion, st.Streams, st.DLQDepth = rep.ServerVersion, rep.Streams, rep.DLQDepth
-	firstTimes := map[string]time.Time{}
 	for _, cs := range rep.Consumers {
 		cv := Consumer{ConsumerStatus: cs}
 		if cs.Exists {
 			st.Backlog += cs.Backlog + uint64(cs.AckPending)
 			if cs.Backlog > 0 || cs.AckPending > 0 {
-				ft, ok := firstTimes[cs.Stream]
-				if !ok {
-					ft = c.firstTime(ctx, cs.Stream)
-					firstTimes[cs.Stream] = ft
-				}
-				if !ft.IsZero() && now.After(ft) {
+				if ft := c.oldestWaiting(ctx, cs); !ft.IsZero() && now.After(ft) {
 					cv.OldestWaiting = now.Sub(ft)
 				}
 			}
@@ -113,17 +109,24 @@ func (c *Console) sample(ctx context.Context) {
 	c.state = st
 }
 
-// firstTime is the time of the oldest message in stream (zero when unknown or empty).
-func (c *Console) firstTime(ctx context.Context, stream string) time.Time {
-	s, err := c.js.Stream(ctx, stream)
+// oldestWaiting is the time of the oldest message the consumer has not acknowledged: the
+// first on its filter subject after its ack floor (zero when unknown). A work-queue stream
+// no longer holds what was acknowledged; the checks stream holds it until the next purge,
+// so the stream's first message would overstate the wait.
+func (c *Console) oldestWaiting(ctx context.Context, cs worker.ConsumerStatus) time.Time {
+	s, err := c.js.Stream(ctx, cs.Stream)
 	if err != nil {
 		return time.Time{}
 	}
-	info, err := s.Info(ctx)
-	if err != nil || info.State.Msgs == 0 {
+	opts := []jetstream.GetMsgOpt{}
+	if cs.Filter != "" {
+		opts = append(opts, jetstream.WithGetMsgSubject(cs.Filter))
+	}
+	m, err := s.GetMsg(ctx, cs.AckFloor+1, opts...)
+	if err != nil {
 		return time.Time{}
 	}
-	return info.State.FirstTime
+	return m.Time
 }
 
 // snapshot returns the latest sample with the chart history.

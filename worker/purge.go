@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// purger keeps a limits-retention input stream small: it removes what the lane's consumer
+// has acknowledged, every message up to the consumer's ack floor, in one purge.
+//
+// Work-queue retention removes each acknowledged message on its own, and nats-server's file
+// store writes a tombstone record for each of them: about a sixth of the server's CPU per
+// check at full speed (its profile, the bench-peer hits pass). A purge up to the ack floor
+// drops whole blocks instead, and writes the tombstones of a partly purged block in one
+// flush. What a work queue guaranteed still holds: the lane's durable consumer hands each
+// check to one replica, and nothing is removed before it is acknowledged (acked, or
+// terminated after its dead-letter copy was stored): a check handed back or waiting for a
+// redelivery keeps the ack floor below it.
+type purger struct {
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	// done is the highest sequence purged so far by this purger.
+	done uint64
+}
+
+// purge removes every message of the stream up to the consumer's ack floor and returns
+// how many it removed (0 when the floor has not moved since the last purge).
+func (p *purger) purge(ctx context.Context) (uint64, error) {
+	info, err := p.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the ack floor of consumer %s: %w", p.cons.CachedInfo().Name, err)
+	}
+	floor := info.AckFloor.Stream
+	if floor <= p.done {
+		return 0, nil
+	}
+	before, err := p.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", p.stream.CachedInfo().Config.Name, err)
+	}
+	if before.State.FirstSeq > floor {
+		// Already purged (by another replica, whose purges are the same): nothing to do.
+		p.done = floor
+		return 0, nil
+	}
+	// Every sequence up to floor is acknowledged: purge below floor+1.
+	if err := p.stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+		return 0, fmt.Errorf("purge stream %s below %d: %w", before.Config.Name, floor+1, err)
+	}
+	p.done = floor
+	return min(before.State.Msgs, floor-before.State.FirstSeq+1), nil
+}
+
+// purgeLoop purges the acknowledged messages of each purged lane every PurgeInterval until
+// stop. A failure is logged once until a purge succeeds again (the stream only grows
+// meanwhile; nothing unacknowledged is ever removed).
+func (w *Worker) purgeLoop(stop <-chan struct{}) {
+	var ps []*purger
+	var names []string
+	for _, l := range w.lanes {
+		if !l.purged || l.keptWorkQueue || l.cons == nil {
+			continue
+		}
+		ps = append(ps, &purger{cons: l.cons})
+		names = append(names, l.stream.Name)
+	}
+	if len(ps) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-stop; cancel() }()
+	t := time.NewTicker(w.cfg.PurgeInterval)
+	defer t.Stop()
+	failing := make([]bool, len(ps))
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for i, p := range ps {
+			n, err := w.purgeOnce(ctx, p, names[i])
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return
+			case err != nil:
+				if !failing[i] {
+					w.log.Warn("purging acknowledged checks failed; the stream keeps them until a purge succeeds",
+						"stream", names[i], "err", err)
+				}
+				failing[i] = true
+			default:
+				if failing[i] {
+					w.log.Info("purging acknowledged checks works again", "stream", names[i])
+				}
+				failing[i] = false
+				if n > 0 {
+					w.m.purged.WithLabelValues(names[i]).Add(float64(n))
+				}
+			}
+		}
+	}
+}
+
+// purgeOnce runs one purge bounded by a few seconds, looking the stream up on first use.
+func (w *Worker) purgeOnce(ctx context.Context, p *purger, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if p.stream == nil {
+		s, err := w.js.Stream(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", name, err)
+		}
+		p.stream = s
+	}
+	return p.purge(ctx)
+}
+
+// keepWorkQueue reports whether stream sc.Name already exists with work-queue retention
+// (created by an earlier Eligo, whose checks stream was a work queue). Retention cannot be
+// changed between work queue and limits on a live stream, so such a stream is kept as it
+// is: the server deletes each acknowledged check, and the lane needs no purge.
+func keepWorkQueue(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy, nil
+}
