@@ -31,7 +31,7 @@ type pipeline struct {
 	// DoubleAck, so that the next is released only after this one's ack is recorded.
 	ordered bool
 	// purged: the input stream has limits retention and the worker purges what the lane's
-	// consumer acknowledged (see purger); false for a work-queue stream, where the server
+	// consumer acknowledged (see Purger); false for a work-queue stream, where the server
 	// removes each acknowledged message itself.
 	purged bool
 	// gated: the handler calls the gateway, so the pipeline stops while intake is paused
@@ -87,7 +87,7 @@ func pipelines(cfg Config) []pipeline {
 
 // inputStream is a work-queue stream: a message is removed once acked or terminated (a
 // dead letter is copied out before it is terminated). The checks stream changes it to
-// limits retention and is purged up to its consumer's ack floor instead (see purger).
+// limits retention and is purged up to its consumer's ack floor instead (see Purger).
 func inputStream(cfg Config, name, desc, subject string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name: name, Description: desc, Subjects: []string{subject},

@@ -9,8 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// purger keeps a limits-retention input stream small: it removes what the lane's consumer
-// has acknowledged, every message up to the consumer's ack floor, in one purge.
+// Purger keeps a limits-retention input stream small: it removes what a consumer has
+// acknowledged, every message up to the consumer's ack floor, in one purge. The worker runs
+// one per purged lane (every Config.PurgeInterval); `eligo bench --scenario costs` runs one
+// to measure what the design costs the server.
 //
 // Work-queue retention removes each acknowledged message on its own, and nats-server's file
 // store writes a tombstone record for each of them: about a sixth of the server's CPU per
@@ -20,27 +22,30 @@ import (
 // check to one replica, and nothing is removed before it is acknowledged (acked, or
 // terminated after its dead-letter copy was stored): a check handed back or waiting for a
 // redelivery keeps the ack floor below it.
-type purger struct {
-	stream jetstream.Stream
-	cons   jetstream.Consumer
+type Purger struct {
+	// Stream is purged up to Consumer's ack floor; Consumer must be the stream's only
+	// consumer (as the analyze consumer is of the checks stream): what other consumers have
+	// not read is purged too.
+	Stream   jetstream.Stream
+	Consumer jetstream.Consumer
 	// done is the highest sequence purged so far by this purger.
 	done uint64
 }
 
-// purge removes every message of the stream up to the consumer's ack floor and returns
+// Purge removes every message of the stream up to the consumer's ack floor and returns
 // how many it removed (0 when the floor has not moved since the last purge).
-func (p *purger) purge(ctx context.Context) (uint64, error) {
-	info, err := p.cons.Info(ctx)
+func (p *Purger) Purge(ctx context.Context) (uint64, error) {
+	info, err := p.Consumer.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read the ack floor of consumer %s: %w", p.cons.CachedInfo().Name, err)
+		return 0, fmt.Errorf("read the ack floor of consumer %s: %w", p.Consumer.CachedInfo().Name, err)
 	}
 	floor := info.AckFloor.Stream
 	if floor <= p.done {
 		return 0, nil
 	}
-	before, err := p.stream.Info(ctx)
+	before, err := p.Stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", p.stream.CachedInfo().Config.Name, err)
+		return 0, fmt.Errorf("stream %s: %w", p.Stream.CachedInfo().Config.Name, err)
 	}
 	if before.State.FirstSeq > floor {
 		// Already purged (by another replica, whose purges are the same): nothing to do.
@@ -48,7 +53,7 @@ func (p *purger) purge(ctx context.Context) (uint64, error) {
 		return 0, nil
 	}
 	// Every sequence up to floor is acknowledged: purge below floor+1.
-	if err := p.stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+	if err := p.Stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
 		return 0, fmt.Errorf("purge stream %s below %d: %w", before.Config.Name, floor+1, err)
 	}
 	p.done = floor
@@ -59,13 +64,13 @@ func (p *purger) purge(ctx context.Context) (uint64, error) {
 // stop. A failure is logged once until a purge succeeds again (the stream only grows
 // meanwhile; nothing unacknowledged is ever removed).
 func (w *Worker) purgeLoop(stop <-chan struct{}) {
-	var ps []*purger
+	var ps []*Purger
 	var names []string
 	for _, l := range w.lanes {
 		if !l.purged || l.keptWorkQueue || l.cons == nil {
 			continue
 		}
-		ps = append(ps, &purger{cons: l.cons})
+		ps = append(ps, &Purger{Consumer: l.cons})
 		names = append(names, l.stream.Name)
 	}
 	if len(ps) == 0 {
@@ -108,17 +113,17 @@ func (w *Worker) purgeLoop(stop <-chan struct{}) {
 }
 
 // purgeOnce runs one purge bounded by a few seconds, looking the stream up on first use.
-func (w *Worker) purgeOnce(ctx context.Context, p *purger, name string) (uint64, error) {
+func (w *Worker) purgeOnce(ctx context.Context, p *Purger, name string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if p.stream == nil {
+	if p.Stream == nil {
 		s, err := w.js.Stream(ctx, name)
 		if err != nil {
 			return 0, fmt.Errorf("stream %s: %w", name, err)
 		}
-		p.stream = s
+		p.Stream = s
 	}
-	return p.purge(ctx)
+	return p.Purge(ctx)
 }
 
 // keepWorkQueue reports whether stream sc.Name already exists with work-queue retention

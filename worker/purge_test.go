@@ -26,7 +26,7 @@ func TestPurgerRemovesOnlyAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &purger{stream: s, cons: cons}
+	p := &Purger{Stream: s, Consumer: cons}
 	fetch := func(n int) []jetstream.Msg {
 		t.Helper()
 		for i := range n {
@@ -57,7 +57,7 @@ func TestPurgerRemovesOnlyAcknowledged(t *testing.T) {
 	}
 	purge := func(want uint64, left uint64) {
 		t.Helper()
-		n, err := p.purge(ctx)
+		n, err := p.Purge(ctx)
 		if err != nil {
 			t.Fatalf("purge: %v", err)
 		}

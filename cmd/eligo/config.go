@@ -232,6 +232,7 @@ type workerSettings struct {
 	AttentionTries   int
 	HandleTimeout    time.Duration
 	DrainTimeout     time.Duration
+	PurgeInterval    time.Duration
 	StrictUnits      bool
 	Replicas         int
 	MaxAttempts      int
@@ -262,6 +263,7 @@ func bindWorker(s *settings, c *workerSettings, httpDefault string) {
 	s.integer(&c.AttentionTries, "attention-attempts", "ELIGO_ATTENTION_ATTEMPTS", worker.DefaultAttentionAttempts, "deliveries refused for credentials or permissions before the message is dead-lettered as needs_attention")
 	s.duration(&c.HandleTimeout, "handle-timeout", "ELIGO_HANDLE_TIMEOUT", worker.DefaultHandleTimeout, "time budget of one Alipay call, and of the wait for its call slot")
 	s.duration(&c.DrainTimeout, "drain-timeout", "ELIGO_DRAIN_TIMEOUT", worker.DefaultDrainTimeout, "how long in-flight messages may finish at shutdown")
+	s.duration(&c.PurgeInterval, "purge-interval", "ELIGO_PURGE_INTERVAL", worker.DefaultPurgeInterval, "how often each replica purges the analyze checks acknowledged so far from the checks stream")
 	s.boolean(&c.StrictUnits, "strict-units", "ELIGO_STRICT_UNITS", false, "reject crowd-group conditions whose rule_unit differs from the rule's documented unit")
 	s.integer(&c.Replicas, "stream-replicas", "ELIGO_STREAM_REPLICAS", 1, "replicas of the streams the worker creates (3 in a cluster)")
 	s.integer(&c.MaxAttempts, "max-attempts", "ELIGO_MAX_ATTEMPTS", worker.DefaultMaxAttempts, "deliveries of a failing message before it is dead-lettered (never during an outage)")
@@ -304,6 +306,7 @@ func (c workerSettings) validate(s *settings) []error {
 		{"attention-attempts", c.AttentionTries > 0, c.AttentionTries},
 		{"handle-timeout", c.HandleTimeout > 0, c.HandleTimeout},
 		{"drain-timeout", c.DrainTimeout > 0, c.DrainTimeout},
+		{"purge-interval", c.PurgeInterval > 0, c.PurgeInterval},
 		{"stream-replicas", c.Replicas > 0, c.Replicas},
 		{"max-attempts", c.MaxAttempts > 0, c.MaxAttempts},
 		{"results-retention", c.ResultsRetention > 0, c.ResultsRetention},
@@ -348,6 +351,7 @@ func (c workerSettings) workerConfig(prefix, appID string) worker.Config {
 		AttentionAttempts: c.AttentionTries,
 		CacheMaxAge:       c.CacheMaxAge,
 		DrainTimeout:      c.DrainTimeout,
+		PurgeInterval:     c.PurgeInterval,
 		ResultsMaxAge:     c.ResultsRetention,
 		AppID:             appID,
 		StrictUnits:       c.StrictUnits,

@@ -185,8 +185,8 @@ func TestRunCosts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if len(rep.Variants) < 9 {
-		t.Fatalf("%d variants, want at least 9", len(rep.Variants))
+	if len(rep.Variants) < 11 {
+		t.Fatalf("%d variants, want at least 11", len(rep.Variants))
 	}
 	seen := map[string]bool{}
 	for _, v := range rep.Variants {

@@ -28,6 +28,11 @@ type loopCosts struct {
 	// WorkQueue gives the input stream work-queue retention (the worker's: an acked check is
 	// deleted); the ceiling's input stream keeps messages (limits retention).
 	WorkQueue bool
+	// Purged keeps limits retention on the input and purges it up to the consumer's ack
+	// floor with a worker.Purger (the worker's design since it stopped using a work queue for
+	// checks), every purgeEvery: more often than the worker's 1s, so that a pass of a
+	// second or less pays for its purges (smaller purges cost the server more per message).
+	Purged bool
 	// MsgID publishes each result with a Nats-Msg-Id (the worker's de-duplication id: a
 	// result published twice, after a redelivery, is stored once).
 	MsgID bool
@@ -48,6 +53,9 @@ func (c loopCosts) String() string {
 	var parts []string
 	if c.WorkQueue {
 		parts = append(parts, "work-queue input")
+	}
+	if c.Purged {
+		parts = append(parts, "input purged to the ack floor every "+purgeEvery.String())
 	}
 	if c.MsgID {
 		parts = append(parts, "Nats-Msg-Id on results")
@@ -168,6 +176,45 @@ func (b *bareLoop) start(ctx context.Context) error {
 		}
 		b.ccs = append(b.ccs, cc)
 	}
+	if b.costs.Purged {
+		if err := b.startPurging(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// purgeEvery is how often the Purged variant purges its input.
+const purgeEvery = 200 * time.Millisecond
+
+// startPurging purges the input stream up to the consumer's ack floor every purgeEvery, as
+// the worker does every PurgeInterval, until stop.
+func (b *bareLoop) startPurging(ctx context.Context) error {
+	s, err := b.e.js.Stream(ctx, b.up+"_CEIL_IN")
+	if err != nil {
+		return fmt.Errorf("bench: ceiling stream: %w", err)
+	}
+	c, err := s.Consumer(ctx, "ceiling")
+	if err != nil {
+		return fmt.Errorf("bench: ceiling consumer: %w", err)
+	}
+	p := &worker.Purger{Stream: s, Consumer: c}
+	quit := make(chan struct{})
+	b.closers = append(b.closers, sync.OnceFunc(func() { close(quit) }))
+	b.wg.Go(func() {
+		t := time.NewTicker(purgeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, _ = p.Purge(pctx)
+				cancel()
+			}
+		}
+	})
 	return nil
 }
 

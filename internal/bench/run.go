@@ -606,12 +606,14 @@ func (r *runner) traced(ctx context.Context) error {
 }
 
 // costVariants are the costs scenario's loops: the ceiling, each of the worker's additions
-// alone, and the worker's combination (work-queue input, de-duplication id and kind header
-// on results, plain Ack, the client's default pull batch).
+// alone, the worker's former combination (work-queue input) and its current one (input
+// purged to the ack floor, de-duplication id and kind header on results, plain Ack, the
+// client's default pull batch).
 func costVariants() []loopCosts {
 	return []loopCosts{
 		{},
 		{WorkQueue: true},
+		{Purged: true},
 		{MsgID: true},
 		{KindHeader: true},
 		{DoubleAck: true},
@@ -619,6 +621,7 @@ func costVariants() []loopCosts {
 		{Pull: 64},
 		{SyncPublish: true},
 		{WorkQueue: true, MsgID: true, KindHeader: true},
+		{Purged: true, MsgID: true, KindHeader: true},
 	}
 }
 
