@@ -119,7 +119,7 @@ func TestPrometheusRules(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"EligoAlipayQuotaExceeded", "EligoBacklogAgeGrowing", "EligoBreakerOpen", "EligoDeadLetters",
+	want := []string{"EligoAlipayQuotaExceeded", "EligoBacklogAgeGrowing", "EligoBreakerOpen", "EligoChecksNotPurged", "EligoDeadLetters",
 		"EligoHostClockSkewed", "EligoNoWorkerConsuming", "EligoRedisCacheBypassed", "EligoWorkerAbsent"}
 	sort.Strings(alerts)
 	if !slices.Equal(alerts, want) {

@@ -72,6 +72,9 @@ func (w *Worker) purgeLoop(stop <-chan struct{}) {
 		}
 		ps = append(ps, &Purger{Consumer: l.cons})
 		names = append(names, l.stream.Name)
+		// The series exists from the start (at 0), so that purges that always fail show as
+		// a flat line (alert EligoChecksNotPurged), not as no series at all.
+		w.m.purged.WithLabelValues(l.stream.Name)
 	}
 	if len(ps) == 0 {
 		return

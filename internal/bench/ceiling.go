@@ -88,7 +88,7 @@ const ceilingMaxAckPending = 1024
 // published asynchronously and an acker goroutine acks each input when its PubAck arrives.
 type bareLoop struct {
 	e       *env
-	up      string
+	in, out string // the loop's stream names
 	costs   loopCosts
 	mu      sync.Mutex
 	conns   []*nats.Conn
@@ -100,14 +100,15 @@ type bareLoop struct {
 
 // newBareLoop creates the loop's streams and consumer; start starts consuming.
 func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, err error) {
-	b := &bareLoop{e: e, up: strings.ToUpper(e.prefix), costs: costs}
+	up := fmt.Sprintf("%s_CEIL%d", strings.ToUpper(e.prefix), e.loops.Add(1))
+	b := &bareLoop{e: e, in: up + "_IN", out: up + "_OUT", costs: costs}
 	defer func() {
 		if err != nil {
 			b.stop(context.WithoutCancel(ctx))
 		}
 	}()
 	in := jetstream.StreamConfig{
-		Name: b.up + "_CEIL_IN", Subjects: []string{e.ceilingIn()}, Retention: jetstream.LimitsPolicy,
+		Name: b.in, Subjects: []string{e.ceilingIn()}, Retention: jetstream.LimitsPolicy,
 		Storage: jetstream.FileStorage, Duplicates: worker.DefaultDuplicates,
 	}
 	if costs.WorkQueue {
@@ -117,7 +118,7 @@ func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, er
 		return nil, fmt.Errorf("bench: ceiling stream: %w", err)
 	}
 	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: b.up + "_CEIL_OUT", Subjects: []string{e.ceilingOut() + ".>"}, Retention: jetstream.LimitsPolicy,
+		Name: b.out, Subjects: []string{e.ceilingOut() + ".>"}, Retention: jetstream.LimitsPolicy,
 		Storage: jetstream.FileStorage, Duplicates: worker.DefaultDuplicates,
 	}); err != nil {
 		return nil, fmt.Errorf("bench: ceiling stream: %w", err)
@@ -126,7 +127,7 @@ func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, er
 	if costs.SyncPublish {
 		mp = e.workerConfig().MaxAckPending
 	}
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, b.up+"_CEIL_IN", jetstream.ConsumerConfig{
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, b.in, jetstream.ConsumerConfig{
 		Durable: "ceiling", AckPolicy: jetstream.AckExplicitPolicy, AckWait: worker.DefaultAckWait,
 		MaxAckPending: mp, MaxDeliver: -1,
 	}); err != nil {
@@ -157,7 +158,7 @@ func (b *bareLoop) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bench: jetstream: %w", err)
 		}
-		c, err := js.Consumer(ctx, b.up+"_CEIL_IN", "ceiling")
+		c, err := js.Consumer(ctx, b.in, "ceiling")
 		if err != nil {
 			return fmt.Errorf("bench: ceiling consumer: %w", err)
 		}
@@ -190,7 +191,7 @@ const purgeEvery = 200 * time.Millisecond
 // startPurging purges the input stream up to the consumer's ack floor every purgeEvery, as
 // the worker does every PurgeInterval, until stop.
 func (b *bareLoop) startPurging(ctx context.Context) error {
-	s, err := b.e.js.Stream(ctx, b.up+"_CEIL_IN")
+	s, err := b.e.js.Stream(ctx, b.in)
 	if err != nil {
 		return fmt.Errorf("bench: ceiling stream: %w", err)
 	}
@@ -310,8 +311,8 @@ func (b *bareLoop) stop(ctx context.Context) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_ = b.e.js.DeleteStream(dctx, b.up+"_CEIL_IN")
-	_ = b.e.js.DeleteStream(dctx, b.up+"_CEIL_OUT")
+	_ = b.e.js.DeleteStream(dctx, b.in)
+	_ = b.e.js.DeleteStream(dctx, b.out)
 }
 
 // bareGateway is the bare sign+POST+verify loop: Inflight × Replicas goroutines calling

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -65,6 +66,11 @@ type env struct {
 
 	nc *nats.Conn // load: publisher and collector
 	js jetstream.JetStream
+
+	// loops counts the bare loops made, so that each has streams of its own names: a stream
+	// re-created under the name of one just deleted can fail while the server still removes
+	// the old one's files in the background.
+	loops atomic.Int64
 
 	// caches[i] is replica i's cache; it outlives fleets, so a restarted fleet finds the
 	// answers of the warm-up.

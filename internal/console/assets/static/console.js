@@ -176,10 +176,13 @@
     $("#sel-count").textContent = selected.size + " selected";
     if (!readOnly) { $("#replay-selected").disabled = !selected.size; $("#purge-selected").disabled = !selected.size; }
   }
-  let dlqLoading = false;
+  // One listing at a time; a request made meanwhile (a filter changed or cleared while the
+  // periodic listing was in flight) runs once more when it ends, with the filter as it is then.
+  let dlqLoading = false, dlqAgain = false;
   async function loadDLQ() {
-    if (dlqLoading) return;
+    if (dlqLoading) { dlqAgain = true; return; }
     dlqLoading = true;
+    dlqAgain = false;
     try {
       const q = new URLSearchParams(filterValues());
       const body = await getJSON("/api/dlq?" + q);
@@ -207,7 +210,10 @@
       if (!readOnly) { $("#replay-filter").disabled = !body.entries.length; $("#purge-filter").disabled = !body.entries.length; }
     } catch (e) {
       replaceRows($("#dlq tbody"), [], "could not list dead letters: " + e.message, 7);
-    } finally { dlqLoading = false; }
+    } finally {
+      dlqLoading = false;
+      if (dlqAgain) loadDLQ();
+    }
   }
   async function showDetail(seq) {
     currentSeq = seq;
