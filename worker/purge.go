@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -127,19 +126,4 @@ func (w *Worker) purgeOnce(ctx context.Context, p *Purger, name string) (uint64,
 		p.Stream = s
 	}
 	return p.Purge(ctx)
-}
-
-// keepWorkQueue reports whether stream sc.Name already exists with work-queue retention
-// (created by an earlier Eligo, whose checks stream was a work queue). Retention cannot be
-// changed between work queue and limits on a live stream, so such a stream is kept as it
-// is: the server deletes each acknowledged check, and the lane needs no purge.
-func keepWorkQueue(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
-	s, err := js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy, nil
 }

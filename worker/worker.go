@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,22 +140,11 @@ func (w *Worker) Setup(ctx context.Context) error {
 	pause := !w.cfg.DisablePause && (major > 2 || minor >= defaultPauseServerMinor)
 	keptWQ := map[string]bool{}
 	for _, sc := range streamConfigs(w.cfg) {
-		if w.purgedStream(sc.Name) {
-			wq, err := keepWorkQueue(ctx, w.js, sc.Name)
-			if err != nil {
-				return fmt.Errorf("worker setup: stream %s: %w", sc.Name, err)
-			}
-			if wq {
-				sc.Retention = jetstream.WorkQueuePolicy
-				keptWQ[sc.Name] = true
-				w.log.Info("keeping the existing work-queue stream: the server deletes each acknowledged check, "+
-					"which costs it more per check than the purges of a limits-retention stream; "+
-					"delete the stream while it is empty and restart a worker to recreate it", "stream", sc.Name)
-			}
-		}
-		if _, err := w.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		kept, err := w.setupStream(ctx, sc)
+		if err != nil {
 			return fmt.Errorf("worker setup: stream %s: %w", sc.Name, err)
 		}
+		keptWQ[sc.Name] = kept
 	}
 	cons := make([]jetstream.Consumer, len(w.lanes))
 	for i, l := range w.lanes {
@@ -186,6 +176,43 @@ func (w *Worker) Setup(ctx context.Context) error {
 	w.log.Info("streams and consumers ready", "server_version", w.nc.ConnectedServerVersion(),
 		"consumer_pause", pause)
 	return nil
+}
+
+// setupStream creates stream sc, or updates it when a setting Eligo manages (one that sc
+// sets) differs; a stream that is already right is left alone, so that replicas starting
+// together do not each rewrite it (nats-server races a stream's configuration update
+// against a consumer being created on the stream). kept reports that sc is a purged lane's
+// input which already exists as a work queue, and is kept so.
+func (w *Worker) setupStream(ctx context.Context, sc jetstream.StreamConfig) (kept bool, err error) {
+	s, err := w.js.Stream(ctx, sc.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = w.js.CreateOrUpdateStream(ctx, sc)
+		return false, err
+	case err != nil:
+		return false, err
+	}
+	have := s.CachedInfo().Config
+	if w.purgedStream(sc.Name) && have.Retention == jetstream.WorkQueuePolicy {
+		// Retention cannot change between work queue and limits on a live stream.
+		sc.Retention, kept = jetstream.WorkQueuePolicy, true
+		w.log.Info("keeping the existing work-queue stream: the server deletes each acknowledged check, "+
+			"which costs it more per check than the purges of a limits-retention stream; "+
+			"delete the stream while it is empty and restart a worker to recreate it", "stream", sc.Name)
+	}
+	if managedEqual(have, sc) {
+		return kept, nil
+	}
+	_, err = w.js.CreateOrUpdateStream(ctx, sc)
+	return kept, err
+}
+
+// managedEqual reports whether stream configuration have matches want in every setting
+// Eligo's stream configurations set.
+func managedEqual(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge && have.AllowDirect == want.AllowDirect
 }
 
 // purgedStream reports whether stream is the input of a purged lane.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -114,10 +115,10 @@ func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, er
 	if costs.WorkQueue {
 		in.Retention = jetstream.WorkQueuePolicy
 	}
-	if _, err := e.js.CreateOrUpdateStream(ctx, in); err != nil {
+	if err := e.createStream(ctx, in); err != nil {
 		return nil, fmt.Errorf("bench: ceiling stream: %w", err)
 	}
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := e.createStream(ctx, jetstream.StreamConfig{
 		Name: b.out, Subjects: []string{e.ceilingOut() + ".>"}, Retention: jetstream.LimitsPolicy,
 		Storage: jetstream.FileStorage, Duplicates: worker.DefaultDuplicates,
 	}); err != nil {
@@ -134,6 +135,32 @@ func (e *env) newBareLoop(ctx context.Context, costs loopCosts) (_ *bareLoop, er
 		return nil, fmt.Errorf("bench: ceiling consumer: %w", err)
 	}
 	return b, nil
+}
+
+// errCodeStreamStoreFailed is nats-server's JSStreamStoreFailedF ("error creating store for
+// stream"), which nats.go has no name for.
+const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+
+// createStream creates a stream, trying again for up to a second while the server answers
+// that it could not create its storage (10049): right after the account's last stream was
+// deleted, nats-server may still be removing the account's storage directory when the next
+// create asks for it (seen between the costs scenario's variants, which delete their
+// streams before the next creates its own).
+func (e *env) createStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	for attempt := 1; ; attempt++ {
+		_, err := e.js.CreateOrUpdateStream(ctx, cfg)
+		var ae *jetstream.APIError
+		if err == nil || !errors.As(err, &ae) || ae.ErrorCode != errCodeStreamStoreFailed || attempt == 10 {
+			return err
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // pending is a published result waiting for its PubAck, and the input to ack then.
