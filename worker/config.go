@@ -43,8 +43,8 @@ const (
 	DefaultPurgeInterval     = time.Second
 	DefaultMaxAckPending     = 1000
 	defaultSettleTimeout     = 5 * time.Second
-	// settleClockPeriod is how often a PubAck wait checks its defaultSettleTimeout.
-	settleClockPeriod        = 250 * time.Millisecond
+	// pubAckExpiryPeriod is how often the publishes whose PubAck is overdue are failed.
+	pubAckExpiryPeriod       = 250 * time.Millisecond
 	minAckWait               = 300 * time.Millisecond
 	defaultPullExpiry        = 5 * time.Second
 	defaultMinServerMajor    = 2

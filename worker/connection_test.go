@@ -68,7 +68,7 @@ func TestConnectionDrop(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := pub.publish(&nats.Msg{Subject: "silent.1"})
+	res, err := pub.publish(&nats.Msg{Subject: "silent.1"}, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

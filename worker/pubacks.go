@@ -22,7 +22,8 @@ import (
 // the stream answers there), without its per-message costs on Eligo's hot path. A PubAck
 // that reports success is recognised without a JSON decode (the decode was about a tenth
 // of the worker's CPU per cache hit), pending publishes are keyed by a number rather than
-// a string, and each waits on one channel or is finished by a continuation (publishThen).
+// a string, and each is finished by a continuation (publishThen) under one deadline sweep
+// (expire).
 //
 // As nats.go does: a publish answered "no responders" (the stream has no leader right now,
 // e.g. during an election) is sent again after noResponderWait, up to noResponderRetries
@@ -40,24 +41,16 @@ type pubAcks struct {
 	pending map[uint64]*pubAck
 }
 
-// pubAck is one publish waiting for its PubAck: a publisher waiting on res (publish), or
-// a continuation (publishThen).
+// pubAck is one publish waiting for its PubAck.
 type pubAck struct {
 	msg     *nats.Msg
-	res     chan error  // buffered 1: the handler never blocks
-	then    func(error) // called once with the outcome, instead of res
-	expires int64       // then's deadline (Unix nanoseconds), enforced by expire
+	then    func(error) // called once with the outcome
+	expires int64       // the deadline (Unix nanoseconds), enforced by expire
 	retries int
 }
 
 // done hands the publish its outcome.
-func (pa *pubAck) done(err error) {
-	if pa.then != nil {
-		pa.then(err)
-		return
-	}
-	pa.res <- err
-}
+func (pa *pubAck) done(err error) { pa.then(err) }
 
 const (
 	noResponderRetries = 2
@@ -132,15 +125,16 @@ func (p *pubAcks) publishThen(m *nats.Msg, deadline time.Time, then func(error))
 	return nil
 }
 
-// expire fails, with a deadline error, every continuation whose deadline is before now
-// (Worker.Run calls it every settleClockPeriod); its PubAck, should it come later, is
-// ignored.
+// expire fails, with a deadline error, every publish whose deadline is before now
+// (Worker.Run calls it every pubAckExpiryPeriod): one ticker bounds every PubAck wait, where
+// a timer per message cost more than the wait itself on the hot path. A PubAck that comes
+// later is ignored.
 func (p *pubAcks) expire(now time.Time) {
 	t := now.UnixNano()
 	var late []*pubAck
 	p.mu.Lock()
 	for id, pa := range p.pending {
-		if pa.then != nil && pa.expires < t {
+		if pa.expires < t {
 			delete(p.pending, id)
 			late = append(late, pa)
 		}
@@ -167,24 +161,14 @@ func (p *pubAcks) expireEvery(period time.Duration) func(stop <-chan struct{}) {
 	}
 }
 
-// publish sends m with a reply subject for its PubAck; the PubAck (nil, or the error)
-// arrives on the returned channel, unless forget(id) is called first.
-func (p *pubAcks) publish(m *nats.Msg) (res <-chan error, id uint64, err error) {
-	pa := &pubAck{msg: m, res: make(chan error, 1)}
-	p.mu.Lock()
-	if p.sub == nil {
-		p.mu.Unlock()
-		return nil, 0, errors.New("publish: the worker is not running")
+// publish is publishThen with the outcome handed over on the returned channel (buffered,
+// so the PubAck subscription never blocks on a publisher that stopped waiting).
+func (p *pubAcks) publish(m *nats.Msg, deadline time.Time) (<-chan error, error) {
+	res := make(chan error, 1)
+	if err := p.publishThen(m, deadline, func(err error) { res <- err }); err != nil {
+		return nil, err
 	}
-	p.next++
-	id = p.next
-	p.pending[id] = pa
-	p.mu.Unlock()
-	if err := p.send(m, id); err != nil {
-		p.forget(id)
-		return nil, 0, err
-	}
-	return pa.res, id, nil
+	return res, nil
 }
 
 func (p *pubAcks) send(m *nats.Msg, id uint64) error {

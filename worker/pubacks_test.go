@@ -91,7 +91,7 @@ func TestPubAcks(t *testing.T) {
 	e, ctx := pubAckEnv(t)
 	nc := e.nc
 	p := newPubAcks(nc)
-	if _, _, err := p.publish(&nats.Msg{Subject: "open.a"}); err == nil {
+	if _, err := p.publish(&nats.Msg{Subject: "open.a"}, time.Now().Add(time.Hour)); err == nil {
 		t.Error("publish before start: no error")
 	}
 	if err := p.start(); err != nil {
@@ -100,7 +100,7 @@ func TestPubAcks(t *testing.T) {
 	defer p.stop()
 	await := func(subject string) error {
 		t.Helper()
-		res, _, err := p.publish(&nats.Msg{Subject: subject, Data: []byte("x"), Header: nats.Header{"Nats-Msg-Id": []string{subject}}})
+		res, err := p.publish(&nats.Msg{Subject: subject, Data: []byte("x"), Header: nats.Header{"Nats-Msg-Id": []string{subject}}}, time.Now().Add(time.Hour))
 		if err != nil {
 			return err
 		}

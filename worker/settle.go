@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -69,8 +68,6 @@ type settler struct {
 	// stopped reports whether the drain deadline passed: hand back at once.
 	stopped func() bool
 	tr      *tracer // nil: tracing off
-	// clock bounds the PubAck waits (ticking while the worker runs).
-	clock *coarseClock
 	// pub publishes outcomes and hands back their PubAcks (started while the worker runs).
 	pub *pubAcks
 }
@@ -96,11 +93,7 @@ func (s *settler) settle(d delivery, rep reply, err error) {
 // succeed publishes the result, replies, then acknowledges: never before the result is
 // stored.
 func (s *settler) succeed(d delivery, rep reply) {
-	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
-	if m.Header == nil {
-		m.Header = eventHeader(d, "res:")
-	}
-	if err := s.publishSpan(d, "publish result", m); err != nil {
+	if err := s.publishSpan(d, "publish result", resultMsg(d, rep)); err != nil {
 		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
 		s.publishFailed(d, err)
 		return
@@ -130,10 +123,7 @@ func (s *settler) settlesLater(d delivery, rep reply, handled time.Duration) boo
 // handed back as succeed does, on a goroutine of its own (counting the failure may take a
 // round trip), before done.
 func (s *settler) succeedLater(d delivery, rep reply, done func()) {
-	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
-	if m.Header == nil {
-		m.Header = eventHeader(d, "res:")
-	}
+	m := resultMsg(d, rep)
 	failed := func(err error) {
 		s.logMsg(slog.LevelWarn, "publish result", d, rep.id, err)
 		s.publishFailed(d, err)
@@ -153,6 +143,15 @@ func (s *settler) succeedLater(d delivery, rep reply, done func()) {
 	if err != nil {
 		failed(err)
 	}
+}
+
+// resultMsg is the event publishing rep's result: rep's own header, or the event headers.
+func resultMsg(d delivery, rep reply) *nats.Msg {
+	m := &nats.Msg{Subject: rep.subject, Data: rep.payload, Header: rep.header}
+	if m.Header == nil {
+		m.Header = eventHeader(d, "res:")
+	}
+	return m
 }
 
 // fail decides what a failed message needs: dead-letter, hand back later, or retry.
@@ -354,22 +353,11 @@ func (s *settler) publishSpan(d delivery, name string, m *nats.Msg) error {
 // per message) and its PubAck awaited, for at most defaultSettleTimeout, so that nothing is
 // acknowledged before its outcome is stored.
 func (s *settler) publish(m *nats.Msg) error {
-	res, id, err := s.pub.publish(m)
+	res, err := s.pub.publish(m, time.Now().Add(defaultSettleTimeout))
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(defaultSettleTimeout)
-	for {
-		select {
-		case err := <-res:
-			return err
-		case <-s.clock.next():
-			if time.Now().After(deadline) {
-				s.pub.forget(id)
-				return fmt.Errorf("no PubAck within %s: %w", defaultSettleTimeout, context.DeadlineExceeded)
-			}
-		}
-	}
+	return <-res
 }
 
 // eventHeader is the header of a result or rejection event: de-duplicated by a

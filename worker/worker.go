@@ -107,7 +107,7 @@ func New(js jetstream.JetStream, nc *nats.Conn, gw Gateway, rc cache.Backend, cf
 	w.tr = newTracer(cfg.TracerProvider)
 	w.settler = &settler{nc: nc, subj: w.subj, cfg: cfg, log: w.log, m: m, health: w.health,
 		markers: w.markerBucket, stopped: func() bool { return w.baseCtx.Err() != nil }, tr: w.tr,
-		clock: newCoarseClock(settleClockPeriod), pub: newPubAcks(nc)}
+		pub: newPubAcks(nc)}
 	for _, p := range pipelines(cfg) {
 		w.lanes = append(w.lanes, newLane(p))
 	}
@@ -270,9 +270,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.crew = newCrew(w.runJob, max(w.cfg.AckWait/3, time.Millisecond))
 	defer w.crew.stop() // after the drain: only idle members are left
 	// Until the drain is over (handlers still publish while it lasts):
-	defer during(w.settler.clock.run)()
 	defer during(w.watchConnection())()
-	defer during(w.settler.pub.expireEvery(settleClockPeriod))()
+	defer during(w.settler.pub.expireEvery(pubAckExpiryPeriod))()
 	defer during(w.purgeLoop)()
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
