@@ -354,7 +354,9 @@ func gatewayHealthy(err error) bool {
 		var ae *APIError
 		return errors.As(err, &ae)
 	}
-	return false
+	var ae *APIError
+	// A verified 10000 carrying a sub_code: the gateway answered, the call did not succeed.
+	return errors.As(err, &ae) && !ae.unsigned && ae.Code == codeSuccess
 }
 
 func (c *Client) stateChanged(_ string, from, to gobreaker.State) {
@@ -702,8 +704,10 @@ func (c *Client) verify(method string, body []byte, traceID string) ([]byte, err
 			SubMsg: env.SubMsg, TraceID: traceID, unsigned: unsigned}
 	}
 	if s.Sign == "" {
-		if env.Code == codeSuccess || env.Code == "" {
-			return nil, fmt.Errorf("alipay %s: %w: answer with code %q carries no sign", method, ErrSignature, truncate(env.Code, 16))
+		// As Alipay's SDKs judge it: an answer without a sub_code claims success (whatever its
+		// code) and must be signed; only a refusal naming its sub_code may come unsigned.
+		if env.SubCode == "" {
+			return nil, fmt.Errorf("alipay %s: %w: answer with code %q and no sub_code carries no sign", method, ErrSignature, truncate(env.Code, 16))
 		}
 		return nil, apiErr(true)
 	}
@@ -719,7 +723,9 @@ func (c *Client) verify(method string, body []byte, traceID string) ([]byte, err
 	if err := s.Verify(c.alipayPub, c.signType); err != nil {
 		return nil, fmt.Errorf("alipay %s: %w", method, err)
 	}
-	if env.Code != codeSuccess {
+	if env.Code != codeSuccess || env.SubCode != "" {
+		// A 10000 with a sub_code is not a success either (the SDKs' isSuccess is an empty
+		// sub_code): it is an *APIError, Retryable.
 		return nil, apiErr(false)
 	}
 	if s.Name != ResponseKey(method) {

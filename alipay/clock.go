@@ -21,10 +21,11 @@ const SubCodeInvalidTimestamp = "isv.invalid-timestamp"
 // IsClockSkew reports whether err is the gateway refusing the request timestamp: this
 // host's clock is off. The request itself is fine: it succeeds from a host whose clock is
 // right, or from this one once its clock is fixed, so a caller should hand it back rather
-// than give up on it. Its class is NeedsAttention.
+// than give up on it. Its class is NeedsAttention. An unsigned answer is not taken as one:
+// whoever sent it (a proxy, say) could not be authenticated, so it keeps its class.
 func IsClockSkew(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && ae.SubCode == SubCodeInvalidTimestamp
+	return errors.As(err, &ae) && ae.SubCode == SubCodeInvalidTimestamp && !ae.unsigned
 }
 
 // clockLogEvery is the least time between two log lines about the clock.

@@ -2,6 +2,7 @@ package alipay_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eligo-dev/eligo/alipay"
+	"github.com/eligo-dev/eligo/alipay/sandbox"
 	"github.com/eligo-dev/eligo/internal/syncbuf"
 )
 
@@ -100,4 +102,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		return sum
 	}
 	return 0
+}
+
+// TestUnsignedTimestampRefusalIsNotClockSkew: an isv.invalid-timestamp answer without a
+// signature (a proxy could have sent it) does not drive the clock path: it is not clock skew,
+// is not counted as a clock refusal, and keeps its class (needs attention, never permanent).
+func TestUnsignedTimestampRefusalIsNotClockSkew(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sb, c := startSandbox(t, func(c *alipay.Config) { c.Registerer = reg })
+	if _, err := sb.AddAnswer(sandbox.AnswerRule{Method: alipay.MethodRuleAnalyze, Answer: sandbox.Shape{
+		Code: "40002", SubCode: alipay.SubCodeInvalidTimestamp, SubMsg: "非法的时间戳参数", Unsigned: true}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Analyze(context.Background(), alipay.AnalyzeRequest{UserID: demoUser, RuleUUID: demoRule})
+	var ae *alipay.APIError
+	if !errors.As(err, &ae) || !ae.Unsigned() || ae.SubCode != alipay.SubCodeInvalidTimestamp {
+		t.Fatalf("Analyze = %v; want the unsigned timestamp refusal", err)
+	}
+	if alipay.IsClockSkew(err) {
+		t.Errorf("IsClockSkew(%v) = true; an unsigned answer must not drive the clock path", err)
+	}
+	if got := alipay.ClassOf(err); got != alipay.NeedsAttention {
+		t.Errorf("class %v; want needs_attention", got)
+	}
+	if got := metricValue(t, reg, "eligo_alipay_clock_refusals_total"); got != 0 {
+		t.Errorf("clock refusals = %v; want 0 for an unsigned answer", got)
+	}
 }

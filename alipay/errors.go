@@ -13,15 +13,17 @@ type Class int
 // Error classes.
 const (
 	// Retryable: transport errors, timeouts, non-200, unparsable bodies, 20000, 40005,
-	// SYSTEM_ERROR, an open breaker. Try again later.
+	// SYSTEM_ERROR, a 10000 carrying a sub_code, an open breaker. Try again later.
 	Retryable Class = iota + 1
-	// NeedsAttention: 20001 (bad app_auth_token), 40006 (insufficient permissions), key or
+	// NeedsAttention: 20001 (bad app_auth_token), 40006 (insufficient permissions), 40001 (a
+	// common parameter missing), 40003 (an authorization or setting missing), key or
 	// certificate problems (ErrCredentials, and gateway refusals such as
-	// isv.invalid-signature or isv.app-cert-not-exist). An operator has to fix configuration;
+	// isv.invalid-signature or isv.app-cert-not-exist), refusals of the request's form
+	// (isv.invalid-method, isv.invalid-format). An operator has to fix configuration;
 	// retrying as-is is pointless until then.
 	NeedsAttention
-	// Permanent: 40001, 40002, 40004 (incl. INVALID_PARAMETER, PARAM_EMPTY), 20000
-	// aop.unsupport-operation, a crowd-group answer whose status is not success
+	// Permanent: other 40002 (isv.invalid-parameter, …), 40004 (incl. INVALID_PARAMETER,
+	// PARAM_EMPTY), 20000 aop.unsupport-operation, a crowd-group answer whose status is not success
 	// (*AnswerError), and requests the client refuses to send (*RequestError). The request
 	// itself will never succeed. An unsigned answer is never Permanent.
 	Permanent
@@ -83,12 +85,14 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Class classifies the gateway answer: 20001 and 40006 need attention, as do refusals that
-// name the app's keys, certificates, app_id or clock (isv.invalid-signature,
-// isv.app-cert-not-exist, isv.invalid-alipay-root-cert-sn, isv.invalid-app-id,
-// isv.invalid-timestamp, …), since every request fails until an operator fixes them; other
-// 40001, 40002 and 40004 answers are Permanent unless their sub_code is a system error; 20000,
-// 40005 and anything unknown are Retryable.
+// Class classifies the gateway answer: 20001, 40006 and every 40001 (a common parameter
+// missing) need attention, as do 40003 (an authorization or setup condition unmet) and
+// refusals that name the app's keys, certificates, app_id, clock or the request's protocol
+// (isv.invalid-signature, isv.app-cert-not-exist, isv.invalid-app-id, isv.invalid-timestamp,
+// isv.invalid-method, isv.invalid-format, …), since every request fails alike until an
+// operator fixes them; other 40002 and 40004 answers (isv.invalid-parameter, the methods'
+// business codes) are Permanent unless their sub_code is a system error; 20000, 40005, a
+// 10000 that carries a sub_code and anything unknown are Retryable.
 //
 // An unsigned answer (Unsigned) is never Permanent: its code could not be authenticated, so it
 // cannot decide a message's fate. What would be Permanent is NeedsAttention instead (Alipay's
@@ -108,19 +112,25 @@ func (e *APIError) signedClass() Class {
 		// The method is not open to this app (or no longer offered): asking again cannot help.
 		return Permanent
 	}
-	if isCredentialSubCode(e.SubCode) {
+	if isRetryableSubCode(e.SubCode) {
+		return Retryable
+	}
+	if isCredentialSubCode(e.SubCode) || isProtocolSubCode(e.SubCode) {
 		return NeedsAttention
 	}
 	switch e.Code {
 	case "20001", "40006":
 		return NeedsAttention
-	case "40001", "40002", "40004":
-		if isRetryableSubCode(e.SubCode) {
-			return Retryable
-		}
+	case "40001", "40003":
+		// 40001: a common parameter (method, sign, timestamp, version, app_id, …) did not
+		// reach the gateway, so every request fails alike. 40003: an authorization relation
+		// or a setting on Alipay's side is missing (invalid-auth-relations,
+		// isv.missing-signature-config): the operator's to fix.
+		return NeedsAttention
+	case "40002", "40004":
 		return Permanent
 	}
-	return Retryable // 20000, 40005, anything unknown
+	return Retryable // 20000, 40005, a 10000 with a sub_code, anything unknown
 }
 
 // IsCallLimited reports whether err is a 40005 answer (call frequency exceeded: the app's or
@@ -155,9 +165,31 @@ func (e *throttledError) Class() Class { return Retryable }
 // codeCallLimited is the gateway code for a call over the app's quota.
 const codeCallLimited = "40005"
 
+// isRetryableSubCode reports sub_codes of a transient failure on Alipay's side: a system
+// error (SYSTEM_ERROR, with or without a prefix such as isp., aop., ACQ.), an unknown error
+// (isp.unknow-error, spelled so), and the decryption failure the code table says to retry.
 func isRetryableSubCode(sub string) bool {
+	switch {
+	case strings.HasSuffix(sub, "SYSTEM_ERROR"), strings.HasSuffix(sub, ".unknow-error"),
+		strings.HasSuffix(sub, ".unknown-error"):
+		return true
+	}
 	switch sub {
-	case "SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error", "aop.SYSTEM_ERROR", "ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR":
+	case "isv.decryption-error-unknown", "isv.invalid-encrypt":
+		return true
+	}
+	return false
+}
+
+// isProtocolSubCode reports refusals of the request's form rather than its content (the
+// method, format, encryption, digest): Eligo builds every request alike, so each one fails
+// the same way until the cause (a proxy rewriting requests, an encryption setting on the
+// app, a retired method) is fixed.
+func isProtocolSubCode(sub string) bool {
+	switch sub {
+	case "isv.invalid-method", "isv.invalid-format", "isv.invalid-encrypt-type", "isv.invalid-digest",
+		"isv.decryption-error-not-valid-encrypt-type", "isv.decryption-error-not-valid-encrypt-key",
+		"isv.decryption-error-missing-encrypt-type", "isv.suspected-attack":
 		return true
 	}
 	return false

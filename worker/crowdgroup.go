@@ -296,13 +296,11 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 	exists := err == nil
 	missing := false
 	if err != nil {
-		var ae *alipay.APIError
-		var an *alipay.AnswerError
-		if !(errors.As(err, &ae) || errors.As(err, &an)) || alipay.ClassOf(err) != alipay.Permanent {
-			return false, nil, err // cannot tell yet: retry later
+		if !noSuchGroup(err) {
+			// Cannot tell (yet): the refusal says nothing about the group. It keeps its
+			// class: retried, or dead-lettered with Alipay's reason, never taken as done.
+			return false, nil, err
 		}
-		// A verified refusal of RETRIEVE reads as "no such group": the sandbox answers 40004
-		// (our invention); Alipay may answer that or 10000 with status fail (inference).
 		missing = true
 	}
 	got := fromAlipay(resp.ConditionModelList)
@@ -313,6 +311,19 @@ func (w *Worker) reconcile(ctx context.Context, cmd messages.CrowdGroupCommand) 
 		return missing, nil, nil
 	}
 	return false, nil, nil
+}
+
+// noSuchGroup reports whether err is a verified answer to RETRIEVE that reads as "no such
+// group": a 40004 INVALID_PARAMETER (what the sandbox answers; our invention) or a 10000 whose
+// status is fail (inference). Any other refusal (a missing parameter, permissions, a
+// retired method) proves nothing about the group.
+func noSuchGroup(err error) bool {
+	var ae *alipay.APIError
+	if errors.As(err, &ae) {
+		return !ae.Unsigned() && ae.Code == "40004" && ae.SubCode == "INVALID_PARAMETER"
+	}
+	var an *alipay.AnswerError
+	return errors.As(err, &an) && an.Field == "status" && alipay.ClassOf(err) == alipay.Permanent
 }
 
 // setCrowdGroup sends one crowd-group request within a call slot; *sent (when not nil) is

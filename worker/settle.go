@@ -193,6 +193,13 @@ func (s *settler) fail(d delivery, id string, err error) {
 		// Held back by the app's call quota until the handler's time ran out: the message
 		// waits its turn again without using up an attempt.
 		s.handBack(d, spread(s.cfg.BackoffBase))
+	case signedCallLimit(err):
+		// A verified 40005 without a call budget (with one, the budget absorbs 40005s and this
+		// is ErrThrottled above): the app's quota ran out, nothing is wrong with the message.
+		// Hand it back, later each time it returns, without using up an attempt, so sustained
+		// throttling never dead-letters it (ELIGO_ALIPAY_QPS paces the calls instead).
+		s.logMsg(slog.LevelDebug, "handed back: the app's call quota is exhausted (40005)", d, id, err)
+		s.handBack(d, spread(backoff(s.cfg.BackoffBase, s.cfg.BackoffCap, d.md.NumDelivered)))
 	case class == alipay.Permanent:
 		s.deadLetter(d, letter{id: id, code: messages.ReasonPermanent, reason: err.Error(), errors: apiFieldErrors(err)})
 	case alipay.IsClockSkew(err):
@@ -561,7 +568,18 @@ func apiFieldErrors(err error) []messages.FieldError {
 		}
 		return []messages.FieldError{{Code: code, Message: err.Error()}}
 	}
-	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: cmp.Or(ae.SubMsg, ae.Msg)}}
+	msg := cmp.Or(ae.SubMsg, ae.Msg)
+	if ae.Unsigned() {
+		msg += " (unsigned answer: unverified)"
+	}
+	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: msg}}
+}
+
+// signedCallLimit reports a verified 40005 answer: the app called more often than its quota
+// allows. An unsigned one could have come from anyone and keeps its class.
+func signedCallLimit(err error) bool {
+	var ae *alipay.APIError
+	return alipay.IsCallLimited(err) && errors.As(err, &ae) && !ae.Unsigned()
 }
 
 func truncate(s string, n int) string {
