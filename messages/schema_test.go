@@ -178,6 +178,12 @@ func TestSchemasAgreeWithDecoders(t *testing.T) {
 		{"describe of 100 Chinese characters", []mutation{set("describe", strings.Repeat("爱", 100))}},
 		{"describe of 101 Chinese characters", []mutation{set("describe", strings.Repeat("爱", 101))}},
 		{"describe with a newline", []mutation{set("describe", "a\nb")}},
+		{"describe only spaces", []mutation{set("describe", "   ")}},
+		{"describe with an ideographic space inside", []mutation{set("describe", "熟客\u3000会员")}},
+		{"describe with U+FFFD", []mutation{set("describe", "a\ufffdb")}},
+		{"crowd_group_id only spaces", []mutation{set("crowd_group_id", " \u3000 ")}},
+		{"operator_id only a non-breaking space", []mutation{set("operator_id", "\u00a0")}},
+		{"delete with describe only spaces", []mutation{set("operation", "DELETE"), set("condition_model_list", del{}), set("describe", "  ")}},
 		{"command_id with a space", []mutation{set("command_id", "c 1")}},
 		{"command_id of 129 characters", []mutation{set("command_id", strings.Repeat("c", 129))}},
 		{"app_auth_token of 41 characters", []mutation{set("app_auth_token", strings.Repeat("t", 41))}},
@@ -213,6 +219,10 @@ func TestSchemasAgreeWithDecoders(t *testing.T) {
 		{"missing request_id", []mutation{set("request_id", del{})}},
 		{"biz_id with a control character", []mutation{set("biz_id", "a\x01")}},
 		{"biz_id of 128 characters", []mutation{set("biz_id", strings.Repeat("b", 128))}},
+		{"biz_id only spaces", []mutation{set("biz_id", "  ")}},
+		{"biz_id with U+FFFD", []mutation{set("biz_id", "\ufffd")}},
+		{"biz_id with spaces around", []mutation{set("biz_id", " 2088|1 ")}},
+		{"user_id in Chinese", []mutation{set("user_id", "用户")}},
 	}
 	for _, in := range checks {
 		t.Run("check/"+in.name, func(t *testing.T) {

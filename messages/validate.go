@@ -2,6 +2,7 @@ package messages
 
 import (
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -42,10 +43,10 @@ func (v *validator) id(field, s string, max int) {
 	case v.skip(field):
 	case s == "":
 		v.add(field, CodeParamEmpty, field+" is required")
+	case !printableASCII(s):
+		v.add(field, CodeInvalidParameter, field+" must be printable ASCII without spaces")
 	case len(s) > max:
 		v.add(field, CodeTooLong, field+" must be at most "+strconv.Itoa(max)+" characters")
-	case !ValidID(s):
-		v.add(field, CodeInvalidParameter, field+" must be printable ASCII without spaces")
 	}
 }
 
@@ -57,6 +58,8 @@ func (v *validator) token(field, s string, max int) {
 		v.add(field, CodeParamEmpty, field+" is required")
 	case tooLong(s, max):
 		v.add(field, CodeTooLong, field+" must be at most "+strconv.Itoa(max)+" characters")
+	case replaced(s):
+		v.add(field, CodeInvalidParameter, field+replacedMsg)
 	case !ValidSubjectToken(s):
 		v.add(field, CodeUnsafeSubjectToken, field+" becomes a NATS subject token: it must not contain '.', '*', '>', whitespace or control characters")
 	}
@@ -70,11 +73,39 @@ func (v *validator) text(field, s string, max int, required bool, why string) {
 		if required {
 			v.add(field, CodeParamEmpty, field+" is required"+why)
 		}
+	case blank(s):
+		if required {
+			v.add(field, CodeParamEmpty, field+" is required"+why+" and must not be only spaces")
+		} else {
+			v.add(field, CodeInvalidParameter, field+" must not be only spaces (leave it out instead)")
+		}
 	case tooLong(s, max):
 		v.add(field, CodeTooLong, field+" must be at most "+strconv.Itoa(max)+" characters")
 	case hasControl(s):
 		v.add(field, CodeInvalidParameter, field+" must not contain control characters")
+	case replaced(s):
+		v.add(field, CodeInvalidParameter, field+replacedMsg)
 	}
+}
+
+// replacedMsg explains a U+FFFD in a field.
+const replacedMsg = " contains U+FFFD, the replacement character: the text was damaged on its way (an invalid UTF-8 sequence or a lone UTF-16 surrogate escape such as \\ud800 was replaced)"
+
+// replaced reports whether s holds U+FFFD, which a message's valid UTF-8 only carries where
+// something upstream replaced bytes it could not decode, or a JSON escape of a lone surrogate.
+func replaced(s string) bool { return strings.ContainsRune(s, utf8.RuneError) }
+
+// blank reports whether s is not empty but holds only white space.
+func blank(s string) bool { return s != "" && strings.TrimSpace(s) == "" }
+
+// printableASCII reports whether s is printable ASCII without spaces.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // tooLong reports whether s has more than max characters.
@@ -85,15 +116,7 @@ func tooLong(s string, max int) bool {
 // ValidID reports whether s is usable as a request_id / command_id (and so as a Nats-Msg-Id
 // header value): non-empty, at most MaxIDLen bytes, printable ASCII without spaces.
 func ValidID(s string) bool {
-	if s == "" || len(s) > MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= MaxIDLen && printableASCII(s)
 }
 
 // ValidSubjectToken reports whether s can be used as one NATS subject token: non-empty valid

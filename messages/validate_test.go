@@ -340,7 +340,29 @@ func TestRuleMaxLengths(t *testing.T) {
 		{name: "user_id of 129 characters", muts: []mutation{set("user_id", long(129))}, want: []messages.FieldError{fe("user_id", messages.CodeTooLong)}},
 		{name: "rule_uuid of 129 characters", muts: []mutation{set("rule_uuid", long(129))}, want: []messages.FieldError{fe("rule_uuid", messages.CodeTooLong)}},
 		{name: "biz_id of 129 characters", muts: []mutation{set("biz_id", long(129))}, want: []messages.FieldError{fe("biz_id", messages.CodeTooLong)}},
+		// Not ASCII: said so, whatever the length (43 CJK characters are 129 bytes).
+		{name: "user_id of 43 Chinese characters", muts: []mutation{set("user_id", strings.Repeat("爱", 43))}, want: []messages.FieldError{fe("user_id", messages.CodeInvalidParameter)}},
+		{name: "biz_id only spaces", muts: []mutation{set("biz_id", "   ")}, want: []messages.FieldError{fe("biz_id", messages.CodeInvalidParameter)}},
+		{name: "biz_id with U+FFFD", muts: []mutation{set("biz_id", "2088\ufffd")}, want: []messages.FieldError{fe("biz_id", messages.CodeInvalidParameter)}},
+		{name: "rule_uuid with U+FFFD", muts: []mutation{set("rule_uuid", "r\ufffd")}, want: []messages.FieldError{fe("rule_uuid", messages.CodeInvalidParameter)}},
 	})
+	runCommandCases(t, []cmdCase{
+		{name: "describe only spaces for CREATE", muts: []mutation{set("describe", " \u3000 ")}, want: []messages.FieldError{fe("describe", messages.CodeParamEmpty)}},
+		{name: "crowd_group_id only spaces", muts: []mutation{set("crowd_group_id", "  ")}, want: []messages.FieldError{fe("crowd_group_id", messages.CodeParamEmpty)}},
+		{name: "operator_id only spaces", muts: []mutation{set("operator_id", "\t")}, want: []messages.FieldError{fe("operator_id", messages.CodeParamEmpty)}},
+		{name: "describe with U+FFFD", muts: []mutation{set("describe", "熟\ufffd客")}, want: []messages.FieldError{fe("describe", messages.CodeInvalidParameter)}},
+		{name: "command_id of 43 Chinese characters", muts: []mutation{set("command_id", strings.Repeat("爱", 43))}, want: []messages.FieldError{fe("command_id", messages.CodeInvalidParameter)}},
+	})
+}
+
+// TestReplacementCharacterIsExplained: a lone surrogate escape decodes to U+FFFD; the
+// rejection says what happened rather than naming characters the field does not hold.
+func TestReplacementCharacterIsExplained(t *testing.T) {
+	_, err := messages.DecodeAnalyzeCheck([]byte(`{"request_id":"r-1","user_id":"2088","rule_uuid":"\ud800x"}`))
+	var ve *messages.ValidationError
+	if !errors.As(err, &ve) || len(ve.Errors) != 1 || ve.Errors[0].Field != "rule_uuid" || !strings.Contains(ve.Errors[0].Message, "U+FFFD") {
+		t.Fatalf("DecodeAnalyzeCheck = %v; want one rule_uuid error explaining U+FFFD", err)
+	}
 }
 
 func TestRuleSubjectSafeTokens(t *testing.T) {
