@@ -122,6 +122,9 @@ type CrowdGroupResult struct {
 	ConditionModelList []Condition `json:"condition_model_list,omitempty"`
 	// CompletedAt is when Alipay answered.
 	CompletedAt time.Time `json:"completed_at"`
+	// Warnings lists what Eligo accepted but flags, e.g. a condition whose rule_unit differs
+	// from its operator_rule's documented unit (UNIT_MISMATCH); absent when there is none.
+	Warnings []FieldError `json:"warnings,omitempty"`
 }
 
 // FieldError is one problem with one field of a message.

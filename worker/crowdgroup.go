@@ -81,8 +81,11 @@ func (w *Worker) handleCrowdGroup(ctx context.Context, msg jetstream.Msg, md *je
 		return rep, fmt.Errorf("decode crowd-group command: %w", err)
 	}
 	if len(warnings) > 0 {
-		w.log.Info("crowd-group command accepted with warnings", "kind", messages.KindCrowdGroup,
+		// Accepted as the contract says (a unit other than the doc's is not refused unless
+		// ELIGO_STRICT_UNITS), but said out loud: here and in the result's warnings.
+		w.log.Warn("crowd-group command accepted with warnings", "kind", messages.KindCrowdGroup,
 			"id", cmd.CommandID, "warnings", warnings)
+		rep.warnings = warnings
 	}
 	rep.subject = w.subj.CrowdGroupResult(cmd.ShopID)
 	if cmd.Op() == messages.OperationRetrieve {
@@ -271,6 +274,7 @@ func (w *Worker) finishCrowd(ctx context.Context, key string, rev uint64, rep re
 		Status:             status,
 		ConditionModelList: conds,
 		CompletedAt:        w.cfg.Now().UTC(),
+		Warnings:           rep.warnings,
 	}
 	payload, err := json.Marshal(res)
 	if err != nil {

@@ -304,3 +304,38 @@ func TestCrowdGroupLostAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestCrowdGroupUnitMismatchIsAWarning: a condition whose rule_unit differs from its
+// operator_rule's documented unit (the seed's own example: TRADE_AMT with DAY) is sent, and
+// its result says so in warnings; a matching unit gives none.
+func TestCrowdGroupUnitMismatchIsAWarning(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	e.start(g.client, newMemoryCache(t), testConfig())
+	day := crowdCmd("c-unit-1", string(messages.OperationCreate), "g-unit-1", "100")
+	day.ConditionModelList[0].RuleUnit = "DAY"
+	yuan := crowdCmd("c-unit-2", string(messages.OperationCreate), "g-unit-2", "100")
+	e.publish(messages.Subjects{}.CrowdGroupCommand(), day.CommandID, day, nil)
+	e.publish(messages.Subjects{}.CrowdGroupCommand(), yuan.CommandID, yuan, nil)
+	poll.Until(t, 30*time.Second, "results", func() bool { return e.msgCount(DefaultResultsStream) == 2 })
+	for _, m := range e.readAll(DefaultResultsStream, "") {
+		var got messages.CrowdGroupResult
+		if err := json.Unmarshal(m.Data(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Outcome != messages.OutcomeOK || got.Status != "success" {
+			t.Errorf("result = %s; want ok, success", m.Data())
+		}
+		switch got.CommandID {
+		case day.CommandID:
+			if len(got.Warnings) != 1 || got.Warnings[0].Code != messages.CodeUnitMismatch ||
+				got.Warnings[0].Field != "condition_model_list[0].rule_unit" || !strings.Contains(got.Warnings[0].Message, "YUAN") {
+				t.Errorf("result %s; want one UNIT_MISMATCH warning naming YUAN", m.Data())
+			}
+		case yuan.CommandID:
+			if len(got.Warnings) != 0 {
+				t.Errorf("result %s; want no warnings", m.Data())
+			}
+		}
+	}
+}

@@ -43,6 +43,9 @@ type reply struct {
 	// routed: the message is a crowd-group command re-published into its partition: no
 	// reply to Eligo-Reply-To, and it is counted when the partition settles it.
 	routed bool
+	// warnings are what the input's decoder accepted but flagged (a crowd-group result
+	// carries them).
+	warnings []messages.FieldError
 }
 
 // letter is why a message is dead-lettered.

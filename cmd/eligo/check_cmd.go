@@ -133,6 +133,11 @@ func publishRaw(ctx context.Context, c *cli, conn *nats.Conn, nc natsSettings, k
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", kind, err)
 	}
+	return publishBytes(ctx, c, conn, nc, kind, id, data, timeout)
+}
+
+// publishBytes publishes data exactly as given and waits for the answer.
+func publishBytes(ctx context.Context, c *cli, conn *nats.Conn, nc natsSettings, kind messages.Kind, id string, data []byte, timeout time.Duration) error {
 	cl, err := client.New(conn, client.Config{Prefix: nc.Prefix, Timeout: timeout})
 	if err != nil {
 		return err
@@ -197,6 +202,9 @@ type crowdGroupInput struct {
 	file       string
 	tokenFile  string
 	fieldFlags map[string]*string
+	// data is the file's bytes as read, when no flag changes them: what --skip-validation
+	// sends.
+	data []byte
 }
 
 func (in *crowdGroupInput) bind(s *settings) {
@@ -242,12 +250,28 @@ func (in *crowdGroupInput) command(s *settings, stdin io.Reader) (messages.Crowd
 		if err != nil {
 			return cmd, fmt.Errorf("read command: %w", err)
 		}
-		if err := json.Unmarshal(data, &cmd); err != nil {
+		if !json.Valid(data) {
+			var syn any
+			err := json.Unmarshal(data, &syn)
 			return cmd, usageError{fmt.Errorf("command in %s is not valid JSON: %w", in.file, err)}
+		}
+		in.data = data
+		if err := json.Unmarshal(data, &cmd); err != nil {
+			// Valid JSON of the wrong shape (a number where the doc says String, …): the
+			// worker's own decoder names every such field.
+			if _, _, derr := messages.DecodeCrowdGroupCommand(data, messages.DecodeOptions{}); derr != nil {
+				err = derr
+			}
+			return cmd, &fileRejectedError{err: err}
 		}
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name := range given {
+		if _, field := in.fieldFlags[name]; field || name == "condition" || name == "app-auth-token-file" {
+			in.data = nil // the flags change the file's command: it is sent re-encoded
+		}
+	}
 	overlay := map[string]*string{
 		"command-id": &cmd.CommandID, "operation": &cmd.Operation, "shop-id": &cmd.ShopID,
 		"crowd-group-id": &cmd.CrowdGroupID, "describe": &cmd.Describe, "operator-id": &cmd.OperatorID,
@@ -274,6 +298,24 @@ func (in *crowdGroupInput) command(s *settings, stdin io.Reader) (messages.Crowd
 	return cmd, nil
 }
 
+// fileRejectedError is a command file that is JSON but not a crowd-group command; its
+// error is a *messages.ValidationError when the decoder could name the fields.
+type fileRejectedError struct{ err error }
+
+func (e *fileRejectedError) Error() string { return e.err.Error() }
+func (e *fileRejectedError) Unwrap() error { return e.err }
+
+// commandID is the command_id of a command file sent as is, when it has a usable one.
+func commandID(data []byte) string {
+	var head struct {
+		CommandID string `json:"command_id"`
+	}
+	if json.Unmarshal(data, &head) != nil || !messages.ValidID(head.CommandID) {
+		return ""
+	}
+	return head.CommandID
+}
+
 func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Reader) error {
 	s := newSettings("crowdgroup", c.getenv)
 	var (
@@ -285,7 +327,7 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 	bindNATS(s, &nc)
 	in.bind(s)
 	s.duration(&timeout, "timeout", "", defaultAwaitTimeout, "how long to wait for the result")
-	s.boolean(&raw, "skip-validation", "", false, "send the command as given, without validating it first (to see the worker's rejection)")
+	s.boolean(&raw, "skip-validation", "", false, "send the command as given, without validating it first (to see the worker's rejection); a --file without overriding flags is sent byte for byte")
 	if done, err := c.parseOrHelp(s, args, "eligo crowdgroup [--file cmd.json | -] [flags]", crowdGroupDescription); done || err != nil {
 		return err
 	}
@@ -293,8 +335,24 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 		return usageError{err}
 	}
 	cmd, err := in.command(s, stdin)
-	if err != nil {
+	var fileErr *fileRejectedError
+	switch {
+	case errors.As(err, &fileErr) && !raw:
+		var ve *messages.ValidationError
+		if errors.As(err, &ve) {
+			return printClientAnswer(c, "command", ve.ID, nil, &client.RejectedError{Rejection: ve.Rejection(), Local: true})
+		}
+		return usageError{fmt.Errorf("command in %s: %w", in.file, err)}
+	case fileErr != nil:
+		// --skip-validation: sent as is below, for the worker to judge.
+	case err != nil:
 		return err
+	}
+	sendFile := raw && in.data != nil
+	if sendFile {
+		if cmd.CommandID = commandID(in.data); cmd.CommandID == "" {
+			return usageError{fmt.Errorf("--skip-validation sends %s as it is, so it needs a command_id of printable ASCII (the answer is found by it)", in.file)}
+		}
 	}
 	if cmd.CommandID == "" {
 		cmd.CommandID = newID("cmd")
@@ -304,6 +362,9 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 		return err
 	}
 	defer conn.Close()
+	if sendFile {
+		return publishBytes(ctx, c, conn, nc, messages.KindCrowdGroup, cmd.CommandID, in.data, timeout)
+	}
 	if raw {
 		return publishRaw(ctx, c, conn, nc, messages.KindCrowdGroup, cmd.CommandID, cmd, timeout)
 	}
@@ -312,5 +373,8 @@ func runCrowdGroupFrom(ctx context.Context, c *cli, args []string, stdin io.Read
 		return err
 	}
 	res, err := cl.CrowdGroup(ctx, cmd)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s: %s (%s)\n", w.Field, w.Message, w.Code)
+	}
 	return printClientAnswer(c, "command", cmd.CommandID, res, err)
 }

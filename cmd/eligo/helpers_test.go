@@ -324,3 +324,55 @@ func TestCheckSendsAppAuthToken(t *testing.T) {
 		t.Errorf("eligo check printed the token: %s", out)
 	}
 }
+
+// TestCrowdGroupFileOfTheWrongShape: a command file that is JSON but sends a number where the
+// doc says String is rejected before sending, naming the field (not "not valid JSON"); with
+// --skip-validation the file is published byte for byte, unknown keys and all, for the
+// worker to judge.
+func TestCrowdGroupFileOfTheWrongShape(t *testing.T) {
+	ns := natstest.NewServer(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_COMMANDS", Subjects: []string{"eligo.cmd.crowdgroup"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `{"command_id":"c-shape-1","operation":"CREATE","shop_id":"s1","crowd_group_id":"g1","describe":"d",` +
+		`"operator_id":"o1","x_extra":[1],"condition_model_list":[{"logical_operator":"GT","period":"30",` +
+		`"operation_value":100,"operator_rule":"TRADE_AMT","rule_unit":"YUAN"}]}`
+	file := filepath.Join(t.TempDir(), "cmd.json")
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	err = run(ctx, []string{"crowdgroup", "--nats", ns.URL(), "--file", file, "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitRejected {
+		t.Fatalf("exit %d (%v), want %d (rejected before sending)", got, err, exitRejected)
+	}
+	var rej messages.Rejection
+	if err := json.Unmarshal(stdout.Bytes(), &rej); err != nil || len(rej.Errors) != 1 ||
+		rej.Errors[0].Field != "condition_model_list[0].operation_value" || rej.Errors[0].Code != messages.CodeInvalidType {
+		t.Errorf("printed %s (%v); want one INVALID_TYPE rejection of condition_model_list[0].operation_value", stdout.String(), err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("stream after a local rejection: %v messages (%v); want none sent", info.State.Msgs, err)
+	}
+
+	stdout.Reset()
+	err = run(ctx, []string{"crowdgroup", "--nats", ns.URL(), "--file", file, "--skip-validation", "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitTimeout {
+		t.Fatalf("--skip-validation: exit %d (%v), want %d (sent; no worker)", got, err, exitTimeout)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "eligo.cmd.crowdgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != body || m.Header.Get("Nats-Msg-Id") != "c-shape-1" {
+		t.Errorf("published %s (Nats-Msg-Id %q); want the file byte for byte with its command_id", m.Data, m.Header.Get("Nats-Msg-Id"))
+	}
+}
