@@ -339,3 +339,25 @@ func TestCrowdGroupUnitMismatchIsAWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableInputRejection: a message that is not JSON is rejected under the id it was
+// published with (its Nats-Msg-Id), and the rejection says its bytes are in the dead-letter
+// stream.
+func TestUnreadableInputRejection(t *testing.T) {
+	e := newEnv(t)
+	g := newGateway(t, alipay.BreakerSettings{})
+	e.start(g.client, newMemoryCache(t), testConfig())
+	e.publish(messages.Subjects{}.CrowdGroupCommand(), "bad-json-1", []byte("not json"), nil)
+	poll.Until(t, 30*time.Second, "rejection", func() bool {
+		return len(e.readAll(DefaultResultsStream, "eligo.rejected.>")) == 1
+	})
+	m := e.readAll(DefaultResultsStream, "eligo.rejected.>")[0]
+	var rej messages.Rejection
+	if err := json.Unmarshal(m.Data(), &rej); err != nil {
+		t.Fatal(err)
+	}
+	if rej.ID != "bad-json-1" || rej.Kind != messages.KindCrowdGroup || len(rej.Errors) != 1 ||
+		rej.Errors[0].Code != messages.CodeInvalidJSON || !strings.Contains(rej.Errors[0].Message, "dead-letter stream") {
+		t.Errorf("rejection %s; want id bad-json-1, INVALID_JSON, saying the bytes are kept in the dead-letter stream", m.Data())
+	}
+}

@@ -174,7 +174,7 @@ func (s *settler) fail(d delivery, id string, err error) {
 		s.logMsg(slog.LevelInfo, "left to the delivery that claimed it", d, id, err)
 		s.outcome(d, outcomeSuperseded)
 	case errors.As(err, &ve):
-		s.deadLetter(d, letter{id: cmp.Or(id, ve.ID), code: messages.ReasonInvalid, reason: err.Error(), errors: ve.Errors})
+		s.deadLetter(d, letter{id: cmp.Or(id, ve.ID, publishedID(d)), code: messages.ReasonInvalid, reason: err.Error(), errors: keptRaw(ve.Errors)})
 	case errors.As(err, &ue) && ue.Probing:
 		// The breaker is half-open and its probes are taken: the gateway is being tested,
 		// not down. Hand the message back for the error's RetryAfter without pausing intake,
@@ -576,6 +576,27 @@ func apiFieldErrors(err error) []messages.FieldError {
 		msg += " (unsigned answer: unverified)"
 	}
 	return []messages.FieldError{{Code: cmp.Or(ae.SubCode, ae.Code), Message: msg}}
+}
+
+// publishedID is the Nats-Msg-Id the input was published with, when it is a usable id: the
+// id of a rejection whose message could not be read far enough to find its own (publishers
+// set it to the request_id / command_id).
+func publishedID(d delivery) string {
+	if v := d.msg.Headers().Get(messages.HeaderMsgID); messages.ValidID(v) {
+		return v
+	}
+	return ""
+}
+
+// keptRaw adds to an error about the message as a whole (not JSON, not UTF-8, too large or
+// too deep) that its bytes are kept as received in the dead-letter stream.
+func keptRaw(errs []messages.FieldError) []messages.FieldError {
+	for i, e := range errs {
+		if e.Field == "" {
+			errs[i].Message += "; the message is kept as received in the dead-letter stream (eligo dlq show)"
+		}
+	}
+	return errs
 }
 
 // signedCallLimit reports a verified 40005 answer: the app called more often than its quota
