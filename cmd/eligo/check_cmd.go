@@ -66,13 +66,16 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	if timeout <= 0 {
 		errs = append(errs, s.invalid("timeout", "must be positive"))
 	}
+	if maxAge < -1 && !raw {
+		errs = append(errs, s.invalid("max-age-s", "must be 0 or more seconds (or -1 for the worker's default)"))
+	}
 	if err := checkConfig(nc.validate(s), errs); err != nil {
 		return usageError{err}
 	}
 	if check.RequestID == "" {
 		check.RequestID = newID("check")
 	}
-	if maxAge >= 0 {
+	if maxAge >= 0 || raw && maxAge != -1 {
 		check.MaxAgeS = &maxAge
 	}
 	if tokenFile != "" {

@@ -236,17 +236,18 @@ func TestNestedHelp(t *testing.T) {
 
 func TestClientCommandsReportUsageErrors(t *testing.T) {
 	tests := [][]string{
-		{"check"},                                    // no user or rule
-		{"check", "--user-id", "u", "extra"},         // stray argument
-		{"watch", "--kind", "payment"},               // unknown kind
-		{"watch", "--since", "yesterday"},            // bad since
-		{"cache", "invalidate"},                      // no rule
-		{"dlq", "replay"},                            // no selection
-		{"dlq", "replay", "3", "--all"},              // two selections
-		{"dlq", "show"},                              // no sequence
-		{"call", "refund"},                           // unknown method
-		{"dev", "--nats-port", "70000"},              // not a port
-		{"crowdgroup", "--nats", "not a url at all"}, // bad URL
+		{"check"},                            // no user or rule
+		{"check", "--user-id", "u", "extra"}, // stray argument
+		{"check", "--user-id", "u", "--rule-uuid", "r", "--max-age-s", "-5"}, // negative age
+		{"watch", "--kind", "payment"},                                       // unknown kind
+		{"watch", "--since", "yesterday"},                                    // bad since
+		{"cache", "invalidate"},                                              // no rule
+		{"dlq", "replay"},                                                    // no selection
+		{"dlq", "replay", "3", "--all"},                                      // two selections
+		{"dlq", "show"},                                                      // no sequence
+		{"call", "refund"},                                                   // unknown method
+		{"dev", "--nats-port", "70000"},                                      // not a port
+		{"crowdgroup", "--nats", "not a url at all"},                         // bad URL
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
