@@ -94,7 +94,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	s.str(&cfg.RedisURL, "redis", "", "", "Redis URL for the cache (default: in-process cache)")
 	s.str(&cfg.Dir, "dir", "", "", "embedded NATS storage directory (default: a new temporary directory, removed afterwards; /dev/shm keeps disk noise out)")
 	s.duration(&cfg.CacheOpTimeout, "cache-op-timeout", "", 0, "Redis cache per-operation timeout (default: the cache's, 50ms)")
-	s.boolean(&cfg.Near, "near", "", false, "with --redis: put an in-process near cache (1s TTL) in front of each replica's Redis cache")
+	s.boolean(&cfg.Near, "near", "", false, "with --redis: put an in-process near cache (the worker's default TTL) in front of each replica's Redis cache")
 	s.boolean(&cfg.Tracing, "tracing", "", false, "hot: measure the worker again with OpenTelemetry tracing on (every message sampled), in the same run")
 	s.str(&cfg.JSONFile, "json", "", "", "also write the JSON report to this file")
 	s.str(&cfg.CPUProfile, "cpuprofile", "", "", "write a CPU profile of the measured phase to this file")

@@ -52,8 +52,11 @@ func runCacheInvalidate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	var errs []error
-	if rule == "" {
+	switch {
+	case rule == "":
 		errs = append(errs, s.required("rule", "the rule id"))
+	case len(rule) > messages.MaxRuleUUIDLen || !messages.ValidSubjectToken(rule):
+		errs = append(errs, s.invalid("rule", "%q is not a rule_uuid a check can carry: at most %d characters, no '.', '*', '>', whitespace or control characters", rule, messages.MaxRuleUUIDLen))
 	}
 	if err := checkConfig(nc.validate(s), errs); err != nil {
 		return usageError{err}

@@ -132,7 +132,7 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 	if err != nil {
 		return fmt.Errorf("dev: sandbox: listen on %s: %w (set --sandbox-addr)", sb.Addr, err)
 	}
-	rs, err := startSandbox(sb, ln, logger.With("component", "sandbox"))
+	rs, err := startSandbox(sb, ln, logger)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("dev: %w", err)
@@ -204,15 +204,18 @@ func runDevWith(ctx context.Context, c *cli, cfg devSettings) (err error) {
 	}
 
 	// 4. Samples.
+	grouped := false // the samples created the demo crowd group
 	if cfg.Samples {
 		if err := publishSamples(ctx, out, nset); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			fmt.Fprintf(out, "samples: %v\n", err)
+		} else {
+			grouped = true
 		}
 	}
-	printTryLines(out, natsURL, rs, cfg.Prefix)
+	printTryLines(out, natsURL, rs, cfg.Prefix, grouped)
 	fmt.Fprintln(out, "Eligo dev is ready. Press Ctrl-C to stop.")
 
 	select {
@@ -354,8 +357,10 @@ func summarize(kind messages.Kind, a awaited) string {
 	return "result"
 }
 
-// printTryLines prints commands that work against this dev instance as printed.
-func printTryLines(out io.Writer, natsURL string, rs *runningSandbox, prefix string) {
+// printTryLines prints commands that work against this dev instance as printed; grouped says
+// whether the demo crowd group exists (the samples created it): the crowd-group line reads
+// it back, else creates it.
+func printTryLines(out io.Writer, natsURL string, rs *runningSandbox, prefix string, grouped bool) {
 	self := selfCommand()
 	sandboxURL := strings.TrimSuffix(rs.URL, sandbox.GatewayPath)
 	pf := ""
@@ -364,10 +369,14 @@ func printTryLines(out io.Writer, natsURL string, rs *runningSandbox, prefix str
 	}
 	subj := messages.Subjects{Prefix: prefix}
 	example, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "try-1", UserID: devUserID, RuleUUID: devRuleUUID})
+	crowdOp := "RETRIEVE"
+	if !grouped {
+		crowdOp = "CREATE --describe regulars --condition rule=TRADE_AMT,op=GTEQ,value=100,unit=YUAN,period=30"
+	}
 	fmt.Fprintf(out, `Try it (in another terminal):
   %[1]s check --nats %[2]s%[3]s --user-id %[4]s --rule-uuid %[5]s
   %[1]s watch --nats %[2]s%[3]s --since 1h
-  %[1]s crowdgroup --nats %[2]s%[3]s --operation RETRIEVE --shop-id %[6]s --crowd-group-id %[7]s --operator-id %[8]s
+  %[1]s crowdgroup --nats %[2]s%[3]s --operation %[18]s --shop-id %[6]s --crowd-group-id %[7]s --operator-id %[8]s
   %[1]s status --nats %[2]s%[3]s
 With the nats CLI (github.com/nats-io/natscli):
   nats --server %[2]s sub '%[9]s'
@@ -380,7 +389,7 @@ Simulate an Alipay outage (checks wait in JetStream, the breaker opens), then en
   curl -X DELETE %[12]s%[13]s
 `, self, natsURL, pf, devUserID, devRuleUUID, devShopID, devCrowdGroupID, devOperatorID,
 		prefix+".result.>", subj.AnalyzeCheck(), example, sandboxURL, sandbox.FaultsPath,
-		rs.URL, devAppID, rs.Keys.Path(sandbox.AppPrivateKeyFile), rs.Keys.Path(sandbox.SandboxPublicKeyFile))
+		rs.URL, devAppID, rs.Keys.Path(sandbox.AppPrivateKeyFile), rs.Keys.Path(sandbox.SandboxPublicKeyFile), crowdOp)
 }
 
 // selfCommand is how the user runs this binary: "go run ./cmd/eligo" under go run, else the

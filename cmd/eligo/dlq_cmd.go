@@ -33,7 +33,7 @@ permanent Alipay refusal, retries exhausted), kept with the reason in headers.
                                                 delete dead letters
 
 replay and purge are dry runs unless --yes is given: they print what they would do.
-Filters: --kind analyze|crowdgroup, --reason invalid|permanent|exhausted, --id ID,
+Filters: --kind analyze|crowdgroup, --reason invalid|permanent|exhausted|needs_attention, --id ID,
 --since 1h|RFC3339, --from-seq N, --to-seq N, --limit N.
 app_auth_token values in payloads are shown as REDACTED (the stream keeps them for replay).`
 
@@ -61,7 +61,7 @@ func (f *dlqFlags) bind(s *settings, sub string) {
 		return
 	}
 	s.str(&f.kind, "kind", "", "", "only dead letters of this kind: analyze or crowdgroup")
-	s.str(&f.reason, "reason", "", "", "only this reason code: invalid, permanent or exhausted")
+	s.str(&f.reason, "reason", "", "", "only this reason code: invalid, permanent, exhausted or needs_attention")
 	s.str(&f.id, "id", "", "", "only dead letters of this request_id / command_id")
 	s.str(&f.since, "since", "", "", "only dead letters written since a duration ago (1h) or an RFC 3339 time")
 	s.fs.Uint64Var(&f.from, "from-seq", 0, "first dead-letter sequence")
@@ -78,6 +78,11 @@ func (f *dlqFlags) filter(s *settings) (flt dlq.Filter, filtered bool, err error
 	flt = dlq.Filter{Kind: messages.Kind(f.kind), ReasonCode: messages.ReasonCode(f.reason), ID: f.id, FromSeq: f.from, ToSeq: f.to, Limit: f.limit}
 	if f.kind != "" && f.kind != string(messages.KindAnalyze) && f.kind != string(messages.KindCrowdGroup) {
 		return flt, false, s.invalid("kind", "%q is not analyze or crowdgroup", f.kind)
+	}
+	switch messages.ReasonCode(f.reason) {
+	case "", messages.ReasonInvalid, messages.ReasonPermanent, messages.ReasonExhausted, messages.ReasonNeedsAttention:
+	default:
+		return flt, false, s.invalid("reason", "%q is not invalid, permanent, exhausted or needs_attention", f.reason)
 	}
 	if f.since != "" {
 		if flt.Since, err = parseSince(f.since, time.Now()); err != nil {

@@ -75,7 +75,8 @@ type runningSandbox struct {
 	done chan error
 }
 
-// startSandbox loads or creates the keys, builds the sandbox and serves it on ln.
+// startSandbox loads or creates the keys, builds the sandbox and serves it on ln; logger is
+// the process's logger (the sandbox adds its own component attribute).
 func startSandbox(c sandboxSettings, ln net.Listener, logger *slog.Logger) (*runningSandbox, error) {
 	keys, err := sandbox.EnsureKeys(c.KeysDir)
 	if err != nil {
@@ -138,7 +139,7 @@ func runSandbox(ctx context.Context, c *cli, args []string) error {
 	if err := checkConfig(cfg.validate(s)); err != nil {
 		return err
 	}
-	logger := newLogger(c.stderr, cfg.Log).With("component", "sandbox")
+	logger := newLogger(c.stderr, cfg.Log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("sandbox: listen on %s: %w (set ELIGO_SANDBOX_ADDR or --addr)", cfg.Addr, err)
