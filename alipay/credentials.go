@@ -55,10 +55,10 @@ func (c Credentials) LogValue() slog.Value {
 // certificate mode, the alipay_cert_sn answers must carry.
 func (c Credentials) check() (*rsa.PublicKey, string, error) {
 	if c.PrivateKey == nil {
-		return nil, "", fmt.Errorf("alipay: %w: the app private key is required", ErrCredentials)
+		return nil, "", fmt.Errorf("%w: the app private key is required", ErrCredentials)
 	}
 	if err := c.PrivateKey.Validate(); err != nil {
-		return nil, "", fmt.Errorf("alipay: %w: the app private key is invalid", ErrCredentials)
+		return nil, "", fmt.Errorf("%w: the app private key is invalid", ErrCredentials)
 	}
 	var (
 		pub    *rsa.PublicKey
@@ -66,27 +66,28 @@ func (c Credentials) check() (*rsa.PublicKey, string, error) {
 	)
 	switch {
 	case c.AlipayPublicKey != nil && c.AlipayCert != nil:
-		return nil, "", fmt.Errorf("alipay: %w: choose public-key mode (Alipay public key) or certificate mode (Alipay certificate), not both", ErrCredentials)
+		return nil, "", fmt.Errorf("%w: choose public-key mode (Alipay public key) or certificate mode (Alipay certificate), not both", ErrCredentials)
 	case c.AlipayPublicKey != nil:
 		if c.AppCertSN != "" || c.AlipayRootCertSN != "" {
-			return nil, "", fmt.Errorf("alipay: %w: app_cert_sn and alipay_root_cert_sn belong to certificate mode, but an Alipay public key (public-key mode) is set", ErrCredentials)
+			return nil, "", fmt.Errorf("%w: app_cert_sn and alipay_root_cert_sn belong to certificate mode, but an Alipay public key (public-key mode) is set", ErrCredentials)
 		}
 		pub = c.AlipayPublicKey
 	case c.AlipayCert != nil:
 		rk, ok := c.AlipayCert.PublicKey.(*rsa.PublicKey)
 		if !ok {
-			return nil, "", fmt.Errorf("alipay: %w: the Alipay certificate does not hold an RSA key", ErrCredentials)
+			return nil, "", fmt.Errorf("%w: the Alipay certificate does not hold an RSA key", ErrCredentials)
 		}
 		if c.AppCertSN == "" || c.AlipayRootCertSN == "" {
-			return nil, "", fmt.Errorf("alipay: %w: certificate mode needs the app certificate SN and the Alipay root certificate SN", ErrCredentials)
+			return nil, "", fmt.Errorf("%w: certificate mode needs the app certificate SN and the Alipay root certificate SN", ErrCredentials)
 		}
 		pub, certSN = rk, CertSN(c.AlipayCert)
 	default:
-		return nil, "", fmt.Errorf("alipay: %w: an Alipay public key (public-key mode) or Alipay certificate (certificate mode) is required to verify answers", ErrCredentials)
+		return nil, "", fmt.Errorf("%w: an Alipay public key (public-key mode) or Alipay certificate (certificate mode) is required to verify answers", ErrCredentials)
 	}
 	if pub.Equal(&c.PrivateKey.PublicKey) {
-		return nil, "", fmt.Errorf("alipay: %w: the configured Alipay public key is the app's own public key; "+
-			"answers are signed with Alipay's key: use the Alipay public key (支付宝公钥) from the Open Platform console, not the app public key", ErrCredentials)
+		return nil, "", fmt.Errorf("%w: the configured Alipay public key is the app's own public key (it pairs with the configured private key): "+
+			"either the Alipay public key file holds the app public key (use the Alipay public key, 支付宝公钥, from the Open Platform console), "+
+			"or the private key file holds the key of the party that signs answers (the app private key, 应用私钥, is the one to configure)", ErrCredentials)
 	}
 	return pub, certSN, nil
 }
@@ -109,7 +110,7 @@ type Files struct {
 func LoadCredentials(f Files) (Credentials, error) {
 	var c Credentials
 	if f.PrivateKey == "" {
-		return c, fmt.Errorf("alipay: %w: no private key file given", ErrCredentials)
+		return c, fmt.Errorf("%w: no private key file given", ErrCredentials)
 	}
 	data, err := readFile("private key", f.PrivateKey)
 	if err != nil {
@@ -121,7 +122,7 @@ func LoadCredentials(f Files) (Credentials, error) {
 	certMode := f.AppCert != "" || f.AlipayCert != "" || f.AlipayRootCert != ""
 	switch {
 	case f.AlipayPublicKey != "" && certMode:
-		return Credentials{}, fmt.Errorf("alipay: %w: give either the Alipay public key file (public-key mode) or the three certificate files (certificate mode), not both", ErrCredentials)
+		return Credentials{}, fmt.Errorf("%w: give either the Alipay public key file (public-key mode) or the three certificate files (certificate mode), not both", ErrCredentials)
 	case f.AlipayPublicKey != "":
 		if data, err = readFile("Alipay public key", f.AlipayPublicKey); err != nil {
 			return Credentials{}, err
@@ -134,7 +135,7 @@ func LoadCredentials(f Files) (Credentials, error) {
 			{"app certificate", f.AppCert}, {"Alipay certificate", f.AlipayCert}, {"Alipay root certificate", f.AlipayRootCert},
 		} {
 			if p.path == "" {
-				return Credentials{}, fmt.Errorf("alipay: %w: certificate mode needs the %s file too", ErrCredentials, p.what)
+				return Credentials{}, fmt.Errorf("%w: certificate mode needs the %s file too", ErrCredentials, p.what)
 			}
 		}
 		if data, err = readFile("app certificate", f.AppCert); err != nil {
@@ -145,7 +146,7 @@ func LoadCredentials(f Files) (Credentials, error) {
 			return Credentials{}, fileError("app certificate", f.AppCert, err)
 		}
 		if !c.PrivateKey.PublicKey.Equal(appCert.PublicKey) {
-			return Credentials{}, fmt.Errorf("alipay: %w: app certificate %s does not match the private key in %s", ErrCredentials, f.AppCert, f.PrivateKey)
+			return Credentials{}, fmt.Errorf("%w: app certificate %s does not match the private key in %s", ErrCredentials, f.AppCert, f.PrivateKey)
 		}
 		c.AppCertSN = CertSN(appCert)
 		if data, err = readFile("Alipay certificate", f.AlipayCert); err != nil {
@@ -161,7 +162,7 @@ func LoadCredentials(f Files) (Credentials, error) {
 			return Credentials{}, fileError("Alipay root certificate", f.AlipayRootCert, err)
 		}
 	default:
-		return Credentials{}, fmt.Errorf("alipay: %w: no Alipay public key file (public-key mode) or certificate files (certificate mode) given", ErrCredentials)
+		return Credentials{}, fmt.Errorf("%w: no Alipay public key file (public-key mode) or certificate files (certificate mode) given", ErrCredentials)
 	}
 	if _, _, err := c.check(); err != nil {
 		return Credentials{}, err
@@ -176,7 +177,7 @@ func readFile(what, path string) ([]byte, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is named below, once
 		}
-		return nil, fmt.Errorf("alipay: %w: read %s file %s: %w", ErrCredentials, what, path, err)
+		return nil, fmt.Errorf("%w: read %s file %s: %w", ErrCredentials, what, path, err)
 	}
 	return data, nil
 }
