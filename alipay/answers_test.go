@@ -209,6 +209,7 @@ func TestAnswerTableBreaker(t *testing.T) {
 		{"40004 isp.SYSTEM_ERROR", sandbox.Shape{Code: "40004", SubCode: "isp.SYSTEM_ERROR"}, alipay.Retryable, true},
 		{"10000 with a sub_code", sandbox.Shape{SubCode: "isp.unknow-error", Fields: json.RawMessage(`{"success":"true","triggered":"true"}`)}, alipay.Retryable, false},
 		{"unsigned 20000 without sub_code", sandbox.Shape{Code: "20000", Unsigned: true}, alipay.Security, true},
+		{"unsigned 40005", sandbox.Shape{Code: "40005", SubCode: "isv.app-call-limited", Unsigned: true}, alipay.Retryable, true},
 		{"40002 isv.invalid-parameter", sandbox.Shape{Code: "40002", SubCode: "isv.invalid-parameter"}, alipay.Permanent, false},
 		{"40002 isv.invalid-signature", sandbox.Shape{Code: "40002", SubCode: "isv.invalid-signature"}, alipay.NeedsAttention, false},
 		{"40004 SYSTEM_ERROR", sandbox.Shape{Code: "40004", SubCode: "SYSTEM_ERROR"}, alipay.Retryable, true},

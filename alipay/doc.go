@@ -103,7 +103,8 @@
 // each 40005 to it (so it can lower its rate) and calls again as long as the context lasts.
 // A call still held back when the context ends returns an error matching ErrThrottled
 // (wrapping the last 40005 or the budget's error), which the worker hands back without
-// counting a failed attempt. IsCallLimited reports a 40005.
+// counting a failed attempt. IsCallLimited reports a verified 40005; the worker hands one back
+// without counting a failed attempt even without a budget.
 //
 // # Signing primitives
 //

@@ -133,11 +133,13 @@ func (e *APIError) signedClass() Class {
 	return Retryable // 20000, 40005, a 10000 with a sub_code, anything unknown
 }
 
-// IsCallLimited reports whether err is a 40005 answer (call frequency exceeded: the app's or
-// the method's quota). It is Retryable and never counts as a gateway failure.
+// IsCallLimited reports whether err is a verified 40005 answer (call frequency exceeded: the
+// app's or the method's quota). It is Retryable and never counts as a gateway failure. An
+// unsigned 40005 is not one: whoever sent it could not be authenticated, so it is an
+// ordinary retryable answer.
 func IsCallLimited(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && ae.Code == codeCallLimited
+	return errors.As(err, &ae) && ae.Code == codeCallLimited && !ae.unsigned
 }
 
 // ErrThrottled is matched (errors.Is) by the error of a call held back by the call budget

@@ -49,9 +49,6 @@ type pubAck struct {
 	retries int
 }
 
-// done hands the publish its outcome.
-func (pa *pubAck) done(err error) { pa.then(err) }
-
 const (
 	noResponderRetries = 2
 	noResponderWait    = 250 * time.Millisecond
@@ -98,7 +95,7 @@ func (p *pubAcks) failAll(err error) {
 	}
 	p.mu.Unlock()
 	for _, pa := range failed {
-		pa.done(err)
+		pa.then(err)
 	}
 }
 
@@ -141,7 +138,7 @@ func (p *pubAcks) expire(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, pa := range late {
-		pa.done(fmt.Errorf("no PubAck by the deadline: %w", context.DeadlineExceeded))
+		pa.then(fmt.Errorf("no PubAck by the deadline: %w", context.DeadlineExceeded))
 	}
 }
 
@@ -202,7 +199,7 @@ func (p *pubAcks) onReply(m *nats.Msg) {
 	delete(p.pending, id)
 	p.mu.Unlock()
 	if ok {
-		pa.done(parsePubAck(m.Data))
+		pa.then(parsePubAck(m.Data))
 	}
 }
 
@@ -217,7 +214,7 @@ func (p *pubAcks) noResponders(id uint64) {
 	switch {
 	case !ok:
 	case pa.retries >= noResponderRetries:
-		pa.done(jetstream.ErrNoStreamResponse)
+		pa.then(jetstream.ErrNoStreamResponse)
 	default:
 		pa.retries++ // only this goroutine (the subscription's) touches retries
 		time.AfterFunc(noResponderWait, func() {
@@ -233,7 +230,7 @@ func (p *pubAcks) noResponders(id uint64) {
 				delete(p.pending, id)
 				p.mu.Unlock()
 				if still {
-					pa.done(err)
+					pa.then(err)
 				}
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -196,13 +197,13 @@ func (s *settler) fail(d delivery, id string, err error) {
 		// Held back by the app's call quota until the handler's time ran out: the message
 		// waits its turn again without using up an attempt.
 		s.handBack(d, spread(s.cfg.BackoffBase))
-	case signedCallLimit(err):
+	case alipay.IsCallLimited(err):
 		// A verified 40005 without a call budget (with one, the budget absorbs 40005s and this
 		// is ErrThrottled above): the app's quota ran out, nothing is wrong with the message.
 		// Hand it back, later each time it returns, without using up an attempt, so sustained
 		// throttling never dead-letters it (ELIGO_ALIPAY_QPS paces the calls instead).
 		s.logMsg(slog.LevelDebug, "handed back: the app's call quota is exhausted (40005)", d, id, err)
-		s.handBack(d, spread(backoff(s.cfg.BackoffBase, s.cfg.BackoffCap, d.md.NumDelivered)))
+		s.handBack(d, backoff(s.cfg.BackoffBase, s.cfg.BackoffCap, d.md.NumDelivered))
 	case class == alipay.Permanent:
 		s.deadLetter(d, letter{id: id, code: messages.ReasonPermanent, reason: err.Error(), errors: apiFieldErrors(err)})
 	case alipay.IsClockSkew(err):
@@ -588,22 +589,16 @@ func publishedID(d delivery) string {
 	return ""
 }
 
-// keptRaw adds to an error about the message as a whole (not JSON, not UTF-8, too large or
-// too deep) that its bytes are kept as received in the dead-letter stream.
+// keptRaw is errs with a note on each error about the message as a whole (not JSON, not
+// UTF-8, too large or too deep): its bytes are kept as received in the dead-letter stream.
 func keptRaw(errs []messages.FieldError) []messages.FieldError {
-	for i, e := range errs {
+	out := slices.Clone(errs)
+	for i, e := range out {
 		if e.Field == "" {
-			errs[i].Message += "; the message is kept as received in the dead-letter stream (eligo dlq show)"
+			out[i].Message += "; the message is kept as received in the dead-letter stream (eligo dlq show)"
 		}
 	}
-	return errs
-}
-
-// signedCallLimit reports a verified 40005 answer: the app called more often than its quota
-// allows. An unsigned one could have come from anyone and keeps its class.
-func signedCallLimit(err error) bool {
-	var ae *alipay.APIError
-	return alipay.IsCallLimited(err) && errors.As(err, &ae) && !ae.Unsigned()
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -253,20 +253,20 @@ func (in *crowdGroupInput) command(s *settings, stdin io.Reader) (messages.Crowd
 		if err != nil {
 			return cmd, fmt.Errorf("read command: %w", err)
 		}
-		if !json.Valid(data) {
-			var syn any
-			err := json.Unmarshal(data, &syn)
-			return cmd, usageError{fmt.Errorf("command in %s is not valid JSON: %w", in.file, err)}
-		}
-		in.data = data
 		if err := json.Unmarshal(data, &cmd); err != nil {
-			// Valid JSON of the wrong shape (a number where the doc says String, …): the
-			// worker's own decoder names every such field.
+			var syntax *json.SyntaxError
+			if errors.As(err, &syntax) {
+				return cmd, usageError{fmt.Errorf("command in %s is not valid JSON: %w", in.file, err)}
+			}
+			// JSON of the wrong shape (a number where the doc says String, …): the worker's
+			// own decoder names every such field.
 			if _, _, derr := messages.DecodeCrowdGroupCommand(data, messages.DecodeOptions{}); derr != nil {
 				err = derr
 			}
+			in.data = data
 			return cmd, &fileRejectedError{err: err}
 		}
+		in.data = data
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -369,9 +369,9 @@ func printTryLines(out io.Writer, natsURL string, rs *runningSandbox, prefix str
 	}
 	subj := messages.Subjects{Prefix: prefix}
 	example, _ := json.Marshal(messages.AnalyzeCheck{RequestID: "try-1", UserID: devUserID, RuleUUID: devRuleUUID})
-	crowdOp := "RETRIEVE"
+	crowdOperation := "RETRIEVE" // with what CREATE needs besides, when it is the line's operation
 	if !grouped {
-		crowdOp = "CREATE --describe regulars --condition rule=TRADE_AMT,op=GTEQ,value=100,unit=YUAN,period=30"
+		crowdOperation = "CREATE --describe regulars --condition rule=TRADE_AMT,op=GTEQ,value=100,unit=YUAN,period=30"
 	}
 	fmt.Fprintf(out, `Try it (in another terminal):
   %[1]s check --nats %[2]s%[3]s --user-id %[4]s --rule-uuid %[5]s
@@ -389,7 +389,7 @@ Simulate an Alipay outage (checks wait in JetStream, the breaker opens), then en
   curl -X DELETE %[12]s%[13]s
 `, self, natsURL, pf, devUserID, devRuleUUID, devShopID, devCrowdGroupID, devOperatorID,
 		prefix+".result.>", subj.AnalyzeCheck(), example, sandboxURL, sandbox.FaultsPath,
-		rs.URL, devAppID, rs.Keys.Path(sandbox.AppPrivateKeyFile), rs.Keys.Path(sandbox.SandboxPublicKeyFile), crowdOp)
+		rs.URL, devAppID, rs.Keys.Path(sandbox.AppPrivateKeyFile), rs.Keys.Path(sandbox.SandboxPublicKeyFile), crowdOperation)
 }
 
 // selfCommand is how the user runs this binary: "go run ./cmd/eligo" under go run, else the

@@ -273,15 +273,7 @@ func TestCheckWithoutWorker(t *testing.T) {
 		t.Errorf("without streams: err = %v, want a 'no stream' explanation", err)
 	}
 
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_CHECKS", Subjects: []string{"eligo.check.analyze"}}); err != nil {
-		t.Fatal(err)
-	}
+	inputStream(t, ns, "ELIGO_CHECKS", "eligo.check.analyze")
 	err = run(context.Background(), args, mapEnv(nil), &stdout, &stderr)
 	if got := exitCode(err, &stderr); got != exitTimeout {
 		t.Errorf("with a stream but no worker: exit %d (%v), want %d", got, err, exitTimeout)
@@ -293,22 +285,15 @@ func TestCheckWithoutWorker(t *testing.T) {
 func TestCheckSendsAppAuthToken(t *testing.T) {
 	const token = "202612BBcheck0token000000000000000000001"
 	ns := natstest.NewServer(t)
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_CHECKS", Subjects: []string{"eligo.check.analyze"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := inputStream(t, ns, "ELIGO_CHECKS", "eligo.check.analyze")
 	file := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	err = run(ctx, []string{"check", "--nats", ns.URL(), "--user-id", devUserID, "--rule-uuid", devRuleUUID,
+	err := run(ctx, []string{"check", "--nats", ns.URL(), "--user-id", devUserID, "--rule-uuid", devRuleUUID,
 		"--app-auth-token-file", file, "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
 	if got := exitCode(err, &stderr); got != exitTimeout {
 		t.Fatalf("exit %d (%v), want %d (no worker)", got, err, exitTimeout)
@@ -332,16 +317,9 @@ func TestCheckSendsAppAuthToken(t *testing.T) {
 // worker to judge.
 func TestCrowdGroupFileOfTheWrongShape(t *testing.T) {
 	ns := natstest.NewServer(t)
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ELIGO_COMMANDS", Subjects: []string{"eligo.cmd.crowdgroup"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := inputStream(t, ns, "ELIGO_COMMANDS", "eligo.cmd.crowdgroup")
 	const body = `{"command_id":"c-shape-1","operation":"CREATE","shop_id":"s1","crowd_group_id":"g1","describe":"d",` +
 		`"operator_id":"o1","x_extra":[1],"condition_model_list":[{"logical_operator":"GT","period":"30",` +
 		`"operation_value":100,"operator_rule":"TRADE_AMT","rule_unit":"YUAN"}]}`
@@ -351,7 +329,7 @@ func TestCrowdGroupFileOfTheWrongShape(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	err = run(ctx, []string{"crowdgroup", "--nats", ns.URL(), "--file", file, "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
+	err := run(ctx, []string{"crowdgroup", "--nats", ns.URL(), "--file", file, "--timeout", "300ms"}, mapEnv(nil), &stdout, &stderr)
 	if got := exitCode(err, &stderr); got != exitRejected {
 		t.Fatalf("exit %d (%v), want %d (rejected before sending)", got, err, exitRejected)
 	}
@@ -376,4 +354,19 @@ func TestCrowdGroupFileOfTheWrongShape(t *testing.T) {
 	if string(m.Data) != body || m.Header.Get("Nats-Msg-Id") != "c-shape-1" {
 		t.Errorf("published %s (Nats-Msg-Id %q); want the file byte for byte with its command_id", m.Data, m.Header.Get("Nats-Msg-Id"))
 	}
+}
+
+// inputStream creates stream name on subject, as a worker would (without the worker), so a
+// command's publish is stored and can be read back.
+func inputStream(t *testing.T, ns *natstest.Server, name, subject string) jetstream.Stream {
+	t.Helper()
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
