@@ -58,9 +58,11 @@ func (v *validator) token(field, s string, max int) {
 		v.add(field, CodeParamEmpty, field+" is required")
 	case tooLong(s, max):
 		v.add(field, CodeTooLong, field+" must be at most "+strconv.Itoa(max)+" characters")
-	case replaced(s):
+	case ValidSubjectToken(s):
+	case strings.ContainsRune(s, utf8.RuneError):
+		// Refused by ValidSubjectToken too, but for a reason its message does not name.
 		v.add(field, CodeInvalidParameter, field+replacedMsg)
-	case !ValidSubjectToken(s):
+	default:
 		v.add(field, CodeUnsafeSubjectToken, field+" becomes a NATS subject token: it must not contain '.', '*', '>', whitespace or control characters")
 	}
 }
@@ -81,19 +83,18 @@ func (v *validator) text(field, s string, max int, required bool, why string) {
 		}
 	case tooLong(s, max):
 		v.add(field, CodeTooLong, field+" must be at most "+strconv.Itoa(max)+" characters")
-	case hasControl(s):
-		v.add(field, CodeInvalidParameter, field+" must not contain control characters")
-	case replaced(s):
-		v.add(field, CodeInvalidParameter, field+replacedMsg)
+	default:
+		switch control, replacement := textFlaws(s); {
+		case control:
+			v.add(field, CodeInvalidParameter, field+" must not contain control characters")
+		case replacement:
+			v.add(field, CodeInvalidParameter, field+replacedMsg)
+		}
 	}
 }
 
 // replacedMsg explains a U+FFFD in a field.
 const replacedMsg = " contains U+FFFD, the replacement character: the text was damaged on its way (an invalid UTF-8 sequence or a lone UTF-16 surrogate escape such as \\ud800 was replaced)"
-
-// replaced reports whether s holds U+FFFD, which a message's valid UTF-8 only carries where
-// something upstream replaced bytes it could not decode, or a JSON escape of a lone surrogate.
-func replaced(s string) bool { return strings.ContainsRune(s, utf8.RuneError) }
 
 // blank reports whether s is not empty but holds only white space.
 func blank(s string) bool { return s != "" && strings.TrimSpace(s) == "" }
@@ -143,24 +144,30 @@ func ValidSubjectToken(s string) bool {
 	return true
 }
 
-// hasControl reports whether s contains a control character (C0, DEL or C1).
-func hasControl(s string) bool {
+// textFlaws reports whether s contains a control character (C0, DEL or C1)
+// and whether it holds U+FFFD, which a message's valid UTF-8 only carries where something
+// upstream replaced bytes it could not decode, or a JSON escape of a lone surrogate; in one
+// pass (the analyze check's biz_id is read on every check).
+func textFlaws(s string) (control, replacement bool) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < ' ' || c == 0x7f {
-				return true
+				return true, replacement
 			}
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if unicode.IsControl(r) {
-			return true
+		switch {
+		case unicode.IsControl(r):
+			return true, replacement
+		case r == utf8.RuneError:
+			replacement = true
 		}
 		i += size
 	}
-	return false
+	return false, replacement
 }
 
 // positiveDecimal reports whether s is a plain decimal number greater than zero: digits with
