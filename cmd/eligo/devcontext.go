@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -148,12 +147,10 @@ func noStreamsHint(url, prefix string) string {
 		redactURL(url), prefix, defaultDevDir, devContextName)
 }
 
-// checkEligoServer fails with a plain explanation when the server is too old, has no
-// JetStream, or holds none of Eligo's streams (stream is the one the command needs).
-func checkEligoServer(ctx context.Context, conn *nats.Conn, js jetstream.JetStream, url, prefix, stream string) error {
-	if p := serverVersionProblem(conn.ConnectedServerVersion()); p != "" {
-		return errors.New(p)
-	}
+// checkEligoServer fails with a plain explanation when the server has no JetStream or holds
+// none of Eligo's streams (stream is the one the command needs); connectNATS already refused
+// a server too old for Eligo.
+func checkEligoServer(ctx context.Context, js jetstream.JetStream, url, prefix, stream string) error {
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return fmt.Errorf("the NATS server at %s has no JetStream (start nats-server with -js); Eligo keeps everything in JetStream streams", redactURL(url))

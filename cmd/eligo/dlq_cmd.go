@@ -186,7 +186,7 @@ func runDLQ(ctx context.Context, c *cli, args []string) error {
 	d := dlq.New(js, dlq.Config{Stream: f.stream})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := checkEligoServer(ctx, conn, js, f.nc.URL, f.nc.Prefix, f.stream); err != nil {
+	if err := checkEligoServer(ctx, js, f.nc.URL, f.nc.Prefix, f.stream); err != nil {
 		return fmt.Errorf("dlq %s: %w", sub, err)
 	}
 	switch sub {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -369,4 +371,56 @@ func inputStream(t *testing.T, ns *natstest.Server, name, subject string) jetstr
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestOldServerSaidPlainly: every command that connects to NATS, pointed at a server that
+// announces 2.9 (a minimal fake speaking the client handshake), says the server is too old
+// instead of reporting missing streams.
+func TestOldServerSaidPlainly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "INFO {\"server_id\":\"old\",\"version\":\"2.9.10\",\"proto\":1,\"max_payload\":1048576}\r\n")
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(line, "PING") {
+						fmt.Fprintf(c, "PONG\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	url := "nats://" + ln.Addr().String()
+	for _, args := range [][]string{
+		{"check", "--user-id", devUserID, "--rule-uuid", devRuleUUID, "--timeout", "1s"},
+		{"crowdgroup", "--operation", "RETRIEVE", "--shop-id", devShopID, "--crowd-group-id", "g", "--operator-id", devOperatorID, "--timeout", "1s"},
+		{"watch", "--since", "1h", "--limit", "1"},
+		{"status"},
+		{"dlq", "list"},
+		{"cache", "invalidate", "--rule", devRuleUUID},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, append(args, "--nats", url), mapEnv(nil), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "2.9.10 is too old") {
+				t.Errorf("err = %v (stdout %q); want the server named too old", err, stdout.String())
+			}
+		})
+	}
 }

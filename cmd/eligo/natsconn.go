@@ -59,6 +59,12 @@ func connectNATS(ctx context.Context, c natsSettings, name string, logger *slog.
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w (is a NATS server running there? set ELIGO_NATS_URL or --nats)", redactURL(c.URL), err)
 	}
+	// Every command needs Eligo's streams, which a server older than 2.10 cannot hold: say
+	// so here, before a command reads that as "no stream" or "not created yet".
+	if p := serverVersionProblem(nc.ConnectedServerVersion()); p != "" {
+		nc.Close()
+		return nil, fmt.Errorf("%s (the NATS server at %s; set ELIGO_NATS_URL or --nats to another)", p, redactURL(c.URL))
+	}
 	return nc, nil
 }
 

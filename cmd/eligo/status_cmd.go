@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -73,12 +72,9 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	return statusProblems(c.stdout, nc, rep)
 }
 
-// statusProblems says plainly what makes the report useless: a server too old for Eligo
-// (an error), or no Eligo stream at all (probably the wrong server).
+// statusProblems says plainly what makes the report useless: no Eligo stream at all
+// (probably the wrong server). A server too old for Eligo is refused by connectNATS.
 func statusProblems(w io.Writer, nc natsSettings, rep statusReport) error {
-	if p := serverVersionProblem(rep.ServerVersion); p != "" {
-		return errors.New(p)
-	}
 	for _, st := range rep.Streams {
 		if st.Exists {
 			return nil
