@@ -40,7 +40,8 @@ func newAlipayClient(c alipaySettings, breaker alipay.BreakerSettings, budget al
 		AlipayRootCert:  c.RootCertFile,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)
+		// A key file that cannot be used is wrong configuration (exit 2), like a missing one.
+		return nil, &configError{errs: []error{fmt.Errorf("alipay credentials (ELIGO_ALIPAY_*_FILE): %w", err)}}
 	}
 	cfg := alipay.Config{
 		Gateway:     c.Gateway,

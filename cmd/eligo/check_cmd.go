@@ -66,6 +66,9 @@ func runCheck(ctx context.Context, c *cli, args []string) error {
 	if timeout <= 0 {
 		errs = append(errs, s.invalid("timeout", "must be positive"))
 	}
+	if traceparent != "" && !client.ValidTraceparent(traceparent) {
+		errs = append(errs, s.invalid("traceparent", "%q is not a W3C traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>)", traceparent))
+	}
 	if maxAge < -1 && !raw {
 		errs = append(errs, s.invalid("max-age-s", "must be 0 or more seconds (or -1 for the worker's default)"))
 	}

@@ -163,7 +163,7 @@ type runningConsole struct {
 func startConsole(ctx context.Context, cs consoleSettings, nset natsSettings, ln net.Listener, logger *slog.Logger) (*runningConsole, error) {
 	token, err := readAuthToken(cs.AuthTokenFile)
 	if err != nil {
-		return nil, err
+		return nil, &configError{errs: []error{err}} // exit 2, as for a missing file
 	}
 	conn, err := connectNATS(ctx, nset, "eligo-console", logger)
 	if err != nil {

@@ -32,7 +32,7 @@ func TestConsoleConfigValidation(t *testing.T) {
 		{"token file missing", []string{"--auth-token-file", filepath.Join(dir, "nope")}, nil, exitUsage, "cannot read"},
 		{"interval too short", []string{"--interval", "10ms"}, nil, exitUsage, "at least 100ms"},
 		{"positional arguments", []string{"extra"}, nil, exitUsage, "unexpected arguments"},
-		{"a short token is refused before connecting", []string{"--auth-token-file", short, "--addr", "127.0.0.1:0"}, nil, exitFailure, "at least 16 characters"},
+		{"a short token is refused before connecting", []string{"--auth-token-file", short, "--addr", "127.0.0.1:0"}, nil, exitUsage, "at least 16 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -240,16 +240,17 @@ func TestClientCommandsReportUsageErrors(t *testing.T) {
 	tests := [][]string{
 		{"check"},                            // no user or rule
 		{"check", "--user-id", "u", "extra"}, // stray argument
-		{"check", "--user-id", "u", "--rule-uuid", "r", "--max-age-s", "-5"}, // negative age
-		{"watch", "--kind", "payment"},                                       // unknown kind
-		{"watch", "--since", "yesterday"},                                    // bad since
-		{"cache", "invalidate"},                                              // no rule
-		{"dlq", "replay"},                                                    // no selection
-		{"dlq", "replay", "3", "--all"},                                      // two selections
-		{"dlq", "show"},                                                      // no sequence
-		{"call", "refund"},                                                   // unknown method
-		{"dev", "--nats-port", "70000"},                                      // not a port
-		{"crowdgroup", "--nats", "not a url at all"},                         // bad URL
+		{"check", "--user-id", "u", "--rule-uuid", "r", "--max-age-s", "-5"},        // negative age
+		{"check", "--user-id", "u", "--rule-uuid", "r", "--traceparent", "garbage"}, // not W3C
+		{"watch", "--kind", "payment"},                                              // unknown kind
+		{"watch", "--since", "yesterday"},                                           // bad since
+		{"cache", "invalidate"},                                                     // no rule
+		{"dlq", "replay"},                                                           // no selection
+		{"dlq", "replay", "3", "--all"},                                             // two selections
+		{"dlq", "show"},                                                             // no sequence
+		{"call", "refund"},                                                          // unknown method
+		{"dev", "--nats-port", "70000"},                                             // not a port
+		{"crowdgroup", "--nats", "not a url at all"},                                // bad URL
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -422,5 +423,24 @@ func TestOldServerSaidPlainly(t *testing.T) {
 				t.Errorf("err = %v (stdout %q); want the server named too old", err, stdout.String())
 			}
 		})
+	}
+}
+
+// TestUnusableKeyFileIsConfiguration: a key file that exists but holds no key is wrong
+// configuration (exit 2), as a missing one is, and the error never shows the file's content.
+func TestUnusableKeyFileIsConfiguration(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(garbage, []byte("hunter2-not-a-key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"call", "analyze", "--alipay-gateway", "http://127.0.0.1:1/gateway.do",
+		"--alipay-app-id", devAppID, "--alipay-private-key-file", garbage, "--alipay-public-key-file", garbage,
+		"--user-id", devUserID, "--rule-uuid", devRuleUUID}, mapEnv(nil), &stdout, &stderr)
+	if got := exitCode(err, &stderr); got != exitUsage {
+		t.Errorf("exit %d (%v), want %d (configuration)", got, err, exitUsage)
+	}
+	if strings.Contains(fmt.Sprint(err)+stderr.String(), "hunter2") {
+		t.Errorf("the key file's content was printed: %v", err)
 	}
 }

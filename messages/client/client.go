@@ -169,8 +169,9 @@ func ContextWithTrace(ctx context.Context, traceparent, tracestate string) conte
 	return context.WithValue(ctx, traceKey{}, trace{traceparent, tracestate})
 }
 
-// validTraceparent checks the W3C form version-traceid-parentid-flags in lower-case hex.
-func validTraceparent(s string) bool {
+// ValidTraceparent reports whether s is a W3C traceparent (version-traceid-parentid-flags in
+// lower-case hex) that a call may send; WithTraceparent of anything else fails the call.
+func ValidTraceparent(s string) bool {
 	parts := strings.Split(s, "-")
 	if len(parts) < 4 || len(parts[0]) != 2 || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
 		return false
@@ -292,7 +293,7 @@ func (c *Client) call(ctx context.Context, in call, opts []CallOption) ([]byte, 
 	if o.timeout <= 0 {
 		o.timeout = c.cfg.Timeout
 	}
-	if o.traceparent != "" && !validTraceparent(o.traceparent) {
+	if o.traceparent != "" && !ValidTraceparent(o.traceparent) {
 		return nil, fmt.Errorf("eligo %s %s: traceparent is not in the W3C format", in.kind, in.id)
 	}
 	if strings.ContainsAny(o.tracestate, "\r\n") {
