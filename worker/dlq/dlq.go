@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -242,6 +243,12 @@ func ReplayMsg(e Entry) *nats.Msg {
 		}
 	}
 	id := e.OriginalID
+	if e.Replay != "" {
+		// The dead letter is of a replay whose body gave no id of its own (not JSON): its
+		// id is the replay's Nats-Msg-Id. Replay it under the original id again, not a
+		// nested one.
+		id = strings.TrimSuffix(id, ":replay:"+e.Replay)
+	}
 	if id == "" {
 		id = "dlq-" + strconv.FormatUint(e.Seq, 10)
 	}

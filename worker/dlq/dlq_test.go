@@ -36,6 +36,13 @@ func TestReplayMsg(t *testing.T) {
 			},
 		},
 		{
+			name: "a_replay_dead_lettered_again_is_replayed_under_the_original_id",
+			entry: Entry{Seq: 12, OriginalSubject: "eligo.check.analyze", OriginalID: "bad-1:replay:7", Replay: "7", Data: []byte("not json"),
+				Header: nats.Header{messages.HeaderMsgID: {"dlq:ELIGO_CHECKS:9"}, messages.HeaderReplay: {"7"}}},
+			wantSubject: "eligo.check.analyze",
+			wantHeader:  nats.Header{messages.HeaderMsgID: {"bad-1:replay:12"}, messages.HeaderReplay: {"12"}},
+		},
+		{
 			name:        "unreadable_message_is_named_by_its_dead_letter",
 			entry:       Entry{Seq: 9, OriginalSubject: "eligo.check.analyze", Data: []byte("not json"), Header: nats.Header{}},
 			wantSubject: "eligo.check.analyze",
