@@ -272,7 +272,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Until the drain is over (handlers still publish while it lasts):
 	defer during(w.watchConnection())()
 	defer during(w.settler.pub.expireEvery(pubAckExpiryPeriod))()
-	defer during(w.purgeLoop)()
+	// Purging stops as soon as the drain begins: nats-server's purge empties a consumer's
+	// redelivery queue of everything already delivered (consumer.purge keeps only sequences
+	// at or above the next one to deliver), so a purge during the drain would strand the
+	// checks handed back by a plain Nak until AckWait instead of sending them to another
+	// replica at once.
+	stopPurging := sync.OnceFunc(during(w.purgeLoop))
+	defer stopPurging()
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		loops.Go(func() { w.consumeLoop(ctx, l) })
@@ -283,6 +289,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	w.stopping.Store(true)
+	stopPurging()
 	deadline := time.NewTimer(w.cfg.DrainTimeout)
 	defer deadline.Stop()
 	loopsDone := make(chan struct{})
@@ -295,6 +302,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		<-loopsDone
 	}
 	_ = sub.Unsubscribe()
+	// The hand-backs (Naks) and acks of the drain are buffered by the client: send them
+	// before returning, or a caller that closes the connection next loses them and those
+	// messages wait out AckWait instead of going to another replica at once. (While the
+	// connection is down there is nothing to flush to.)
+	if w.nc.IsConnected() {
+		if err := w.nc.FlushTimeout(5 * time.Second); err != nil {
+			w.log.Warn("flush after the drain", "err", err)
+		}
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
